@@ -1,0 +1,303 @@
+"""Data sources of image-classify: digits (embedded), MNIST, Fashion-MNIST, CIFAR-10, image folders.
+
+Every source returns a DataBundle of in-memory data sets yielding ``(image float C,H,W in [0,1],
+label)``, with ``spec.info`` holding channels, height, width and the train set's per-channel mean
+and std (the model normalises with them, so ``predict`` needs only the checkpoint).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from rnnvision_kit import DataBundle, DataSpec, RunConfig
+from rnnvision_kit.data.cache import cache_dir
+from rnnvision_kit.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+
+
+class ImageTensors(Dataset):
+    """Images kept in memory as uint8 ``N,C,H,W`` (or float in [0,1]); items are float in [0,1]."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images, self.labels = images, labels.long()
+        self.scale = 255.0 if images.dtype == torch.uint8 else 1.0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index].float() / self.scale, self.labels[index]
+
+
+def _spec(train: ImageTensors, class_names: list[str]) -> DataSpec:
+    images = train.images.float() / train.scale
+    _, c, h, w = images.shape
+    mean = images.mean(dim=(0, 2, 3)).tolist()
+    std = images.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()
+    return DataSpec(class_names, {"channels": c, "height": h, "width": w, "mean": mean, "std": std})
+
+
+def stratified_split(
+    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train/val/test indices with each class split in the same proportions (fixed seed)."""
+    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError(
+            f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
+            "[0, 1) and sum to less than 1"
+        )
+    rng = np.random.default_rng(seed)
+    parts: list[list[int]] = [[], [], []]
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_test = max(1, round(len(idx) * test_fraction))
+        n_val = round(len(idx) * val_fraction)
+        parts[2] += idx[:n_test].tolist()
+        parts[1] += idx[n_test : n_test + n_val].tolist()
+        parts[0] += idx[n_test + n_val :].tolist()
+    return tuple(np.sort(np.array(p, dtype=np.int64)) for p in parts)  # type: ignore[return-value]
+
+
+def _bundle(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    splits: tuple[np.ndarray, ...],
+    class_names: list[str],
+    skipped: list[tuple[str, str]] | None = None,
+) -> DataBundle:
+    train, val, test = (
+        ImageTensors(images[torch.from_numpy(s)], labels[torch.from_numpy(s)]) for s in splits
+    )
+    return DataBundle(train, val, test, _spec(train, class_names), skipped or [])
+
+
+def digits(config: RunConfig) -> DataBundle:
+    """scikit-learn's bundled handwritten digits (1,797 8x8 images), fixed stratified split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.from_numpy(bunch.images / 16.0).float().unsqueeze(1)
+    labels = torch.from_numpy(bunch.target)
+    splits = stratified_split(bunch.target, config.data.val_fraction, config.data.test_fraction)
+    return _bundle(images, labels, splits, [str(i) for i in range(10)])
+
+
+# ----------------------------------------------------------------------------- torchvision sets
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def _require_path(config: RunConfig, source: str, example: str) -> Path:
+    if not config.data.path:
+        raise DataError(
+            f"data source {source!r} needs a local path, e.g. --data {source}:{example}"
+        )
+    path = Path(config.data.path).expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: data path does not exist")
+    return path
+
+
+def _idx_root(path: Path, folder: str) -> Path:
+    """A root that torchvision's MNIST-style classes accept: ``root/<folder>/raw/*-ubyte``.
+
+    Accepts PATH, PATH/<folder> or PATH/<folder>/raw, unpacked or gzipped; gzipped files are
+    unpacked into the cache, never next to the user's files.
+    """
+    for raw in (path / folder / "raw", path / "raw", path):
+        if all((raw / name).is_file() for name in MNIST_FILES):
+            if raw == path / folder / "raw":
+                return path
+            return _link_root(raw, folder)
+        if all((raw / f"{name}.gz").is_file() for name in MNIST_FILES):
+            key = hashlib.sha1(str(raw.resolve()).encode()).hexdigest()[:12]
+            root = cache_dir("unpacked", f"{folder.lower()}-{key}")
+            target = root / folder / "raw"
+            target.mkdir(parents=True, exist_ok=True)
+            for name in MNIST_FILES:
+                if not (target / name).is_file():
+                    tmp = target / f".{name}.tmp"
+                    with gzip.open(raw / f"{name}.gz", "rb") as src, tmp.open("wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    tmp.replace(target / name)
+            return root
+    expected = ", ".join(MNIST_FILES)
+    raise DataError(f"{path}: expected {expected} (or .gz) in {path / folder / 'raw'}")
+
+
+def _link_root(raw: Path, folder: str) -> Path:
+    key = hashlib.sha1(str(raw.resolve()).encode()).hexdigest()[:12]
+    root = cache_dir("linked", f"{folder.lower()}-{key}")
+    target = root / folder / "raw"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in MNIST_FILES:
+        if not (target / name).exists():
+            (target / name).symlink_to((raw / name).resolve())
+    return root
+
+
+def _mnist_like(config: RunConfig, source: str, folder: str, cls_name: str) -> DataBundle:
+    import torchvision.datasets as tvd
+
+    root = _idx_root(_require_path(config, source, "~/data"), folder)
+    cls = getattr(tvd, cls_name)
+    try:
+        train = cls(str(root), train=True, download=False)
+        test = cls(str(root), train=False, download=False)
+    except RuntimeError as error:
+        raise DataError(f"{root / folder / 'raw'}: {error}") from None
+    images = torch.cat([train.data, test.data]).unsqueeze(1)
+    labels = torch.cat([train.targets, test.targets])
+    n_train = len(train.data)
+    order = np.random.default_rng(0).permutation(n_train)
+    n_val = n_train // 12  # 5,000 of MNIST's 60,000 training images validate
+    splits = (np.sort(order[n_val:]), np.sort(order[:n_val]), np.arange(n_train, len(labels)))
+    return _bundle(images, labels, splits, list(train.classes))
+
+
+def mnist(config: RunConfig) -> DataBundle:
+    """MNIST from ``PATH`` (torchvision layout ``PATH/MNIST/raw``; download disabled)."""
+    return _mnist_like(config, "mnist", "MNIST", "MNIST")
+
+
+def fashion_mnist(config: RunConfig) -> DataBundle:
+    """Fashion-MNIST from ``PATH`` (torchvision layout ``PATH/FashionMNIST/raw``)."""
+    return _mnist_like(config, "fashion-mnist", "FashionMNIST", "FashionMNIST")
+
+
+def cifar10(config: RunConfig) -> DataBundle:
+    """CIFAR-10 from ``PATH`` (``PATH/cifar-10-batches-py``; download disabled)."""
+    import torchvision.datasets as tvd
+
+    path = _require_path(config, "cifar10", "~/data")
+    root = path.parent if path.name == "cifar-10-batches-py" else path
+    try:
+        train = tvd.CIFAR10(str(root), train=True, download=False)
+        test = tvd.CIFAR10(str(root), train=False, download=False)
+    except RuntimeError:
+        raise DataError(
+            f"{root / 'cifar-10-batches-py'}: expected data_batch_1..5, test_batch and batches.meta "
+            "(the python version of CIFAR-10)"
+        ) from None
+    images = (
+        torch.from_numpy(np.concatenate([train.data, test.data])).permute(0, 3, 1, 2).contiguous()
+    )
+    labels = torch.tensor(list(train.targets) + list(test.targets))
+    n_train = len(train.data)
+    order = np.random.default_rng(0).permutation(n_train)
+    splits = (np.sort(order[5000:]), np.sort(order[:5000]), np.arange(n_train, len(labels)))
+    return _bundle(images, labels, splits, list(train.classes))
+
+
+# ------------------------------------------------------------------------------- image folders
+
+
+def load_image(path: Path, channels: int, size: tuple[int, int]) -> torch.Tensor:
+    """Read an image file as uint8 ``C,H,W``, converted to 1 or 3 channels and resized."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+            image = image.resize((size[1], size[0]), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(
+            f"{path}: not a readable image ({str(error).splitlines()[0][:80]})"
+        ) from None
+    tensor = torch.from_numpy(array.copy())
+    return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
+
+
+def _scan_class_folders(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root}: no class folders (expected {root}/<class>/<image>)")
+    files = [
+        (f, label)
+        for label, name in enumerate(classes)
+        for f in sorted((root / name).rglob("*"))
+        if f.is_file() and not f.name.startswith(".")
+    ]
+    if not files:
+        raise DataError(f"{root}: the class folders hold no files")
+    return files, classes
+
+
+def _load_folder(
+    root: Path, classes: list[str] | None, channels: int, size: int, skipped: list[tuple[str, str]]
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    files, found = _scan_class_folders(root)
+    if classes is not None and found != classes:
+        raise DataError(f"{root}: class folders {found} differ from the training classes {classes}")
+    images, labels = [], []
+    for file, label in files:
+        try:
+            images.append(load_image(file, channels, (size, size)))
+            labels.append(label)
+        except DataError as error:
+            warnings.warn(f"skipping {error}", stacklevel=2)
+            skipped.append((str(file), str(error).split(": ", 1)[-1]))
+    if not images:
+        raise DataError(f"{root}: no readable images (skipped {len(skipped)} files)")
+    return torch.stack(images), torch.tensor(labels), found
+
+
+def imagefolder(config: RunConfig) -> DataBundle:
+    """``PATH/<class>/<image>``; or ``PATH/train``, ``PATH/test`` (and ``PATH/val``) each so laid out.
+
+    Unreadable files are skipped with a warning naming them and counted in the run summary.
+    """
+    root = _require_path(config, "imagefolder", "~/pictures")
+    channels = config.data.channels or 1
+    size = config.data.image_size or 28
+    if channels not in (1, 3):
+        raise DataError(f"data.channels: must be 1 or 3 (got {channels})")
+    skipped: list[tuple[str, str]] = []
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        parts = {}
+        for split in ("train", "val", "test"):
+            if (root / split).is_dir():
+                known = parts["train"][2] if "train" in parts else None
+                parts[split] = _load_folder(root / split, known, channels, size, skipped)
+        images = torch.cat([parts[s][0] for s in parts])
+        labels = torch.cat([parts[s][1] for s in parts])
+        bounds = np.cumsum([0] + [len(parts[s][1]) for s in parts])
+        ranges = {s: np.arange(bounds[i], bounds[i + 1]) for i, s in enumerate(parts)}
+        if "val" not in ranges:  # carve a validation split out of train
+            train_labels = labels[ranges["train"]].numpy()
+            tr, va, _ = stratified_split(train_labels, config.data.val_fraction or 0.1, 0.0001)
+            ranges["val"], ranges["train"] = ranges["train"][va], ranges["train"][tr]
+        splits = (ranges["train"], ranges["val"], ranges["test"])
+        return _bundle(images, labels, splits, parts["train"][2], skipped)
+    images, labels, classes = _load_folder(root, None, channels, size, skipped)
+    splits = stratified_split(labels.numpy(), config.data.val_fraction, config.data.test_fraction)
+    return _bundle(images, labels, splits, classes, skipped)
+
+
+SOURCES: dict[str, Callable[[RunConfig], DataBundle]] = {
+    "digits": digits,
+    "mnist": mnist,
+    "fashion-mnist": fashion_mnist,
+    "cifar10": cifar10,
+    "imagefolder": imagefolder,
+}

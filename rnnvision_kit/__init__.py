@@ -1,0 +1,43 @@
+"""rnnvision-kit: recurrent neural networks for vision, as a plugin-based toolkit.
+
+Public API (everything else may change): the hook markers, the Task contract, configuration
+dataclasses, registries and errors. Importing this package does not import torch.
+"""
+
+from __future__ import annotations
+
+from rnnvision_kit.config import DataConfig, RunConfig, TrainConfig
+from rnnvision_kit.errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    PluginError,
+    RegistryError,
+    RnnkitError,
+)
+from rnnvision_kit.hookspecs import hookimpl
+from rnnvision_kit.registry import Entry, Registries, Registry
+from rnnvision_kit.task import DataBundle, DataSpec, StepOutput, Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataBundle",
+    "DataConfig",
+    "DataError",
+    "DataSpec",
+    "Entry",
+    "PluginError",
+    "Registries",
+    "Registry",
+    "RegistryError",
+    "RnnkitError",
+    "RunConfig",
+    "StepOutput",
+    "Task",
+    "TrainConfig",
+    "__version__",
+    "hookimpl",
+]

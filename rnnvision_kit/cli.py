@@ -1,0 +1,355 @@
+"""The ``rnnkit`` command line (click). Heavy modules (torch, PyAV, smp) are imported lazily, inside
+commands, so that ``rnnkit --help``, ``rnnkit tasks`` and ``rnnkit plugins`` stay fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rnnvision_kit.errors import RnnkitError, RunInterrupted
+from rnnvision_kit.plugins import PluginHost, build_host
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain text table with left-aligned columns."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _host(ctx: click.Context) -> PluginHost:
+    return ctx.find_root().obj
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@click.group(context_settings=CONTEXT)
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE|FILE.py",
+    help="Load a local plugin (repeatable; also RNNKIT_PLUGINS=a,b).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="rnnvision-kit", prog_name="rnnkit")
+def cli(plugins: tuple[str, ...], debug: bool) -> None:
+    """Recurrent neural networks for vision: train, evaluate and predict from one CLI.
+
+    \b
+    Examples:
+      rnnkit tasks
+      rnnkit run --task image-classify
+      rnnkit run --task image-classify --data mnist:~/data --set model.head=lstm
+      rnnkit eval runs/image-classify/2026-11-23T10-00-00
+      rnnkit predict runs/image-classify/2026-11-23T10-00-00 digit.png --json
+    """
+
+
+@cli.command(context_settings=CONTEXT)
+@click.pass_context
+def tasks(ctx: click.Context) -> None:
+    """List the tasks that installed plugins provide.
+
+    \b
+    Example:
+      rnnkit tasks
+    """
+    registry = _host(ctx).registries.tasks
+    rows = [
+        (name, registry.get(name).plugin, registry.get(name).description)
+        for name in registry.names()
+    ]
+    click.echo(format_table(["task", "plugin", "description"], rows))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.pass_context
+def plugins(ctx: click.Context) -> None:
+    """List plugins: name, version, source, what each registered, and broken ones.
+
+    \b
+    Example:
+      rnnkit plugins
+      RNNKIT_DISABLE_PLUGINS=video rnnkit plugins
+    """
+    host = _host(ctx)
+    rows = []
+    for record in host.records.values():
+        registered = "; ".join(
+            f"{kind}: {', '.join(names)}" for kind, names in record.registered.items()
+        )
+        if record.commands:
+            registered += ("; " if registered else "") + f"commands: {', '.join(record.commands)}"
+        status = f"BROKEN: {record.error}" if record.broken else "ok"
+        source = record.source if record.source != "entry point" else f"entry point {record.target}"
+        rows.append((record.name, record.version or "-", source, registered or "-", status))
+    click.echo(format_table(["plugin", "version", "source", "registered", "status"], rows))
+    if host.disabled:
+        click.echo(f"disabled by RNNKIT_DISABLE_PLUGINS: {', '.join(sorted(host.disabled))}")
+
+
+def _config_for_run(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any:
+    from rnnvision_kit.config import apply_mapping, apply_overrides, load_yaml, parse_data_source
+
+    task = host.task(task_name)
+    config = task.default_config()
+    config.task = task_name
+    if options.get("config_file"):
+        values = load_yaml(options["config_file"])
+        values.pop("task", None)
+        apply_mapping(config, values)
+    if options.get("data"):
+        config.data.source, config.data.path = parse_data_source(options["data"])
+    shortcuts = {
+        "train.epochs": options.get("epochs"),
+        "train.device": options.get("device"),
+        "train.precision": options.get("precision"),
+        "seed": options.get("seed"),
+        "out_dir": options.get("out"),
+    }
+    apply_overrides(config, [f"{k}={v}" for k, v in shortcuts.items() if v is not None])
+    apply_overrides(config, options.get("overrides") or ())
+    return config
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    rows = [(key, _fmt(value)) for key, value in summary["test"].items()]
+    click.echo(format_table(["test metric", "value"], rows))
+    best = summary.get("best")
+    click.echo(
+        f"best {summary['monitor']} = {_fmt(best)} at epoch {summary['best_epoch']}; "
+        f"trained {summary['epochs']} epoch(s) in {summary['train_seconds']:.1f} s"
+        + (" (stopped early)" if summary.get("stopped_early") else "")
+    )
+    if summary.get("skipped_files"):
+        click.echo(f"skipped files: {summary['skipped_files']} (listed in summary.json)")
+    if summary.get("run_dir"):
+        click.echo(f"run folder: {summary['run_dir']}")
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--task", "task_name", help="Task name (see `rnnkit tasks`).")
+@click.option("--data", help="Data source, NAME or NAME:PATH, e.g. digits, mnist:~/data.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML file of settings.")
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a setting, e.g. --set train.lr=0.01 (repeatable).",
+)
+@click.option("--epochs", type=int, help="Shortcut for --set train.epochs=N.")
+@click.option("--device", help="auto (default), cpu, cuda or cuda:N.")
+@click.option("--precision", type=click.Choice(["32", "16-mixed", "bf16-mixed"]))
+@click.option("--seed", type=int)
+@click.option("--out", type=click.Path(), help="Parent folder of run folders (default: runs).")
+@click.option(
+    "--resume", "resume_dir", type=click.Path(), help="Continue an interrupted run folder."
+)
+@click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    task_name: str | None,
+    resume_dir: str | None,
+    quiet: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Train a task's model, keep the best checkpoint and evaluate it on the test split.
+
+    \b
+    Examples:
+      rnnkit run --task image-classify
+      rnnkit run --task image-classify --data mnist:~/data --set model.head=lstm --epochs 5
+      rnnkit run --resume runs/image-classify/2026-11-23T10-00-00
+      torchrun --nproc-per-node 2 -m rnnvision_kit run --task image-classify --device cpu
+    """
+    from rnnvision_kit.runner.run import train
+
+    host = _host(ctx)
+    if resume_dir:
+        from rnnvision_kit.config import apply_overrides
+        from rnnvision_kit.runner.run import load_run
+
+        resume_path = Path(resume_dir).expanduser()
+        _, config, _, _ = load_run(host, resume_path, "last.pt")
+        apply_overrides(config, options.get("overrides") or ())
+        if options.get("epochs"):
+            config.train.epochs = options["epochs"]
+    else:
+        if not task_name:
+            raise click.UsageError("--task is required (see `rnnkit tasks`), or --resume RUN_DIR")
+        resume_path = None
+        config = _config_for_run(host, task_name, options)
+    summary = train(
+        host,
+        config,
+        resume_dir=resume_path,
+        quiet=quiet or as_json,
+        echo=lambda text: click.echo(text, err=as_json),
+    )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if as_json:
+        from rnnvision_kit.runner.records import to_jsonable
+
+        click.echo(json.dumps(to_jsonable(summary), indent=2))
+    else:
+        _print_summary(summary)
+
+
+@cli.command("eval", context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path())
+@click.option("--data", help="Evaluate on another data source, NAME or NAME:PATH.")
+@click.option(
+    "--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True
+)
+@click.option(
+    "--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def eval_command(
+    ctx: click.Context,
+    run_dir: str,
+    data: str | None,
+    split: str,
+    checkpoint: str,
+    overrides: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Re-evaluate a run's checkpoint (writes RUN_DIR/eval-SPLIT.json).
+
+    \b
+    Example:
+      rnnkit eval runs/image-classify/2026-11-23T10-00-00 --data imagefolder:~/digits-test
+    """
+    from rnnvision_kit.config import parse_data_source, parse_override
+    from rnnvision_kit.runner.run import evaluate_run
+
+    values: dict[str, Any] = {}
+    if data:
+        source, path = parse_data_source(data)
+        values["data"] = {"source": source, "path": path}
+    for text in overrides:
+        key, value = parse_override(text)
+        values[key] = value
+    result = evaluate_run(
+        _host(ctx),
+        Path(run_dir).expanduser(),
+        overrides=values,
+        split=split,
+        checkpoint_name=f"{checkpoint}.pt",
+    )
+    if as_json:
+        from rnnvision_kit.runner.records import to_jsonable
+
+        click.echo(json.dumps(to_jsonable(result), indent=2))
+        return
+    rows = [(k, _fmt(v)) for k, v in result["metrics"].items()]
+    click.echo(format_table([f"{split} metric", "value"], rows))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path())
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", default=5, show_default=True, help="Number of labels per file.")
+@click.option(
+    "--out", "out_dir", type=click.Path(), help="Folder for files a task writes (plots, masks)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
+@click.pass_context
+def predict(
+    ctx: click.Context,
+    run_dir: str,
+    files: tuple[str, ...],
+    top_k: int,
+    out_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Predict labels for files with a run's best checkpoint.
+
+    \b
+    Example:
+      rnnkit predict runs/image-classify/2026-11-23T10-00-00 digit.png --top-k 3 --json
+    """
+    from rnnvision_kit.runner.run import predict_files
+
+    records = predict_files(
+        _host(ctx),
+        Path(run_dir).expanduser(),
+        list(files),
+        top_k=top_k,
+        out_dir=Path(out_dir).expanduser() if out_dir else None,
+    )
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    for record in records:
+        labels = ", ".join(f"{p['label']} {p['score']:.3f}" for p in record.get("top", []))
+        click.echo(f"{record['file']}: {labels}" if labels else json.dumps(record))
+
+
+def _local_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Take ``--plugin X`` / ``--plugin=X`` out of argv wherever it is: plugins must be loaded
+    before click parses, because they may add commands."""
+    found, rest, args = [], [], iter(argv)
+    for arg in args:
+        if arg == "--plugin":
+            value = next(args, None)
+            if value is None:
+                raise click.UsageError("--plugin needs a module name or a .py file")
+            found.append(value)
+        elif arg.startswith("--plugin="):
+            found.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return found, rest
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of ``rnnkit`` and ``python -m rnnvision_kit``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        local, args = _local_plugins(args)
+        host = build_host(local)
+        host.add_commands(cli)
+        cli.main(args=args, obj=host, prog_name="rnnkit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except RunInterrupted as error:
+        click.echo(f"rnnkit: {error}", err=True)
+        sys.exit(error.exit_code)
+    except RnnkitError as error:
+        if debug:
+            raise
+        click.echo(f"rnnkit: error: {error}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("rnnkit: aborted", err=True)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""Data layer: video I/O on PyAV, clip samplers, folder data sets, generators. Imports nothing else from the core."""

@@ -1,0 +1,33 @@
+"""Exceptions a user can cause. Each carries a one-line message; the CLI prints it without a traceback."""
+
+from __future__ import annotations
+
+
+class RnnkitError(Exception):
+    """Base class for errors caused by user input (config, data, names, checkpoints)."""
+
+
+class ConfigError(RnnkitError):
+    """A configuration key or value is invalid."""
+
+
+class RegistryError(RnnkitError):
+    """A registered name is unknown, ambiguous or registered twice."""
+
+
+class PluginError(RnnkitError):
+    """A plugin failed to load or to register (raised only in strict mode)."""
+
+
+class DataError(RnnkitError):
+    """A data set path, file or layout is invalid."""
+
+
+class CheckpointError(RnnkitError):
+    """A checkpoint is missing, truncated or foreign."""
+
+
+class RunInterrupted(RnnkitError):
+    """A run stopped on Ctrl-C after writing a checkpoint; the message says how to resume."""
+
+    exit_code = 130

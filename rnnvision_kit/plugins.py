@@ -1,0 +1,226 @@
+"""The plugin host: loads plugins, fills the registries, isolates failures, lists what it found.
+
+Discovery is our own loop over ``importlib.metadata.entry_points(group="rnnvision_kit")`` (pluggy's
+``load_setuptools_entrypoints`` stops at the first failing plugin and silently skips a second
+distribution with a taken name). Each plugin is imported and registered inside its own
+try/except: a failing one is rolled back, warned about once on stderr and listed as broken.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as metadata
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from rnnvision_kit import hookspecs
+from rnnvision_kit.errors import PluginError, RnnkitError
+from rnnvision_kit.registry import KINDS, Registries
+
+ENTRY_POINT_GROUP = "rnnvision_kit"
+REGISTER_HOOKS = {kind: f"rnnkit_register_{kind}" for kind in KINDS}
+
+
+@dataclass
+class PluginRecord:
+    """What the host knows about one plugin."""
+
+    name: str
+    source: str  # "entry point", "--plugin", "RNNKIT_PLUGINS" or "object"
+    target: str  # the entry point value, module name or file path
+    version: str = ""  # the distribution's version, when it came from one
+    distribution: str = ""
+    registered: dict[str, list[str]] = field(default_factory=dict)  # kind -> names
+    commands: list[str] = field(default_factory=list)
+    error: str | None = None  # one line; None when the plugin works
+
+    @property
+    def broken(self) -> bool:
+        return self.error is not None
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _env_list(name: str) -> list[str]:
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
+class PluginHost:
+    """A pluggy manager plus registries, with per-plugin error isolation and provenance."""
+
+    def __init__(self, *, strict: bool | None = None) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.registries = Registries()
+        self.records: dict[str, PluginRecord] = {}
+        self.strict = os.environ.get("RNNKIT_STRICT_PLUGINS") == "1" if strict is None else strict
+        self.disabled = set(_env_list("RNNKIT_DISABLE_PLUGINS"))
+
+    # ----------------------------------------------------------------- loading
+    def load_entry_points(self) -> None:
+        """Load every plugin declared in the ``rnnvision_kit`` entry-point group (built-ins included)."""
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = getattr(ep, "dist", None)
+            record = PluginRecord(
+                name=ep.name,
+                source="entry point",
+                target=ep.value,
+                version=dist.version if dist else "",
+                distribution=dist.metadata["Name"] if dist else "",
+            )
+            self._load(record, ep.load)
+
+    def load_local(self, specs: Iterable[str], source: str = "--plugin") -> None:
+        """Load plugins named by module path or ``.py`` file (``--plugin`` / ``RNNKIT_PLUGINS``)."""
+        for spec in specs:
+            name = Path(spec).stem if spec.endswith(".py") else spec
+            self._load(
+                PluginRecord(name=name, source=source, target=spec), lambda s=spec: _import(s)
+            )
+
+    def load_object(self, plugin: object, name: str) -> PluginRecord:
+        """Register an already imported module or object as a plugin (tests, embedding)."""
+        return self._load(
+            PluginRecord(name=name, source="object", target=repr(plugin)), lambda: plugin
+        )
+
+    def load_core(self) -> None:
+        """The core's own hook implementations (the shared sequence heads), as plugin ``core``."""
+        from rnnvision_kit import builtins
+
+        self._load(
+            PluginRecord(name="core", source="core", target=builtins.__name__), lambda: builtins
+        )
+
+    def load_default(self, local: Iterable[str] = ()) -> None:
+        """The core's heads, entry points, then ``RNNKIT_PLUGINS``, then ``--plugin`` values."""
+        self.load_core()
+        self.load_entry_points()
+        self.load_local(_env_list("RNNKIT_PLUGINS"), source="RNNKIT_PLUGINS")
+        self.load_local(local, source="--plugin")
+
+    def _load(self, record: PluginRecord, loader: Any) -> PluginRecord:
+        if record.name in self.disabled:
+            return record
+        if record.name in self.records:
+            existing = self.records[record.name]
+            record.error = (
+                f"plugin name {record.name!r} is already taken by {existing.target} "
+                f"({existing.source})"
+            )
+            self.records[f"{record.name} ({record.target})"] = record
+            self._fail(record, PluginError(record.error))
+            return record
+        self.records[record.name] = record
+        try:
+            plugin = loader()
+            self.pm.register(plugin, name=record.name)
+        except Exception as error:  # a plugin may fail in any way; isolate it
+            self._fail(record, error)
+            return record
+        try:
+            self._register_from(record)
+        except Exception as error:
+            self.registries.remove_plugin(record.name)
+            record.registered.clear()
+            self.pm.unregister(name=record.name)
+            self._fail(record, error)
+        return record
+
+    def _register_from(self, record: PluginRecord) -> None:
+        for kind, hook_name in REGISTER_HOOKS.items():
+            registry = self.registries[kind]
+            names = record.registered.setdefault(kind, [])
+
+            def register(name: str, factory: Any, _r=registry, _n=names, **meta: Any) -> Any:
+                _r.add(name, factory, record.name, **meta)
+                _n.append(name)
+                return factory
+
+            self._call_own(record.name, hook_name, register=register)
+            if not names:
+                del record.registered[kind]
+
+    def _call_own(self, plugin_name: str, hook_name: str, **kwargs: Any) -> None:
+        """Call one plugin's implementation of a hook, passing only the arguments it accepts."""
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name == plugin_name:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+
+    def _fail(self, record: PluginRecord, error: BaseException) -> None:
+        record.error = record.error or _one_line(error)
+        if self.strict:
+            raise PluginError(f"plugin {record.name!r} ({record.target}) failed: {record.error}")
+        print(f"rnnkit: warning: plugin {record.name!r} is broken: {record.error}", file=sys.stderr)
+
+    # --------------------------------------------------------------- commands
+    def add_commands(self, cli: Any) -> None:
+        """Let each working plugin add click commands to ``cli``; a failing plugin is reported."""
+        for record in list(self.records.values()):
+            if record.broken:
+                continue
+            before = set(getattr(cli, "commands", {}))
+            try:
+                self._call_own(record.name, "rnnkit_register_commands", cli=cli)
+            except Exception as error:
+                self._fail(record, error)
+            record.commands = sorted(set(getattr(cli, "commands", {})) - before)
+
+    # ------------------------------------------------------------ runner events
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call a runner-event hook on every plugin; one that raises is reported and dropped."""
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as error:
+                record = self.records.get(impl.plugin_name)
+                if record is None:
+                    raise
+                self.pm.unregister(name=impl.plugin_name)
+                record.error = f"in {hook_name}: {_one_line(error)}"
+                self._fail(record, error)
+
+    # ---------------------------------------------------------------- queries
+    @property
+    def broken(self) -> list[PluginRecord]:
+        return [r for r in self.records.values() if r.broken]
+
+    def task(self, name: str) -> Any:
+        """Instantiate the task registered as ``name``."""
+        task = self.registries.tasks.create(name)
+        task.registry_name = self.registries.tasks.get(name).name
+        return task
+
+
+def _import(spec: str) -> ModuleType:
+    """Import a plugin given as a dotted module name or a path to a ``.py`` file."""
+    if spec.endswith(".py"):
+        path = Path(spec).expanduser().resolve()
+        if not path.is_file():
+            raise RnnkitError(f"{spec}: plugin file not found")
+        module_name = f"rnnkit_local_plugin_{path.stem}"
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        assert loader_spec is not None and loader_spec.loader is not None
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[module_name] = module
+        loader_spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(spec)
+
+
+def build_host(local_plugins: Iterable[str] = (), *, strict: bool | None = None) -> PluginHost:
+    """A host with entry-point plugins, ``RNNKIT_PLUGINS`` and the given local plugins loaded."""
+    host = PluginHost(strict=strict)
+    host.load_default(local_plugins)
+    return host

@@ -1,0 +1,133 @@
+"""Named registries (tasks, datasets, backbones, heads, metrics) that remember who registered what.
+
+Every entry is reachable as ``plugin:name``. A bare name claimed by two plugins is an ambiguity
+error when used; one plugin registering a name twice is an error at once; an unknown name lists
+the known ones and the closest match.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rnnvision_kit.errors import RegistryError
+
+KINDS = ("tasks", "datasets", "backbones", "heads", "metrics")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered factory and where it came from."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+    @property
+    def description(self) -> str:
+        return str(self.meta.get("description", ""))
+
+
+class Registry:
+    """A registry of one kind: ``name -> [Entry, ...]`` (one entry per registering plugin)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, list[Entry]] = {}
+
+    def add(self, name: str, factory: Callable[..., Any], plugin: str, **meta: Any) -> Entry:
+        """Record ``factory`` under ``name`` for ``plugin``; a plugin may not register a name twice."""
+        if not isinstance(name, str) or not name or ":" in name:
+            raise RegistryError(f"plugin {plugin!r}: invalid {self.kind} name {name!r}")
+        if not callable(factory):
+            raise RegistryError(f"plugin {plugin!r}: {self.kind} {name!r} factory is not callable")
+        entries = self._entries.setdefault(name, [])
+        if any(e.plugin == plugin for e in entries):
+            raise RegistryError(f"plugin {plugin!r} registered {self.kind} {name!r} twice")
+        entry = Entry(self.kind, name, factory, plugin, dict(meta))
+        entries.append(entry)
+        return entry
+
+    def remove_plugin(self, plugin: str) -> None:
+        """Forget everything ``plugin`` registered (used to roll back a failing plugin)."""
+        for name in list(self._entries):
+            kept = [e for e in self._entries[name] if e.plugin != plugin]
+            if kept:
+                self._entries[name] = kept
+            else:
+                del self._entries[name]
+
+    def __iter__(self) -> Iterator[Entry]:
+        for name in sorted(self._entries):
+            yield from self._entries[name]
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._entries.values())
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except RegistryError:
+            return False
+        return True
+
+    def names(self) -> list[str]:
+        """Usable names: bare where unique, ``plugin:name`` where a bare name is ambiguous."""
+        out: list[str] = []
+        for name in sorted(self._entries):
+            entries = self._entries[name]
+            out.extend([name] if len(entries) == 1 else [e.qualified_name for e in entries])
+        return out
+
+    def get(self, name: str) -> Entry:
+        """Resolve a bare or ``plugin:name`` name to its entry, or raise a helpful RegistryError."""
+        plugin, _, bare = name.rpartition(":")
+        candidates = self._entries.get(bare, [])
+        if plugin:
+            candidates = [e for e in candidates if e.plugin == plugin]
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            choices = ", ".join(e.qualified_name for e in candidates)
+            raise RegistryError(
+                f"{self.kind[:-1]} name {name!r} is registered by several plugins; use one of: {choices}"
+            )
+        known = self.names()
+        close = difflib.get_close_matches(name, known + list(self._entries), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        listing = ", ".join(known) if known else "none registered"
+        raise RegistryError(f"unknown {self.kind[:-1]} {name!r} (known: {listing}){hint}")
+
+    def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the factory registered as ``name``; ``None`` keyword arguments are dropped so that
+        unset options never override a factory's defaults."""
+        factory = self.get(name).factory
+        return factory(*args, **{k: v for k, v in kwargs.items() if v is not None})
+
+
+class Registries:
+    """The five registries a plugin host fills: ``tasks``, ``datasets``, ``backbones``, ``heads``, ``metrics``."""
+
+    def __init__(self) -> None:
+        self.tasks = Registry("tasks")
+        self.datasets = Registry("datasets")
+        self.backbones = Registry("backbones")
+        self.heads = Registry("heads")
+        self.metrics = Registry("metrics")
+
+    def __getitem__(self, kind: str) -> Registry:
+        if kind not in KINDS:
+            raise KeyError(kind)
+        return getattr(self, kind)
+
+    def remove_plugin(self, plugin: str) -> None:
+        for kind in KINDS:
+            self[kind].remove_plugin(plugin)

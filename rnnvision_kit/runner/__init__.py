@@ -1,0 +1,1 @@
+"""The shared runner: fit, evaluate and predict for any task (device, precision, DDP, checkpoints)."""

@@ -1,0 +1,86 @@
+"""Distributed data parallel through ``torchrun``: process group, samplers, reductions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in the job (``world_size == 1`` when not launched by torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device_name: str = "auto") -> DistInfo:
+    """Join the process group when ``torchrun`` set ``WORLD_SIZE`` > 1 (nccl on CUDA, else gloo)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo()
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_name != "cpu"
+    if not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return DistInfo(rank, world_size, local_rank)
+
+
+def shutdown_distributed() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over all processes (a no-op outside DDP)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+class ShardSampler(Sampler[int]):
+    """Evaluation sampler: rank ``r`` gets indices ``r, r + W, ...`` with no padding, so every
+    sample is counted exactly once (``DistributedSampler`` pads by repeating samples)."""
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = list(range(rank, length, world_size))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class SkipSampler(Sampler[int]):
+    """Yields a base sampler's indices after skipping the first ``skip`` (mid-epoch resume)."""
+
+    def __init__(self, base: Sampler[int], skip: int = 0) -> None:
+        self.base = base
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[int]:
+        iterator = iter(self.base)
+        for _ in range(self.skip):
+            next(iterator, None)
+        return iterator
+
+    def __len__(self) -> int:
+        return max(0, len(self.base) - self.skip)  # type: ignore[arg-type]

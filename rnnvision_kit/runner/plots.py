@@ -1,0 +1,67 @@
+"""PNG plots of a run: learning curves and a confusion matrix (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Loss (train and val) and the other validation metrics per epoch."""
+    if not rows:
+        return
+    plt = _pyplot()
+    epochs = [r["epoch"] + 1 for r in rows]
+    metric_keys = sorted(
+        k
+        for k in rows[-1]
+        if k.startswith("val/") and k != "val/loss" and isinstance(rows[-1][k], int | float)
+    )
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    for key in ("train/loss", "val/loss"):
+        if key in rows[-1]:
+            ax_loss.plot(epochs, [r.get(key) for r in rows], marker="o", label=key)
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.legend()
+    for key in metric_keys:
+        ax_metric.plot(epochs, [r.get(key) for r in rows], marker="o", label=key)
+    ax_metric.set(xlabel="epoch", title="validation metrics")
+    if metric_keys:
+        ax_metric.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(
+    matrix: Sequence[Sequence[float]], class_names: Sequence[str], path: Path
+) -> None:
+    """A confusion matrix, rows = true class, columns = predicted class, counts in the cells."""
+    plt = _pyplot()
+    n = len(class_names)
+    size = max(4.0, 0.5 * n + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), labels=class_names, rotation=90)
+    ax.set_yticks(range(n), labels=class_names)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    if n <= 30:
+        top = max((max(row) for row in matrix), default=0) or 1
+        for i in range(n):
+            for j in range(n):
+                value = matrix[i][j]
+                color = "white" if value > top / 2 else "black"
+                ax.text(j, i, f"{value:g}", ha="center", va="center", color=color, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
