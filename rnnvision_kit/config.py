@@ -163,10 +163,9 @@ def _hints(obj: Any) -> dict[str, Any]:
     return typing.get_type_hints(type(obj))
 
 
-def _unknown(key: str, known: Iterable[str]) -> ConfigError:
+def _unknown(key: str, part: str, known: Iterable[str]) -> ConfigError:
     known = sorted(known)
-    leaf = key.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(leaf, known, n=1)
+    close = difflib.get_close_matches(part, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"unknown config key {key!r} (known here: {', '.join(known)}){hint}")
 
@@ -180,7 +179,7 @@ def set_value(config: Any, dotted_key: str, raw: Any) -> None:
             raise ConfigError(f"unknown config key {dotted_key!r}")
         fields = _fields(target)
         if part not in fields:
-            raise _unknown(dotted_key, fields)
+            raise _unknown(dotted_key, part, fields)
         if depth == len(parts) - 1:
             current = getattr(target, part)
             if dataclasses.is_dataclass(current):

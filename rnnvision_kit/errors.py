@@ -31,3 +31,10 @@ class RunInterrupted(RnnkitError):
     """A run stopped on Ctrl-C after writing a checkpoint; the message says how to resume."""
 
     exit_code = 130
+
+
+def warn(message: str) -> None:
+    """Print a one-line warning for the user on stderr (``rnnkit: warning: ...``)."""
+    import sys
+
+    print(f"rnnkit: warning: {message}", file=sys.stderr, flush=True)

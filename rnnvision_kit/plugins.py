@@ -8,6 +8,7 @@ try/except: a failing one is rolled back, warned about once on stderr and listed
 
 from __future__ import annotations
 
+import copy
 import importlib
 import importlib.metadata as metadata
 import importlib.util
@@ -22,7 +23,7 @@ from typing import Any
 import pluggy
 
 from rnnvision_kit import hookspecs
-from rnnvision_kit.errors import PluginError, RnnkitError
+from rnnvision_kit.errors import PluginError, RnnkitError, warn
 from rnnvision_kit.registry import KINDS, Registries
 
 ENTRY_POINT_GROUP = "rnnvision_kit"
@@ -129,6 +130,11 @@ class PluginHost:
         except Exception as error:  # a plugin may fail in any way; isolate it
             self._fail(record, error)
             return record
+        unknown = _unknown_hooks(self.pm, plugin)
+        if unknown:  # a misspelt hook name would otherwise be ignored silently
+            self.pm.unregister(name=record.name)
+            self._fail(record, PluginError(f"unknown hook(s): {', '.join(unknown)}"))
+            return record
         try:
             self._register_from(record)
         except Exception as error:
@@ -162,20 +168,34 @@ class PluginHost:
         record.error = record.error or _one_line(error)
         if self.strict:
             raise PluginError(f"plugin {record.name!r} ({record.target}) failed: {record.error}")
-        print(f"rnnkit: warning: plugin {record.name!r} is broken: {record.error}", file=sys.stderr)
+        warn(f"plugin {record.name!r} is broken: {record.error}")
 
     # --------------------------------------------------------------- commands
     def add_commands(self, cli: Any) -> None:
-        """Let each working plugin add click commands to ``cli``; a failing plugin is reported."""
+        """Let each working plugin add click commands to ``cli``; a failing plugin is reported.
+
+        Each plugin adds to its own copy of the group, so that what it added is known even when
+        ``cli`` already holds its commands (a second ``main()`` in one process), and a plugin that
+        fails or takes a command name already in use adds nothing.
+        """
+        claimed: dict[str, str] = {}  # command name -> plugin, in this call
         for record in list(self.records.values()):
             if record.broken:
                 continue
-            before = set(getattr(cli, "commands", {}))
+            view = copy.copy(cli)
+            view.commands = {}
             try:
-                self._call_own(record.name, "rnnkit_register_commands", cli=cli)
+                self._call_own(record.name, "rnnkit_register_commands", cli=view)
+                for name, command in view.commands.items():
+                    owner = claimed.get(name) or _core_command_owner(cli.commands.get(name))
+                    if owner and cli.commands.get(name) is not command:
+                        raise PluginError(f"command {name!r} is already provided by {owner}")
             except Exception as error:
                 self._fail(record, error)
-            record.commands = sorted(set(getattr(cli, "commands", {})) - before)
+                continue
+            cli.commands.update(view.commands)
+            claimed.update(dict.fromkeys(view.commands, f"plugin {record.name!r}"))
+            record.commands = sorted(view.commands)
 
     # ------------------------------------------------------------ runner events
     def notify(self, hook_name: str, **kwargs: Any) -> None:
@@ -214,9 +234,30 @@ def _import(spec: str) -> ModuleType:
         assert loader_spec is not None and loader_spec.loader is not None
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[module_name] = module
-        loader_spec.loader.exec_module(module)
+        try:
+            loader_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]  # no half-initialised module left behind
+            raise
         return module
     return importlib.import_module(spec)
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
+    """Names of ``plugin``'s hook implementations that match no specification."""
+    unknown = []
+    for caller in pm.get_hookcallers(plugin) or []:
+        if caller.spec is None and not any(
+            impl.plugin is plugin and impl.optionalhook for impl in caller.get_hookimpls()
+        ):
+            unknown.append(caller.name)
+    return sorted(unknown)
+
+
+def _core_command_owner(command: Any) -> str | None:
+    """``"rnnkit"`` when ``command`` is one of the core's own commands, else None."""
+    module = getattr(getattr(command, "callback", None), "__module__", "") or ""
+    return "rnnkit" if module.split(".")[0] == "rnnvision_kit" else None
 
 
 def build_host(local_plugins: Iterable[str] = (), *, strict: bool | None = None) -> PluginHost:

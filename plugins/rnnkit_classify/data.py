@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from torch.utils.data import Dataset
 
 from rnnvision_kit import DataBundle, DataSpec, RunConfig
 from rnnvision_kit.data.cache import cache_dir
-from rnnvision_kit.errors import DataError
+from rnnvision_kit.errors import DataError, warn
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
@@ -87,6 +86,9 @@ def digits(config: RunConfig) -> DataBundle:
 
     bunch = load_digits()
     images = torch.from_numpy(bunch.images / 16.0).float().unsqueeze(1)
+    if config.data.image_size and config.data.image_size != 8:
+        size = (config.data.image_size, config.data.image_size)
+        images = torch.nn.functional.interpolate(images, size=size, mode="bilinear").clamp(0, 1)
     labels = torch.from_numpy(bunch.target)
     splits = stratified_split(bunch.target, config.data.val_fraction, config.data.test_fraction)
     return _bundle(images, labels, splits, [str(i) for i in range(10)])
@@ -255,7 +257,7 @@ def _load_folder(
             images.append(load_image(file, channels, (size, size)))
             labels.append(label)
         except DataError as error:
-            warnings.warn(f"skipping {error}", stacklevel=2)
+            warn(f"skipping {error}")
             skipped.append((str(file), str(error).split(": ", 1)[-1]))
     if not images:
         raise DataError(f"{root}: no readable images (skipped {len(skipped)} files)")

@@ -21,7 +21,7 @@ from rnnvision_kit.errors import ConfigError, DataError
 class ClassifyDataConfig(DataConfig):
     source: str = "digits"
     batch_size: int = 64
-    image_size: int | None = None  # imagefolder: resize to this square size (default 28)
+    image_size: int | None = None  # resize to this square size (imagefolder default 28, digits 8)
     channels: int | None = None  # imagefolder: 1 (grayscale) or 3 (RGB); default 1
     val_fraction: float = 0.1  # digits/imagefolder without a val/ folder
     test_fraction: float = 0.2  # digits/imagefolder without a test/ folder

@@ -1,0 +1,89 @@
+"""Shared fixtures: an isolated cache, the real ``rnnkit`` CLI in a subprocess, shared data paths."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Generated data sets go to a per-session cache unless RNNKIT_CACHE is already set."""
+    if "RNNKIT_CACHE" not in os.environ:
+        os.environ["RNNKIT_CACHE"] = str(tmp_path_factory.mktemp("rnnkit-cache"))
+
+
+CliRunner = Callable[..., subprocess.CompletedProcess]
+
+
+@pytest.fixture
+def rnnkit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> CliRunner:
+    """Run the real ``rnnkit`` entry point in this process (no torch import per call), in
+    ``tmp_path``; returns a CompletedProcess with the exit code and captured output."""
+    from rnnvision_kit.cli import main
+
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        check: bool | None = None,
+        **_: object,
+    ) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(cwd or tmp_path)
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        capsys.readouterr()
+        code: int = 0
+        try:
+            main(list(args))
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        out, err = capsys.readouterr()
+        if check is True and code != 0:
+            raise AssertionError(f"rnnkit {' '.join(args)} failed ({code}):\n{out}\n{err}")
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+    return run
+
+
+@pytest.fixture
+def rnnkit_process(tmp_path: Path) -> CliRunner:
+    """Run ``python -m rnnvision_kit ARGS`` in a subprocess in ``tmp_path``."""
+
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 600,
+        check: bool | None = None,
+    ) -> subprocess.CompletedProcess:
+        full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+        result = subprocess.run(
+            [sys.executable, "-m", "rnnvision_kit", *args],
+            cwd=cwd or tmp_path,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check is True and result.returncode != 0:
+            raise AssertionError(
+                f"rnnkit {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    return run
+
+
+def run_dirs(root: Path, task: str) -> list[Path]:
+    return sorted((root / "runs" / task).iterdir()) if (root / "runs" / task).is_dir() else []

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from rnnvision_kit.config import (
+    DataConfig,
+    RunConfig,
+    apply_mapping,
+    apply_overrides,
+    load_yaml,
+    parse_data_source,
+    validate,
+)
+from rnnvision_kit.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    head: str = "gru"
+    hidden_size: int = 32
+    bidirectional: bool = False
+    pooling: Literal["last", "mean"] = "last"
+    size: tuple[int, int] = (64, 64)
+
+
+def make() -> RunConfig:
+    return RunConfig(task="t", data=DataConfig(source="digits"), model=ModelConfig())
+
+
+def test_overrides_are_typed() -> None:
+    config = make()
+    apply_overrides(
+        config,
+        [
+            "train.lr=0.01",
+            "model.hidden_size=128",
+            "model.bidirectional=true",
+            "train.precision=bf16-mixed",
+            "model.size=[32, 96]",
+            "train.patience=3",
+            "train.grad_clip=none",
+            "seed=7",
+        ],
+    )
+    assert config.train.lr == 0.01 and config.model.hidden_size == 128
+    assert config.model.bidirectional is True and config.train.precision == "bf16-mixed"
+    assert config.model.size == (32, 96) and config.train.patience == 3
+    assert config.train.grad_clip is None and config.seed == 7
+
+
+def test_precision_32_read_as_yaml_int_becomes_the_string_choice() -> None:
+    config = make()
+    apply_overrides(config, ["train.precision=32"])
+    assert config.train.precision == "32"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lrr=0.1", "unknown config key 'train.lrr'.*did you mean 'lr'"),
+        ("modle.head=gru", "unknown config key 'modle.head'.*did you mean 'model'"),
+        ("train.lr=fast", "train.lr: expected a number, got 'fast'"),
+        ("model.hidden_size=1.5", "model.hidden_size: expected an integer"),
+        ("model.pooling=max", "model.pooling: 'max' is not one of: last, mean"),
+        ("train.optimizer=adamax", "train.optimizer: 'adamax' is not one of"),
+        ("model.bidirectional=maybe", "model.bidirectional: expected true or false"),
+        ("train.lr", "expected KEY=VALUE"),
+    ],
+)
+def test_bad_overrides_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(make(), [override])
+
+
+def test_validate_checks_ranges() -> None:
+    config = make()
+    apply_overrides(config, ["train.epochs=0"])
+    with pytest.raises(ConfigError, match="train.epochs: must be >= 1"):
+        validate(config)
+
+
+def test_yaml_file_then_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 0.5\n  epochs: 3\nmodel:\n  head: lstm\n")
+    config = make()
+    apply_mapping(config, load_yaml(path))
+    apply_overrides(config, ["train.lr=0.1"])
+    assert (config.train.lr, config.train.epochs, config.model.head) == (0.1, 3, "lstm")
+
+
+def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: invalid YAML at line"):
+        load_yaml(bad)
+    with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
+        load_yaml(tmp_path / "missing.yaml")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_yaml(listing)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("digits", ("digits", None)),
+        ("mnist:~/data", ("mnist", "~/data")),
+        ("imagefolder:/a/b:c", ("imagefolder", "/a/b:c")),
+        ("classify:mnist:/data", ("classify:mnist", "/data")),
+    ],
+)
+def test_parse_data_source(text: str, expected: tuple[str, str | None]) -> None:
+    assert parse_data_source(text) == expected

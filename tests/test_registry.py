@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from rnnvision_kit.errors import RegistryError
+from rnnvision_kit.registry import Registry
+
+
+def make() -> Registry:
+    registry = Registry("heads")
+    registry.add("gru", lambda **kw: ("a-gru", kw), "alpha")
+    registry.add("gru", lambda **kw: ("b-gru", kw), "beta")
+    registry.add("lstm", lambda **kw: ("lstm", kw), "alpha", description="an LSTM")
+    return registry
+
+
+def test_unique_bare_names_resolve() -> None:
+    entry = make().get("lstm")
+    assert (entry.plugin, entry.description, entry.qualified_name) == (
+        "alpha",
+        "an LSTM",
+        "alpha:lstm",
+    )
+
+
+def test_ambiguous_bare_name_lists_qualified_choices() -> None:
+    with pytest.raises(RegistryError, match="several plugins; use one of: alpha:gru, beta:gru"):
+        make().get("gru")
+    assert make().get("beta:gru").factory()[0] == "b-gru"
+    assert make().names() == ["alpha:gru", "beta:gru", "lstm"]
+
+
+def test_unknown_name_lists_known_and_closest() -> None:
+    with pytest.raises(
+        RegistryError, match=r"unknown head 'lstn' \(known: .*lstm\); did you mean 'lstm'\?"
+    ):
+        make().get("lstn")
+
+
+def test_registering_twice_in_one_plugin_is_an_error() -> None:
+    registry = make()
+    with pytest.raises(RegistryError, match="plugin 'alpha' registered heads 'lstm' twice"):
+        registry.add("lstm", lambda: None, "alpha")
+
+
+def test_create_drops_none_options_and_remove_plugin() -> None:
+    registry = make()
+    assert registry.create("lstm", hidden=None, layers=2) == ("lstm", {"layers": 2})
+    registry.remove_plugin("beta")
+    assert registry.get("gru").plugin == "alpha"
+    assert "beta:gru" not in registry

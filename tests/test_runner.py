@@ -1,0 +1,182 @@
+"""The shared runner: determinism, Ctrl-C + resume, DDP through torchrun, schedules, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnvision_kit.config import TrainConfig
+from rnnvision_kit.errors import CheckpointError
+from rnnvision_kit.runner.checkpoint import load_checkpoint, save_checkpoint
+from rnnvision_kit.runner.optim import build_optimizer, lr_factor
+from tests.conftest import CliRunner, run_dirs
+
+SMALL = ["--task", "image-classify", "--set", "model.hidden_size=24", "--seed", "3", "--quiet"]
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Subprocesses run with OMP_NUM_THREADS=1; in-process runs match them bit for bit."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def summary_of(result: subprocess.CompletedProcess) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_same_seed_same_metrics(rnnkit: CliRunner, one_thread: None) -> None:
+    args = [*SMALL, "--epochs", "2", "--set", "train.max_steps_per_epoch=5", "--json"]
+    first, second = summary_of(rnnkit("run", *args)), summary_of(rnnkit("run", *args))
+    assert first["test"] == second["test"]
+
+
+def test_ctrl_c_then_resume_matches_an_uninterrupted_run(
+    rnnkit: CliRunner, one_thread: None, tmp_path: Path
+) -> None:
+    args = [*SMALL, "--epochs", "6"]
+    (tmp_path / "a").mkdir()
+    reference = summary_of(rnnkit("run", *args, "--json", cwd=tmp_path / "a"))
+
+    cwd = tmp_path / "b"
+    cwd.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rnnvision_kit", "run", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        dirs = run_dirs(cwd, "image-classify")
+        if (
+            dirs
+            and (dirs[0] / "metrics.jsonl").is_file()
+            and (dirs[0] / "metrics.jsonl").read_text()
+        ):
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert "resume with: rnnkit run --resume" in stderr
+    (run_dir,) = run_dirs(cwd, "image-classify")
+    interrupted_at = torch.load(run_dir / "last.pt", weights_only=True)
+    assert interrupted_at["epoch"] < 6
+
+    resumed = summary_of(rnnkit("run", "--resume", str(run_dir), "--json", cwd=cwd))
+    assert resumed["test"]["test/acc"] == reference["test"]["test/acc"]
+    assert resumed["test"]["test/loss"] == pytest.approx(reference["test"]["test/loss"], rel=1e-5)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == list(range(6))
+
+
+def test_torchrun_two_processes_count_each_test_sample_once(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "rnnvision_kit",
+        "run",
+        *SMALL,
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--set",
+        "train.max_steps_per_epoch=3",
+        "--json",
+    ]
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["world_size"] == 2
+    assert summary["test"]["test/samples"] == 359  # odd: padding would have counted 360
+    assert (
+        sum(summary["test_details"]["test/confmat"][i][j] for i in range(10) for j in range(10))
+        == 359
+    )
+    assert len(run_dirs(tmp_path, "image-classify")) == 1  # only rank 0 writes
+
+
+@pytest.mark.slow
+def test_torchrun_accuracy_matches_one_process(
+    rnnkit: CliRunner, one_thread: None, tmp_path: Path
+) -> None:
+    args = [*SMALL, "--device", "cpu", "--epochs", "15", "--set", "model.hidden_size=64", "--json"]
+    single = summary_of(rnnkit("run", *args))["test"]["test/acc"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29518",
+        "-m",
+        "rnnvision_kit",
+        "run",
+        *args,
+    ]
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
+    double = json.loads(result.stdout)["test"]["test/acc"]
+    assert single > 0.9 and abs(single - double) < 0.03, (single, double)
+
+
+def test_warmup_cosine_and_step_schedules() -> None:
+    cosine = TrainConfig(epochs=10, schedule="cosine", warmup_epochs=1)
+    assert lr_factor(0, cosine, 10) == pytest.approx(0.1)
+    assert lr_factor(9, cosine, 10) == pytest.approx(1.0)
+    assert lr_factor(55, cosine, 10) == pytest.approx(0.5, abs=0.02)
+    assert lr_factor(99, cosine, 10) < 0.01
+    step = TrainConfig(epochs=10, schedule="step", step_size=2, gamma=0.5)
+    assert [lr_factor(s, step, 10) for s in (0, 19, 20, 45)] == [1.0, 1.0, 0.5, 0.25]
+    assert lr_factor(50, TrainConfig(schedule="none"), 10) == 1.0
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad", "rmsprop", "adam", "adamw"])
+def test_optimizers(name: str) -> None:
+    model = torch.nn.Linear(3, 2)
+    optimizer = build_optimizer(model.parameters(), TrainConfig(optimizer=name, lr=0.1))
+    before = model.weight.detach().clone()
+    model(torch.ones(4, 3)).sum().backward()
+    optimizer.step()
+    assert not torch.equal(before, model.weight)
+
+
+def test_checkpoint_round_trip_and_foreign_files(tmp_path: Path) -> None:
+    path = tmp_path / "c.pt"
+    save_checkpoint({"model": {"w": torch.ones(2)}, "epoch": 1, "config": {}, "spec": {}}, path)
+    assert load_checkpoint(path)["epoch"] == 1
+    torch.save({"hello": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="foreign.pt: not an rnnvision-kit checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    (tmp_path / "text.pt").write_text("nope")
+    with pytest.raises(CheckpointError, match="text.pt: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "text.pt")
