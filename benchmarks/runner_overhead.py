@@ -1,0 +1,124 @@
+"""Runner overhead: the same GRU row model on the same in-memory tensors, trained once through
+``rnnvision_kit``'s runner and once through a minimal hand-written PyTorch loop, in one process.
+
+Prints samples/s of both and the ratio runner/plain (goal >= 0.95). Both do the same work per
+step (Adam, gradient clipping at norm 1); the runner also runs its per-epoch validation on a
+small split, checkpoints and logging, which count against it.
+
+    python benchmarks/runner_overhead.py [--samples 8192] [--epochs 3] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from rnnvision_kit import DataBundle, DataConfig, DataSpec, RunConfig, StepOutput, Task, TrainConfig, hookimpl
+from rnnvision_kit.classification import classification_metrics
+from rnnvision_kit.nn.heads import RecurrentHead
+from rnnvision_kit.plugins import PluginHost
+from rnnvision_kit.runner.run import train
+
+SEQ, FEATURES, CLASSES, HIDDEN, BATCH = 28, 28, 10, 128, 128
+
+
+def make_tensors(n: int, seed: int) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, CLASSES, (n,), generator=g)
+    images = torch.randn(n, SEQ, FEATURES, generator=g) + labels.view(-1, 1, 1) * 0.1
+    return TensorDataset(images, labels)
+
+
+def make_model() -> torch.nn.Module:
+    return RecurrentHead(FEATURES, CLASSES, cell="gru", hidden_size=HIDDEN)
+
+
+class BenchTask(Task):
+    name = "bench"
+
+    def __init__(self, train_set: TensorDataset, val_set: TensorDataset) -> None:
+        self.train_set, self.val_set = train_set, val_set
+
+    def default_config(self) -> RunConfig:
+        return RunConfig(task="bench", data=DataConfig(source="bench", batch_size=BATCH), model=None,
+                         train=TrainConfig(optimizer="adam", lr=1e-3, schedule="none", grad_clip=1.0))
+
+    def build_data(self, config: RunConfig, registries: Any) -> DataBundle:
+        return DataBundle(self.train_set, self.val_set, self.val_set, DataSpec([str(i) for i in range(CLASSES)]))
+
+    def build_model(self, config: RunConfig, spec: DataSpec, registries: Any) -> torch.nn.Module:
+        return make_model()
+
+    def step(self, model: torch.nn.Module, batch: Any) -> StepOutput:
+        x, y = batch
+        logits = model(x)
+        return StepOutput(F.cross_entropy(logits, y), logits.detach(), y)
+
+    def metrics(self, config: RunConfig, spec: DataSpec) -> Any:
+        return classification_metrics(CLASSES)
+
+
+def through_runner(train_set: TensorDataset, val_set: TensorDataset, epochs: int, out: str) -> float:
+    task = BenchTask(train_set, val_set)
+
+    class Plugin:
+        @hookimpl
+        def rnnkit_register_tasks(self, register: Any) -> None:
+            register("bench", lambda: task)
+
+    host = PluginHost()
+    host.load_object(Plugin(), "bench")
+    config = task.default_config()
+    config.train.epochs, config.out_dir = epochs, out
+    started = time.perf_counter()
+    train(host, config, quiet=True, echo=lambda *_: None)
+    return time.perf_counter() - started
+
+
+def plain_loop(train_set: TensorDataset, epochs: int) -> float:
+    torch.manual_seed(0)
+    model = make_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(train_set, batch_size=BATCH, shuffle=True)
+    started = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for x, y in loader:
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    train_set = make_tensors(args.samples, 0)
+    val_set = make_tensors(max(256, args.samples // 64), 1)
+    seen = args.samples * args.epochs
+    runner_times, plain_times = [], []
+    with tempfile.TemporaryDirectory() as out:
+        for _ in range(args.repeats):  # interleaved, best of N: the machine is noisy
+            plain_times.append(plain_loop(train_set, args.epochs))
+            runner_times.append(through_runner(train_set, val_set, args.epochs, out))
+    plain, runner = seen / min(plain_times), seen / min(runner_times)
+    print(f"threads={torch.get_num_threads()} samples={args.samples} epochs={args.epochs} "
+          f"val={len(val_set)} batch={BATCH} GRU hidden={HIDDEN} seq={SEQ}x{FEATURES}")
+    print(f"plain loop : {plain:9.1f} samples/s")
+    print(f"runner     : {runner:9.1f} samples/s (includes per-epoch validation, checkpoints, logs)")
+    print(f"ratio runner/plain = {runner / plain:.3f}  (goal >= 0.95)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,470 @@
+"""Video I/O on PyAV: probe, cached probing, seeking frame reads, clip reads and writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import torch
+from av.video.reformatter import VideoReformatter
+
+from rnnvision_kit.data.cache import cache_dir
+from rnnvision_kit.data.samplers import apply_short_policy
+from rnnvision_kit.errors import DataError
+
+__all__ = [
+    "VIDEO_SUFFIXES",
+    "ProbeCache",
+    "VideoInfo",
+    "probe_video",
+    "read_clip",
+    "read_frames",
+    "write_video",
+]
+
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov")
+
+# Gap (seconds) between wanted frames beyond which we seek instead of decoding through, used
+# only when the container has no keyframe index to tell us where a seek would land.
+_SEEK_GAP_SECONDS = 2.0
+# Earlier seek points (seconds before the target) tried when a seek lands after the target;
+# ``None`` means the start of the stream.
+_SEEK_MARGINS: tuple[float | None, ...] = (0.0, 1.0, 5.0, None)
+
+_ENCODERS: dict[str, tuple[str, ...]] = {
+    ".mp4": ("libx264", "h264", "mpeg4"),
+    ".mov": ("libx264", "h264", "mpeg4"),
+    ".mkv": ("libx264", "h264", "mpeg4"),
+    ".avi": ("mpeg4",),
+    ".webm": ("libvpx", "libvpx-vp9"),
+}
+_ENCODER_OPTIONS: dict[str, dict[str, str]] = {
+    "libx264": {"crf": "17", "preset": "veryfast"},
+    "mpeg4": {"qmin": "1", "qmax": "4"},
+    "libvpx": {"crf": "8", "b": "2M", "deadline": "realtime", "cpu-used": "8"},
+    "libvpx-vp9": {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"},
+}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a probe learns about a video's first video stream."""
+
+    path: str
+    duration: float
+    fps: float
+    num_frames: int
+    width: int
+    height: int
+
+
+def _one_line(error: BaseException) -> str:
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return " ".join(str(text).split())
+
+
+def _stream_fps(stream: Any) -> float | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate and float(rate) > 0:
+            return float(rate)
+    return None
+
+
+def _stream_duration(stream: Any, container: Any) -> float:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / av.time_base
+    return 0.0
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Read a video's duration, frame rate, frame count and size; raise ``DataError`` if unusable.
+
+    ``num_frames`` comes from the stream header, else duration x frame rate (WebM/MKV), else a
+    packet count. The first frame is decoded to make sure the stream is readable.
+    """
+    name = str(path)
+    try:
+        size = os.stat(name).st_size
+    except FileNotFoundError:
+        raise DataError(f"{name}: file not found") from None
+    except OSError as error:
+        raise DataError(f"{name}: cannot stat file ({_one_line(error)})") from None
+    if size == 0:
+        raise DataError(f"{name}: empty file (0 bytes)")
+    try:
+        with av.open(name) as container:
+            if not container.streams.video:
+                raise DataError(f"{name}: no video stream")
+            stream = container.streams.video[0]
+            first = next(iter(container.decode(stream)), None)
+            if first is None:
+                raise DataError(f"{name}: zero frames (no decodable video frame)")
+            duration = _stream_duration(stream, container)
+            fps = _stream_fps(stream)
+            num_frames = int(stream.frames or 0)
+            if num_frames <= 0 and duration > 0 and fps:
+                num_frames = int(round(duration * fps))
+            if num_frames <= 0:
+                container.seek(0)
+                num_frames = sum(1 for packet in container.demux(stream) if packet.size)
+            if not fps:
+                fps = num_frames / duration if duration > 0 else 25.0
+            if duration <= 0:
+                duration = num_frames / fps
+            width = stream.codec_context.width or first.width
+            height = stream.codec_context.height or first.height
+    except DataError:
+        raise
+    except av.FFmpegError as error:
+        raise DataError(f"{name}: not a readable video ({_one_line(error)})") from None
+    except Exception as error:  # PyAV raises assorted builtins on garbage input
+        raise DataError(f"{name}: not a readable video ({_one_line(error)})") from None
+    if num_frames <= 0:
+        raise DataError(f"{name}: zero frames")
+    return VideoInfo(name, float(duration), float(fps), num_frames, int(width), int(height))
+
+
+class ProbeCache:
+    """A JSON cache of probe results keyed by absolute path, size and mtime.
+
+    Failures are cached too (as their error message), so bad files are probed once. Call
+    :meth:`save` to persist; the file is replaced atomically and merged with what other
+    processes saved meanwhile.
+    """
+
+    VERSION = 1
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = Path(directory) if directory is not None else cache_dir("probe")
+        self.file = self.directory / "probe.json"
+        self._entries: dict[str, dict[str, Any]] = self._load()
+        self._dirty = False
+        self._lock = threading.Lock()
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != self.VERSION:
+            return {}
+        entries = data.get("entries")
+        return entries if isinstance(entries, dict) else {}
+
+    @staticmethod
+    def _stamp(path: str) -> tuple[str, int, int]:
+        absolute = os.path.abspath(path)
+        try:
+            st = os.stat(absolute)
+        except FileNotFoundError:
+            raise DataError(f"{path}: file not found") from None
+        except OSError as error:
+            raise DataError(f"{path}: cannot stat file ({_one_line(error)})") from None
+        return absolute, st.st_size, st.st_mtime_ns
+
+    def get(self, path: str | os.PathLike[str]) -> VideoInfo:
+        """Return the probe of ``path`` (probing on a miss); raise ``DataError`` if it is bad."""
+        name = str(path)
+        absolute, size, mtime = self._stamp(name)
+        with self._lock:
+            entry = self._entries.get(absolute)
+        if entry is None or entry.get("size") != size or entry.get("mtime_ns") != mtime:
+            entry = {"size": size, "mtime_ns": mtime}
+            try:
+                entry["info"] = asdict(probe_video(name))
+            except DataError as error:
+                text, prefix = str(error), f"{name}: "
+                entry["error"] = text[len(prefix) :] if text.startswith(prefix) else text
+            with self._lock:
+                self._entries[absolute] = entry
+                self._dirty = True
+        if "error" in entry:
+            raise DataError(f"{name}: {entry['error']}")
+        return VideoInfo(**{**entry["info"], "path": name})
+
+    def get_many(
+        self, paths: Iterable[str | os.PathLike[str]], workers: int | None = None
+    ) -> list[VideoInfo | DataError]:
+        """Probe many files (misses in a thread pool); each result is a VideoInfo or the error."""
+
+        def one(path: str | os.PathLike[str]) -> VideoInfo | DataError:
+            try:
+                return self.get(path)
+            except DataError as error:
+                return error
+
+        paths = list(paths)
+        workers = workers or min(8, os.cpu_count() or 1)
+        if workers <= 1 or len(paths) < 2:
+            return [one(p) for p in paths]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(one, paths))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def save(self) -> None:
+        """Write the cache atomically (temp file + ``os.replace``) if anything changed."""
+        with self._lock:
+            if not self._dirty:
+                return
+            merged = {**self._load(), **self._entries}
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".probe-", suffix=".json", dir=self.directory)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    json.dump({"version": self.VERSION, "entries": merged}, handle)
+                os.replace(tmp, self.file)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            self._entries = merged
+            self._dirty = False
+
+    def __enter__(self) -> ProbeCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.save()
+
+
+class _Cursor:
+    """Decoded frames of one stream with their times (seconds from the stream start)."""
+
+    def __init__(self, container: Any, stream: Any, fps: float) -> None:
+        self.container = container
+        self.stream = stream
+        self.tb = float(stream.time_base)
+        self.start_pts = stream.start_time or 0
+        self.step = 1.0 / fps
+        self.frames: Iterator[Any] | None = None
+        self.last_time: float | None = None  # time of the last frame pulled
+
+    def seek(self, seconds: float) -> bool:
+        offset = self.start_pts + int(round(max(seconds, 0.0) / self.tb))
+        try:
+            self.container.seek(offset, stream=self.stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            return False
+        self.frames = self.container.decode(self.stream)
+        self.last_time = None
+        return True
+
+    def next(self) -> tuple[Any, float] | None:
+        if self.frames is None:
+            self.frames = self.container.decode(self.stream)
+        frame = next(self.frames, None)
+        if frame is None:
+            return None
+        if frame.pts is None:
+            time = 0.0 if self.last_time is None else self.last_time + self.step
+        else:
+            time = (frame.pts - self.start_pts) * self.tb
+        self.last_time = time
+        return frame, time
+
+    def keyframe_before(self, seconds: float) -> float | None:
+        """Time of the indexed keyframe at or before ``seconds``, if the container has an index."""
+        entries = self.stream.index_entries
+        if not len(entries):
+            return None
+        target = self.start_pts + int(round(seconds / self.tb))
+        idx = entries.search_timestamp(target, backward=True)
+        if idx < 0:
+            return None
+        return (entries[idx].timestamp - self.start_pts) * self.tb
+
+
+def _select_frames(cursor: _Cursor, times: Sequence[float], half: float) -> list[Any]:
+    """For each sorted target time, the last frame with time <= target + half; seeks as needed."""
+    chosen: list[Any] = [None] * len(times)
+    prev: tuple[Any, float] | None = None
+    ahead: tuple[Any, float] | None = None  # a frame pulled past the previous target
+    k = 0
+    while k < len(times):
+        target = times[k]
+        position = ahead[1] if ahead else (prev[1] if prev else None)
+        if _should_seek(cursor, target, position):
+            for margin in _SEEK_MARGINS:
+                seek_time = 0.0 if margin is None else max(target - margin, 0.0)
+                if not cursor.seek(seek_time):
+                    break  # unseekable: decode on from where we are
+                prev, ahead = None, cursor.next()
+                if seek_time <= 0.0 or (ahead is not None and ahead[1] <= target + half):
+                    break  # landed at or before the target (or at the very start)
+        while True:
+            if ahead is not None and ahead[1] > target + half:
+                chosen[k] = (prev or ahead)[0]
+                k += 1
+                break
+            if ahead is not None:
+                prev = ahead
+            ahead = cursor.next()
+            if ahead is None:  # end of stream: the rest get the last frame
+                last = prev[0] if prev is not None else (chosen[k - 1] if k else None)
+                for j in range(k, len(times)):
+                    chosen[j] = last
+                return chosen
+    return chosen
+
+
+def _should_seek(cursor: _Cursor, target: float, position: float | None) -> bool:
+    if position is None:
+        return target > 0.0 or cursor.frames is not None
+    if target <= position:
+        return False
+    keyframe = cursor.keyframe_before(target)
+    if keyframe is not None:
+        return keyframe > position + cursor.step
+    return target - position > _SEEK_GAP_SECONDS
+
+
+def _open_error(name: str, error: BaseException) -> DataError:
+    return DataError(f"{name}: cannot read video ({_one_line(error)})")
+
+
+def read_frames(
+    path: str | os.PathLike[str],
+    frame_indices: Sequence[int],
+    info: VideoInfo | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    threads: bool = True,
+) -> torch.Tensor:
+    """Decode the frames at ``frame_indices`` (nominal units: time = index / fps) as uint8 RGB.
+
+    Seeks to the keyframe before the first wanted frame and decodes only up to the last one,
+    seeking again across large gaps. Frames are picked by presentation time, so variable frame
+    rates work; indices past the end give the last frame. Returns ``(T, 3, H, W)``, resized to
+    ``size=(H, W)`` when given.
+    """
+    name = str(path)
+    wanted = [int(i) for i in frame_indices]
+    if any(i < 0 for i in wanted):
+        raise ValueError(f"negative frame index in {wanted}")
+    try:
+        with av.open(name) as container:
+            if not container.streams.video:
+                raise DataError(f"{name}: no video stream")
+            stream = container.streams.video[0]
+            if threads:
+                stream.thread_type = "AUTO"
+            fps = info.fps if info is not None else (_stream_fps(stream) or 25.0)
+            if not wanted:
+                height, width = size or (stream.codec_context.height, stream.codec_context.width)
+                return torch.empty((0, 3, height, width), dtype=torch.uint8)
+            unique = sorted(set(wanted))
+            cursor = _Cursor(container, stream, fps)
+            frames = _select_frames(cursor, [i / fps for i in unique], 0.5 / fps)
+            if frames[0] is None or frames[-1] is None:
+                raise DataError(f"{name}: no decodable video frame")
+            height, width = size or (frames[0].height, frames[0].width)
+            # One reformatter for all frames: it caches the scaler, which is costly to set up.
+            reformatter = VideoReformatter()
+            arrays: dict[int, np.ndarray] = {}
+            out = np.empty((len(unique), 3, height, width), dtype=np.uint8)
+            for row, frame in enumerate(frames):
+                rgb = arrays.get(id(frame))
+                if rgb is None:
+                    rgb = reformatter.reformat(
+                        frame, width=width, height=height, format="rgb24"
+                    ).to_ndarray()
+                    arrays = {id(frame): rgb}  # repeats are adjacent: keep only the last
+                out[row] = rgb.transpose(2, 0, 1)
+    except DataError:
+        raise
+    except av.FFmpegError as error:
+        raise _open_error(name, error) from None
+    except (OSError, ValueError, RuntimeError, EOFError) as error:
+        raise _open_error(name, error) from None
+    position = {index: row for row, index in enumerate(unique)}
+    rows = [position[i] for i in wanted]
+    result = torch.from_numpy(out)
+    if rows == list(range(len(unique))):
+        return result
+    return result[rows]
+
+
+def read_clip(
+    path: str | os.PathLike[str],
+    start_frame: int,
+    num_frames: int,
+    stride: int = 1,
+    info: VideoInfo | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+    short_policy: str = "loop",
+    threads: bool = True,
+) -> torch.Tensor:
+    """Read frames ``start_frame + i * stride`` for ``i < num_frames`` as ``(T, 3, H, W)`` uint8.
+
+    When the clip runs past the end, ``short_policy="loop"`` wraps indices around the video and
+    ``"pad"`` repeats the last frame.
+    """
+    if short_policy not in ("loop", "pad"):
+        raise DataError(f"{path}: unknown short_policy {short_policy!r} (expected 'loop' or 'pad')")
+    info = info if info is not None else probe_video(path)
+    indices = [start_frame + i * stride for i in range(num_frames)]
+    indices = apply_short_policy(indices, info.num_frames, short_policy)
+    return read_frames(path, indices, info, size=size, threads=threads)
+
+
+def _pick_encoder(suffix: str, codec: str | None, name: str) -> str:
+    if codec is not None:
+        if codec not in av.codecs_available:
+            raise DataError(f"{name}: codec {codec!r} is not available in this PyAV build")
+        return codec
+    candidates = _ENCODERS.get(suffix)
+    if candidates is None:
+        known = ", ".join(sorted(_ENCODERS))
+        raise DataError(f"{name}: cannot choose a codec for suffix {suffix!r} (known: {known})")
+    for candidate in candidates:
+        if candidate in av.codecs_available:
+            return candidate
+    raise DataError(f"{name}: none of the encoders {candidates} is available in this PyAV build")
+
+
+def write_video(
+    path: str | os.PathLike[str],
+    frames: np.ndarray | torch.Tensor,
+    fps: int = 10,
+    codec: str | None = None,
+) -> Path:
+    """Write ``(T, H, W, 3)`` uint8 RGB frames as a yuv420p video; the codec follows the suffix.
+
+    ``.mp4``/``.mkv``/``.mov``: libx264, ``.avi``: mpeg4, ``.webm``: libvpx (or libvpx-vp9).
+    """
+    name = str(path)
+    array = (
+        frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    )
+    if array.ndim != 4 or array.shape[-1] != 3:
+        raise DataError(f"{name}: frames must have shape (T, H, W, 3), got {tuple(array.shape)}")
+    if array.dtype != np.uint8:
+        raise DataError(f"{name}: frames must be uint8, got {array.dtype}")
+    count, height, width, _ = array.shape
+    if count == 0:
+        raise DataError(f"{name}: no frames to write")
+    if height % 2 or width % 2:
+        raise DataError(f"{name}: width and height must be even for yuv420p, got {width}x{height}")
+    encoder = _pick_encoder(Path(name).suffix.lower(), codec, name)
+    array = np.ascontiguousarray(array)
+    with av.open(name, mode="w") as container:
+        stream = container.add_stream(encoder, rate=fps, options=_ENCODER_OPTIONS.get(encoder, {}))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for image in array:
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return Path(name)

@@ -1,0 +1,455 @@
+"""Video data sets: folder / UCF101 / frame-folder listings, a clip data set and a data scan."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, get_worker_info
+
+from rnnvision_kit.data.samplers import (
+    SHORT_POLICIES,
+    apply_short_policy,
+    random_clip_indices,
+    segment_indices,
+    uniform_clip_indices,
+)
+from rnnvision_kit.data.video import VIDEO_SUFFIXES, ProbeCache, VideoInfo, read_frames
+from rnnvision_kit.errors import ConfigError, DataError, warn
+
+__all__ = [
+    "FRAME_SUFFIXES",
+    "MODES",
+    "ScanReport",
+    "VideoClipDataset",
+    "VideoSample",
+    "list_framefolder",
+    "list_ucf101",
+    "list_videofolder",
+    "probe_frame_folder",
+    "read_frame_folder",
+    "scan_videos",
+]
+
+FRAME_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+MODES = ("random", "uniform", "segment")
+
+
+class VideoSample(NamedTuple):
+    """One labelled video: a file path (or a frame folder) and a class index."""
+
+    path: str
+    label: int
+
+
+def _require_dir(root: str | os.PathLike[str]) -> Path:
+    path = Path(root)
+    if not path.exists():
+        raise DataError(f"{path}: data folder does not exist")
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder")
+    return path
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    try:
+        dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except PermissionError:
+        raise DataError(f"{root}: folder is not readable (permission denied)") from None
+    if not dirs:
+        raise DataError(f"{root}: no class folders (expected {root}/<class>/<video>)")
+    return dirs
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]] | None:
+    """Sorted entries of ``folder``, or None (with a warning) if it cannot be read."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        warn(f"{folder}: unreadable folder skipped ({reason})")
+        return None
+
+
+def list_videofolder(root: str | os.PathLike[str]) -> tuple[list[VideoSample], list[str]]:
+    """List ``root/<class>/<video>`` files (class folders sorted by name give the labels).
+
+    Video suffixes: .mp4 .avi .mkv .webm .mov. Unreadable class folders are skipped with a warning.
+    """
+    base = _require_dir(root)
+    classes = _class_dirs(base)
+    samples: list[VideoSample] = []
+    for label, folder in enumerate(classes):
+        for entry in _entries(folder) or []:
+            if entry.name.lower().endswith(VIDEO_SUFFIXES) and entry.is_file():
+                samples.append(VideoSample(entry.path, label))
+    if not samples:
+        suffixes = " ".join(VIDEO_SUFFIXES)
+        raise DataError(f"{base}: no video files ({suffixes}) in its class folders")
+    return samples, [c.name for c in classes]
+
+
+def _read_lines(path: Path) -> list[tuple[int, list[str]]]:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        rows = [(n, line.split()) for n, line in enumerate(handle, 1)]
+    return [(n, parts) for n, parts in rows if parts]
+
+
+def list_ucf101(
+    root: str | os.PathLike[str], fold: int = 1, split: str = "train"
+) -> tuple[list[VideoSample], list[str]]:
+    """List a UCF101/HMDB51-style split: ``classInd.txt``, ``trainlist0N.txt``, ``testlist0N.txt``.
+
+    Split files are looked for in ``root`` and ``root/ucfTrainTestlist``; videos at
+    ``root/<relpath>`` or ``root/videos/<relpath>``. Listed videos that do not exist are kept
+    (the data set skips them with a warning) unless none exists.
+    """
+    if split not in ("train", "test"):
+        raise DataError(f"{root}: unknown split {split!r} (expected 'train' or 'test')")
+    base = _require_dir(root)
+    where = [base, base / "ucfTrainTestlist"]
+    split_dir = next((d for d in where if (d / "classInd.txt").is_file()), None)
+    if split_dir is None:
+        raise DataError(
+            f"{base}: classInd.txt not found in {where[0]} or {where[1]} (expected classInd.txt, "
+            f"trainlist0{fold}.txt and testlist0{fold}.txt there)"
+        )
+    class_file = split_dir / "classInd.txt"
+    classes: dict[int, str] = {}
+    for lineno, parts in _read_lines(class_file):
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise DataError(f"{class_file}:{lineno}: expected '<index> <ClassName>'")
+        classes[int(parts[0])] = parts[1]
+    if sorted(classes) != list(range(1, len(classes) + 1)):
+        raise DataError(f"{class_file}: class indices must run 1..N without gaps")
+    class_names = [classes[i] for i in range(1, len(classes) + 1)]
+    by_name = {name.lower(): i for i, name in enumerate(class_names)}
+    list_file = split_dir / f"{split}list{fold:02d}.txt"
+    if not list_file.is_file():
+        raise DataError(f"{list_file}: split file not found (fold {fold}, split {split!r})")
+    samples: list[VideoSample] = []
+    for lineno, parts in _read_lines(list_file):
+        rel = parts[0].replace("\\", "/")
+        if len(parts) >= 2 and parts[1].isdigit():
+            label = int(parts[1]) - 1
+        else:
+            label = by_name.get(rel.split("/")[0].lower(), -1)
+        if not 0 <= label < len(class_names):
+            raise DataError(f"{list_file}:{lineno}: unknown class for {rel!r}")
+        candidates = (base / rel, base / "videos" / rel)
+        path = next((c for c in candidates if c.is_file()), candidates[0])
+        samples.append(VideoSample(str(path), label))
+    if not samples:
+        raise DataError(f"{list_file}: no videos listed")
+    if not any(Path(s.path).is_file() for s in samples):
+        first = samples[0].path
+        raise DataError(
+            f"{base}: none of the {len(samples)} videos in {list_file.name} exist "
+            f"(expected e.g. {first} or under {base / 'videos'})"
+        )
+    return samples, class_names
+
+
+def list_framefolder(root: str | os.PathLike[str]) -> tuple[list[VideoSample], list[str]]:
+    """List ``root/<class>/<video>/`` folders holding a video's frames as JPEG/PNG images."""
+    base = _require_dir(root)
+    classes = _class_dirs(base)
+    samples: list[VideoSample] = []
+    for label, folder in enumerate(classes):
+        for entry in _entries(folder) or []:
+            if entry.is_dir() and not entry.name.startswith("."):
+                samples.append(VideoSample(entry.path, label))
+    if not samples:
+        raise DataError(f"{base}: no video frame folders (expected {base}/<class>/<video>/*.jpg)")
+    return samples, [c.name for c in classes]
+
+
+def _frame_files(folder: str) -> list[str]:
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(FRAME_SUFFIXES))
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise DataError(f"{folder}: cannot list frames ({reason})") from None
+    return [os.path.join(folder, n) for n in names]
+
+
+def probe_frame_folder(path: str | os.PathLike[str], fps: float = 25.0) -> VideoInfo:
+    """Describe a frame folder as a video (frame count from the files, size from the first)."""
+    name = str(path)
+    files = _frame_files(name)
+    if not files:
+        raise DataError(f"{name}: zero frames (no .jpg/.jpeg/.png files)")
+    try:
+        with Image.open(files[0]) as image:
+            width, height = image.size
+    except OSError as error:
+        raise DataError(f"{files[0]}: not a readable image ({error})") from None
+    return VideoInfo(name, len(files) / fps, float(fps), len(files), width, height)
+
+
+def read_frame_folder(
+    path: str | os.PathLike[str],
+    frame_indices: Sequence[int],
+    info: VideoInfo | None = None,
+    *,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Read frames of a frame folder like :func:`read_frames`: ``(T, 3, H, W)`` uint8 RGB;
+    indices past the end give the last frame."""
+    files = _frame_files(str(path))
+    if not files:
+        raise DataError(f"{path}: zero frames (no .jpg/.jpeg/.png files)")
+    images: dict[int, np.ndarray] = {}
+    out: list[np.ndarray] = []
+    for index in frame_indices:
+        k = min(int(index), len(files) - 1)
+        if k not in images:
+            try:
+                with Image.open(files[k]) as image:
+                    rgb = image.convert("RGB")
+                    if size is not None and rgb.size != (size[1], size[0]):
+                        rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                    images[k] = np.asarray(rgb)
+            except OSError as error:
+                raise DataError(f"{files[k]}: not a readable image ({error})") from None
+        out.append(images[k])
+    if not out:
+        height, width = size or (0, 0)
+        return torch.empty((0, 3, height, width), dtype=torch.uint8)
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+
+
+def _probe_all(paths: Sequence[str], cache: ProbeCache, fps: float) -> list[VideoInfo | DataError]:
+    """Probe files through the cache (in a thread pool) and frame folders directly."""
+    files = [p for p in paths if not os.path.isdir(p)]
+    results: dict[str, VideoInfo | DataError] = dict(zip(files, cache.get_many(files), strict=True))
+    for path in paths:
+        if path not in results:
+            try:
+                results[path] = probe_frame_folder(path, fps)
+            except DataError as error:
+                results[path] = error
+    cache.save()
+    return [results[p] for p in paths]
+
+
+def _problem(error: DataError, path: str) -> str:
+    """The error message without its leading ``"<path>: "``."""
+    text = str(error)
+    prefix = f"{path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+class VideoClipDataset(Dataset):
+    """Clips of labelled videos, as float32 in [0, 1].
+
+    ``mode="random"``: one random clip ``(T, 3, H, W)`` (training); ``"uniform"``: ``num_clips``
+    evenly spaced clips ``(N, T, 3, H, W)`` (testing); ``"segment"``: TSN sampling, one frame from
+    each of ``num_frames`` segments. ``seed=None`` turns randomness off (centre clip, segment
+    centres).
+    All files are probed at construction; unreadable ones are dropped with one warning each and
+    listed in ``self.skipped`` as ``(path, reason)``. A read that fails later is reported the same
+    way and the next sample is returned instead. Random choices depend only on
+    ``(seed, index, epoch)`` so results do not depend on the number of workers. ``threads=None``
+    decodes with threads in the main process only, not inside DataLoader workers.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[str, int]],
+        *,
+        num_frames: int,
+        stride: int = 1,
+        mode: str = "random",
+        num_clips: int = 1,
+        size: tuple[int, int] | None = None,
+        short_policy: str = "loop",
+        seed: int | None = 0,
+        probe_cache: ProbeCache | None = None,
+        on_error: str = "skip",
+        frame_folder_fps: float = 25.0,
+        class_names: Sequence[str] | None = None,
+        threads: bool | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"unknown clip mode {mode!r} (expected one of {', '.join(MODES)})")
+        if short_policy not in SHORT_POLICIES:
+            raise ConfigError(f"unknown short_policy {short_policy!r} (expected 'loop' or 'pad')")
+        if on_error not in ("skip", "raise"):
+            raise ConfigError(f"unknown on_error {on_error!r} (expected 'skip' or 'raise')")
+        for key, value in (
+            ("num_frames", num_frames),
+            ("stride", stride),
+            ("num_clips", num_clips),
+        ):
+            if int(value) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {value}")
+        self.num_frames, self.stride, self.mode = int(num_frames), int(stride), mode
+        self.num_clips = int(num_clips) if mode == "uniform" else 1
+        self.size = tuple(size) if size is not None else None
+        self.short_policy, self.seed, self.on_error = short_policy, seed, on_error
+        self.class_names = list(class_names) if class_names is not None else None
+        self.threads = threads
+        self.skipped: list[tuple[str, str]] = []
+        # Shared memory so that set_epoch reaches persistent DataLoader workers too.
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._bad: set[int] = set()
+
+        cache = probe_cache if probe_cache is not None else ProbeCache()
+        items = [(str(p), int(label)) for p, label in samples]
+        probed = _probe_all([p for p, _ in items], cache, frame_folder_fps)
+        self.samples: list[VideoSample] = []
+        self.infos: list[VideoInfo] = []
+        for (path, label), result in zip(items, probed, strict=True):
+            if isinstance(result, DataError):
+                if on_error == "raise":
+                    raise result
+                self._skip(path, _problem(result, path))
+                continue
+            self.samples.append(VideoSample(path, label))
+            self.infos.append(result)
+
+    def _skip(self, path: str, reason: str) -> None:
+        self.skipped.append((path, reason))
+        warn(f"skipping video {path}: {reason}")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.item())
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random choices for a new epoch (reaches DataLoader workers)."""
+        self._epoch.fill_(int(epoch))
+
+    def _rng(self, index: int) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        state = np.random.SeedSequence([int(self.seed), self.epoch, int(index)]).generate_state(2)
+        return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+
+    def clip_indices(self, index: int) -> list[int]:
+        """The frame indices (after the short-video policy) that ``__getitem__(index)`` reads."""
+        info, rng = self.infos[index], self._rng(index)
+        n = info.num_frames
+        if self.mode == "segment":
+            return segment_indices(n, self.num_frames, rng)
+        if self.mode == "uniform":
+            clips = uniform_clip_indices(n, self.num_frames, self.stride, self.num_clips)
+            indices = [i for clip in clips for i in clip]
+        elif rng is None:
+            indices = uniform_clip_indices(n, self.num_frames, self.stride, 1)[0]
+        else:
+            indices = random_clip_indices(n, self.num_frames, self.stride, rng)
+        return apply_short_policy(indices, n, self.short_policy)
+
+    def _load(self, index: int) -> torch.Tensor:
+        path, info = self.samples[index].path, self.infos[index]
+        indices = self.clip_indices(index)
+        if os.path.isdir(path):
+            frames = read_frame_folder(path, indices, info, size=self.size)
+        else:
+            threads = self.threads
+            if threads is None:  # DataLoader workers already run in parallel: no nested threads
+                threads = get_worker_info() is None
+            frames = read_frames(path, indices, info, size=self.size, threads=threads)
+        clip = frames.to(torch.float32).div_(255.0)
+        if self.mode == "uniform":
+            clip = clip.reshape(self.num_clips, self.num_frames, *clip.shape[1:])
+        return clip
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        count = len(self.samples)
+        if not -count <= index < count:
+            raise IndexError(f"index {index} out of range for {count} samples")
+        index %= count
+        for step in range(count):
+            j = (index + step) % count
+            if j in self._bad:
+                continue
+            try:
+                return self._load(j), self.samples[j].label
+            except DataError as error:
+                if self.on_error == "raise":
+                    raise
+                self._bad.add(j)
+                self._skip(self.samples[j].path, _problem(error, self.samples[j].path))
+        raise DataError(f"no readable video left among {count} samples")
+
+
+@dataclass
+class ScanReport:
+    """Result of :func:`scan_videos`: problems per file and video counts per class."""
+
+    num_files: int
+    num_ok: int
+    clip_span: int | None
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
+    short: list[tuple[str, str]] = field(default_factory=list)  # readable but shorter than a clip
+    class_counts: dict[str, int] = field(default_factory=dict)  # readable videos per class
+    frames: dict[str, int] = field(default_factory=dict)  # readable path -> frame count
+
+    HEADER = ("kind", "name", "detail")
+
+    @property
+    def ok(self) -> bool:
+        """True when every file is readable (short videos are allowed: the read policy pads)."""
+        return not self.problems
+
+    def problem_counts(self) -> dict[str, int]:
+        """How many files have each kind of problem (the text before any parenthesis)."""
+        kinds = Counter(p.split(" (")[0] for _, p in self.problems)
+        if self.short:
+            kinds["shorter than clip span"] = len(self.short)
+        return dict(kinds)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """Table rows ``(kind, name, detail)``: classes, problems, short videos, then totals."""
+        rows = [("class", name, f"{n} videos") for name, n in self.class_counts.items()]
+        rows += [("problem", path, problem) for path, problem in self.problems]
+        rows += [("short", path, detail) for path, detail in self.short]
+        rows.append(("total", "readable", f"{self.num_ok}/{self.num_files}"))
+        return rows
+
+
+def scan_videos(
+    samples: Sequence[tuple[str, int]],
+    *,
+    clip_span: int | None = None,
+    class_names: Sequence[str] | None = None,
+    probe_cache: ProbeCache | None = None,
+    frame_folder_fps: float = 25.0,
+) -> ScanReport:
+    """Probe every sample once and report unreadable files, missing video streams, zero-frame
+    files, videos shorter than ``clip_span`` and readable videos per class."""
+    cache = probe_cache if probe_cache is not None else ProbeCache()
+    items = [(str(p), int(label)) for p, label in samples]
+    report = ScanReport(num_files=len(items), num_ok=0, clip_span=clip_span)
+    counts: Counter[int] = Counter()
+    probed = _probe_all([p for p, _ in items], cache, frame_folder_fps)
+    for (path, label), info in zip(items, probed, strict=True):
+        if isinstance(info, DataError):
+            report.problems.append((path, _problem(info, path)))
+            continue
+        report.num_ok += 1
+        report.frames[path] = info.num_frames
+        counts[label] += 1
+        if clip_span is not None and info.num_frames < clip_span:
+            detail = f"{info.num_frames} frames < clip span {clip_span}"
+            report.short.append((path, detail))
+    labels = sorted({label for _, label in items})
+    names = list(class_names) if class_names is not None else None
+    for label in range(len(names)) if names is not None else labels:
+        name = names[label] if names is not None and 0 <= label < len(names) else str(label)
+        report.class_counts[name] = counts[label]
+    return report
