@@ -149,6 +149,40 @@ def test_torchrun_accuracy_matches_one_process(
     assert single > 0.9 and abs(single - double) < 0.03, (single, double)
 
 
+def test_bf16_mixed_precision_runs_on_the_cpu(rnnkit: CliRunner) -> None:
+    args = [
+        *SMALL,
+        "--epochs",
+        "1",
+        "--set",
+        "train.max_steps_per_epoch=2",
+        "--precision",
+        "bf16-mixed",
+    ]
+    summary = summary_of(rnnkit("run", *args, "--json"))
+    assert summary["precision"] == "bf16-mixed" and summary["test"]["test/loss"] > 0
+
+
+def test_early_stopping_stops_and_keeps_the_best(rnnkit: CliRunner) -> None:
+    args = [
+        *SMALL,
+        "--epochs",
+        "8",
+        "--set",
+        "train.max_steps_per_epoch=1",
+        "--set",
+        "train.lr=1e-9",
+        "--set",
+        "train.patience=1",
+        "--set",
+        "train.monitor=val/loss",
+        "--set",
+        "train.mode=min",
+    ]
+    summary = summary_of(rnnkit("run", *args, "--json"))
+    assert summary["stopped_early"] and summary["epochs"] < 8
+
+
 def test_warmup_cosine_and_step_schedules() -> None:
     cosine = TrainConfig(epochs=10, schedule="cosine", warmup_epochs=1)
     assert lr_factor(0, cosine, 10) == pytest.approx(0.1)

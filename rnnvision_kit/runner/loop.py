@@ -345,5 +345,5 @@ def evaluate_model(
     all_reduce_sum(totals)
     scalars, others = split_metrics(metrics.compute(), split)
     scalars[f"{split}/loss"] = float(totals[0] / totals[1].clamp(min=1))
-    scalars[f"{split}/samples"] = float(totals[1])
+    scalars[f"{split}/samples"] = int(totals[1])  # each sample counted once, all ranks
     return scalars, others
