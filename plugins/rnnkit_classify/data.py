@@ -86,9 +86,10 @@ def digits(config: RunConfig) -> DataBundle:
 
     bunch = load_digits()
     images = torch.from_numpy(bunch.images / 16.0).float().unsqueeze(1)
-    if config.data.image_size and config.data.image_size != 8:
-        size = (config.data.image_size, config.data.image_size)
-        images = torch.nn.functional.interpolate(images, size=size, mode="bilinear").clamp(0, 1)
+    size = config.data.image_size or 16  # upsampled: smoother rows, measurably more accurate
+    if size != 8:
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear")
+        images = images.clamp(0, 1)
     labels = torch.from_numpy(bunch.target)
     splits = stratified_split(bunch.target, config.data.val_fraction, config.data.test_fraction)
     return _bundle(images, labels, splits, [str(i) for i in range(10)])

@@ -21,7 +21,7 @@ from rnnvision_kit.errors import ConfigError, DataError
 class ClassifyDataConfig(DataConfig):
     source: str = "digits"
     batch_size: int = 64
-    image_size: int | None = None  # resize to this square size (imagefolder default 28, digits 8)
+    image_size: int | None = None  # square size to resize to (default: digits 16, folders 28)
     channels: int | None = None  # imagefolder: 1 (grayscale) or 3 (RGB); default 1
     val_fraction: float = 0.1  # digits/imagefolder without a val/ folder
     test_fraction: float = 0.2  # digits/imagefolder without a test/ folder
@@ -35,7 +35,7 @@ class ClassifyModelConfig:
     num_layers: int = 1
     bidirectional: bool = True
     pooling: Literal["last", "mean", "attention"] = "mean"
-    scan: Literal["rows", "columns", "both"] = "rows"  # both: a head per direction, logits summed
+    scan: Literal["rows", "columns", "both"] = "both"  # both: rows and columns, logits summed
     dropout: float = 0.1
 
     def validate(self) -> None:
