@@ -19,7 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from rnnvision_kit import DataBundle, DataConfig, DataSpec, RunConfig, StepOutput, Task, TrainConfig, hookimpl
+from rnnvision_kit import (
+    DataBundle,
+    DataConfig,
+    DataSpec,
+    RunConfig,
+    StepOutput,
+    Task,
+    TrainConfig,
+    hookimpl,
+)
 from rnnvision_kit.classification import classification_metrics
 from rnnvision_kit.nn.heads import RecurrentHead
 from rnnvision_kit.plugins import PluginHost
@@ -46,11 +55,17 @@ class BenchTask(Task):
         self.train_set, self.val_set = train_set, val_set
 
     def default_config(self) -> RunConfig:
-        return RunConfig(task="bench", data=DataConfig(source="bench", batch_size=BATCH), model=None,
-                         train=TrainConfig(optimizer="adam", lr=1e-3, schedule="none", grad_clip=1.0))
+        return RunConfig(
+            task="bench",
+            data=DataConfig(source="bench", batch_size=BATCH),
+            model=None,
+            train=TrainConfig(optimizer="adam", lr=1e-3, schedule="none", grad_clip=1.0),
+        )
 
     def build_data(self, config: RunConfig, registries: Any) -> DataBundle:
-        return DataBundle(self.train_set, self.val_set, self.val_set, DataSpec([str(i) for i in range(CLASSES)]))
+        return DataBundle(
+            self.train_set, self.val_set, self.val_set, DataSpec([str(i) for i in range(CLASSES)])
+        )
 
     def build_model(self, config: RunConfig, spec: DataSpec, registries: Any) -> torch.nn.Module:
         return make_model()
@@ -64,7 +79,9 @@ class BenchTask(Task):
         return classification_metrics(CLASSES)
 
 
-def through_runner(train_set: TensorDataset, val_set: TensorDataset, epochs: int, out: str) -> float:
+def through_runner(
+    train_set: TensorDataset, val_set: TensorDataset, epochs: int, out: str
+) -> float:
     task = BenchTask(train_set, val_set)
 
     class Plugin:
@@ -113,10 +130,14 @@ def main() -> None:
             plain_times.append(plain_loop(train_set, args.epochs))
             runner_times.append(through_runner(train_set, val_set, args.epochs, out))
     plain, runner = seen / min(plain_times), seen / min(runner_times)
-    print(f"threads={torch.get_num_threads()} samples={args.samples} epochs={args.epochs} "
-          f"val={len(val_set)} batch={BATCH} GRU hidden={HIDDEN} seq={SEQ}x{FEATURES}")
+    print(
+        f"threads={torch.get_num_threads()} samples={args.samples} epochs={args.epochs} "
+        f"val={len(val_set)} batch={BATCH} GRU hidden={HIDDEN} seq={SEQ}x{FEATURES}"
+    )
     print(f"plain loop : {plain:9.1f} samples/s")
-    print(f"runner     : {runner:9.1f} samples/s (includes per-epoch validation, checkpoints, logs)")
+    print(
+        f"runner     : {runner:9.1f} samples/s (includes per-epoch validation, checkpoints, logs)"
+    )
     print(f"ratio runner/plain = {runner / plain:.3f}  (goal >= 0.95)")
 
 

@@ -1,7 +1,9 @@
 """rnnvision-kit: recurrent neural networks for vision, as a plugin-based toolkit.
 
-Public API (everything else may change): the hook markers, the Task contract, configuration
-dataclasses, registries and errors. Importing this package does not import torch.
+Public API (everything else may change): what this module exports (the hook marker, the Task
+contract, configuration dataclasses, registries and errors), plus ``rnnvision_kit.testing``
+(helpers for plugin authors) and ``rnnvision_kit.classification`` (metrics and reports shared by
+classification tasks). Importing this package does not import torch.
 """
 
 from __future__ import annotations

@@ -78,16 +78,32 @@ def tasks(ctx: click.Context) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
+@click.option(
+    "--check", is_flag=True, help="Build, train one step and evaluate every task on tiny data."
+)
 @click.pass_context
-def plugins(ctx: click.Context) -> None:
+def plugins(ctx: click.Context, check: bool) -> None:
     """List plugins: name, version, source, what each registered, and broken ones.
 
     \b
-    Example:
+    Examples:
       rnnkit plugins
       RNNKIT_DISABLE_PLUGINS=video rnnkit plugins
+      rnnkit --plugin my_plugin.py plugins --check
     """
     host = _host(ctx)
+    if check:
+        from rnnvision_kit.errors import PluginError
+        from rnnvision_kit.testing import check_plugin
+
+        results = check_plugin(host)
+        rows = [(r.task, r.plugin, r.status, r.error or "") for r in results]
+        click.echo(format_table(["task", "plugin", "status", "error"], rows))
+        failed = sum(not r.ok for r in results)
+        click.echo(f"{len(results) - failed} passed, {failed} failed")
+        if failed:
+            raise PluginError(f"{failed} of {len(results)} plugin checks failed")
+        return
     rows = []
     for record in host.records.values():
         registered = "; ".join(
@@ -96,11 +112,35 @@ def plugins(ctx: click.Context) -> None:
         if record.commands:
             registered += ("; " if registered else "") + f"commands: {', '.join(record.commands)}"
         status = f"BROKEN: {record.error}" if record.broken else "ok"
-        source = record.source if record.source != "entry point" else f"entry point {record.target}"
+        source = record.source
+        if source not in ("core", "object"):
+            source += f" {record.target}" + (
+                f" [{record.distribution}]" if record.distribution else ""
+            )
         rows.append((record.name, record.version or "-", source, registered or "-", status))
     click.echo(format_table(["plugin", "version", "source", "registered", "status"], rows))
     if host.disabled:
         click.echo(f"disabled by RNNKIT_DISABLE_PLUGINS: {', '.join(sorted(host.disabled))}")
+
+
+@cli.command("new-plugin", context_settings=CONTEXT)
+@click.argument("name")
+@click.option(
+    "--dir", "parent", type=click.Path(), default=".", show_default=True, help="Parent folder."
+)
+def new_plugin(name: str, parent: str) -> None:
+    """Create a plugin package rnnkit-NAME, ready to install and test.
+
+    \b
+    Example:
+      rnnkit new-plugin stripes --dir ~/src
+      cd ~/src/rnnkit-stripes && pip install -e . && pytest && rnnkit run --task stripes
+    """
+    from rnnvision_kit.scaffold import create_plugin
+
+    root = create_plugin(name, Path(parent).expanduser())
+    click.echo(f"created {root}")
+    click.echo(f"next: cd {root} && pip install -e . && pytest && rnnkit run --task {name}")
 
 
 def _config_for_run(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any:
@@ -308,6 +348,33 @@ def predict(
         click.echo(f"{record['file']}: {labels}" if labels else json.dumps(record))
 
 
+@cli.command("check-data", context_settings=CONTEXT)
+@click.option("--task", "task_name", required=True, help="Task name (see `rnnkit tasks`).")
+@click.option("--data", help="Data source, NAME or NAME:PATH, e.g. videofolder:~/videos.")
+@click.option("--config", "config_file", type=click.Path(), help="YAML file of settings.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting.")
+@click.pass_context
+def check_data(ctx: click.Context, task_name: str, **options: Any) -> None:
+    """Scan a task's data once, without training: unreadable or suspicious files, class counts.
+
+    Exits non-zero only when nothing is readable.
+
+    \b
+    Example:
+      rnnkit check-data --task video-action --data videofolder:~/videos
+    """
+    from rnnvision_kit.config import validate
+
+    host = _host(ctx)
+    config = _config_for_run(host, task_name, options)
+    validate(config)
+    result = host.task(task_name).check_data(config, host.registries)
+    click.echo(format_table(result.headers, result.rows))
+    for note in result.notes:
+        click.echo(note)
+    ctx.exit(0 if result.usable else 1)
+
+
 def _local_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
     """Take ``--plugin X`` / ``--plugin=X`` out of argv wherever it is: plugins must be loaded
     before click parses, because they may add commands."""
@@ -333,7 +400,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         local, args = _local_plugins(args)
         host = build_host(local)
         host.add_commands(cli)
-        cli.main(args=args, obj=host, prog_name="rnnkit", standalone_mode=False)
+        code = cli.main(args=args, obj=host, prog_name="rnnkit", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)  # ctx.exit(n) returns n when click runs outside standalone mode
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

@@ -55,6 +55,7 @@ class TrainConfig:
     mode: Literal["max", "min"] = "max"
     patience: int | None = None  # epochs without improvement before stopping; None: never
     max_steps_per_epoch: int | None = None  # cap for quick checks
+    threads: int | None = None  # CPU threads for torch; None: torch's default
 
 
 @dataclass
@@ -82,9 +83,9 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     if annotation is Any:
         return value
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
+        is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
+        if is_none and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):
@@ -261,6 +262,7 @@ def validate(config: RunConfig) -> None:
         (t.step_size >= 1, "train.step_size", "must be >= 1"),
         (t.grad_clip is None or t.grad_clip >= 0, "train.grad_clip", "must be >= 0"),
         (t.patience is None or t.patience >= 1, "train.patience", "must be >= 1"),
+        (t.threads is None or t.threads >= 1, "train.threads", "must be >= 1"),
         (d.batch_size >= 1, "data.batch_size", "must be >= 1"),
         (
             d.eval_batch_size is None or d.eval_batch_size >= 1,

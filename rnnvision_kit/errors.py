@@ -23,6 +23,10 @@ class DataError(RnnkitError):
     """A data set path, file or layout is invalid."""
 
 
+class TaskError(RnnkitError):
+    """Task code (a plugin's) raised an unexpected exception; the message names task and plugin."""
+
+
 class CheckpointError(RnnkitError):
     """A checkpoint is missing, truncated or foreign."""
 

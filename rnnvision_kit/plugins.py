@@ -218,8 +218,16 @@ class PluginHost:
 
     def task(self, name: str) -> Any:
         """Instantiate the task registered as ``name``."""
-        task = self.registries.tasks.create(name)
-        task.registry_name = self.registries.tasks.get(name).name
+        from rnnvision_kit.task import Task
+
+        entry = self.registries.tasks.get(name)
+        task = entry.factory()
+        if not isinstance(task, Task):
+            raise PluginError(
+                f"plugin {entry.plugin!r}: the factory of task {entry.name!r} returned "
+                f"{type(task).__name__}, not a Task"
+            )
+        task.registry_name = entry.name
         return task
 
 

@@ -47,6 +47,17 @@ class DataBundle:
 
 
 @dataclass
+class DataCheck:
+    """What ``rnnkit check-data`` prints: a table of findings, summary lines, and whether any
+    of the data is usable (the command exits non-zero when none is)."""
+
+    headers: list[str]
+    rows: list[Sequence[Any]]
+    notes: list[str] = field(default_factory=list)
+    usable: bool = True
+
+
+@dataclass
 class StepOutput:
     """One forward pass: the loss to minimise, and predictions/targets for the metrics."""
 
@@ -90,6 +101,11 @@ class Task:
         """Feed one step's output to the metrics."""
         metrics.update(output.preds, output.targets)
 
+    def check_data(self, config: RunConfig, registries: Registries) -> DataCheck:
+        """Scan the configured data once without training: unreadable or suspicious files, class
+        counts (for ``rnnkit check-data``)."""
+        raise RnnkitError(f"task {self.name!r} does not support check-data")
+
     def predict(
         self,
         model: nn.Module,
@@ -103,5 +119,15 @@ class Task:
         """Predictions for user files, one JSON-able record per file (for ``rnnkit predict``)."""
         raise RnnkitError(f"task {self.name!r} does not support predict")
 
-    def report(self, run_dir: Path, split: str, results: dict[str, Any], spec: DataSpec) -> None:
-        """Write task-specific plots for an evaluated split (default: nothing)."""
+    def report(
+        self,
+        run_dir: Path,
+        split: str,
+        results: dict[str, Any],
+        spec: DataSpec,
+        *,
+        model: nn.Module | None = None,
+        config: RunConfig | None = None,
+    ) -> None:
+        """Write task-specific plots for an evaluated split (default: nothing). ``model`` (the
+        best checkpoint's) and ``config`` are passed when the override accepts them."""

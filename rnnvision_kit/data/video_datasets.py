@@ -258,7 +258,9 @@ class VideoClipDataset(Dataset):
     All files are probed at construction; unreadable ones are dropped with one warning each and
     listed in ``self.skipped`` as ``(path, reason)``. A read that fails later is reported the same
     way and the next sample is returned instead. Random choices depend only on
-    ``(seed, index, epoch)`` so results do not depend on the number of workers. ``threads=None``
+    ``(seed, index, epoch)`` so results do not depend on the number of workers. ``return_index``
+    makes items ``(clip, label, index)``, the index of the sample actually read (after a skip, the
+    next readable one), so predictions can be traced back to files. ``threads=None``
     decodes with threads in the main process only, not inside DataLoader workers.
     """
 
@@ -278,6 +280,7 @@ class VideoClipDataset(Dataset):
         frame_folder_fps: float = 25.0,
         class_names: Sequence[str] | None = None,
         threads: bool | None = None,
+        return_index: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown clip mode {mode!r} (expected one of {', '.join(MODES)})")
@@ -298,6 +301,7 @@ class VideoClipDataset(Dataset):
         self.short_policy, self.seed, self.on_error = short_policy, seed, on_error
         self.class_names = list(class_names) if class_names is not None else None
         self.threads = threads
+        self.return_index = return_index
         self.skipped: list[tuple[str, str]] = []
         # Shared memory so that set_epoch reaches persistent DataLoader workers too.
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
@@ -368,7 +372,7 @@ class VideoClipDataset(Dataset):
             clip = clip.reshape(self.num_clips, self.num_frames, *clip.shape[1:])
         return clip
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, int, int]:
         count = len(self.samples)
         if not -count <= index < count:
             raise IndexError(f"index {index} out of range for {count} samples")
@@ -378,7 +382,8 @@ class VideoClipDataset(Dataset):
             if j in self._bad:
                 continue
             try:
-                return self._load(j), self.samples[j].label
+                clip, label = self._load(j), self.samples[j].label
+                return (clip, label, j) if self.return_index else (clip, label)
             except DataError as error:
                 if self.on_error == "raise":
                     raise

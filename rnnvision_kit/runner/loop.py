@@ -240,6 +240,9 @@ class Trainer:
     def _train_epoch(self, checkpoint_extra: dict[str, Any]) -> float:
         s = self.state
         sampler = self._train_sampler(s.epoch, skip=s.batch_in_epoch * self.config.data.batch_size)
+        set_epoch = getattr(self.data.train, "set_epoch", None)
+        if callable(set_epoch):  # data sets with per-epoch random choices (e.g. video clips)
+            set_epoch(s.epoch)
         loader = self._loader(self.data.train, sampler, self.config.data.batch_size, s.epoch)
         self.train_model.train()
         remaining = self.steps_per_epoch - s.batch_in_epoch

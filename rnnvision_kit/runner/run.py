@@ -6,11 +6,13 @@ A run folder ``runs/<task>/<timestamp>/`` holds ``config.yaml``, ``metrics.jsonl
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import inspect
 import platform
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 from rnnvision_kit.config import RunConfig, apply_mapping, load_yaml, save_yaml, validate
-from rnnvision_kit.errors import CheckpointError, RnnkitError, RunInterrupted
+from rnnvision_kit.errors import CheckpointError, RnnkitError, RunInterrupted, TaskError
 from rnnvision_kit.plugins import PluginHost
 from rnnvision_kit.runner.checkpoint import load_checkpoint
 from rnnvision_kit.runner.device import Precision, select_device
@@ -78,18 +80,39 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@contextlib.contextmanager
+def blame(host: PluginHost, task: Task, stage: str) -> Iterator[None]:
+    """Turn a plain exception raised by task code into a one-line error naming task and plugin
+    (``--debug`` still shows the original traceback as the cause)."""
+    try:
+        yield
+    except (RnnkitError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        name = task.registry_name or task.name
+        plugin = host.registries.tasks.get(name).plugin if name in host.registries.tasks else "?"
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise TaskError(
+            f"task {name!r} (plugin {plugin!r}) failed in {stage}: {type(error).__name__}: {detail}"
+        ) from error
+
+
 def _build(
     host: PluginHost, task: Task, config: RunConfig, dist_info: DistInfo = DistInfo()
 ) -> tuple[DataBundle, torch.nn.Module]:
     validate(config)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
     seed_everything(config.seed)
     # Rank 0 builds first so that generated data sets are written into the cache only once.
     if dist_info.enabled and not dist_info.is_main:
         torch.distributed.barrier()
-    data = task.build_data(config, host.registries)
+    with blame(host, task, "build_data"):
+        data = task.build_data(config, host.registries)
     if dist_info.enabled and dist_info.is_main:
         torch.distributed.barrier()
-    model = task.build_model(config, data.spec, host.registries)
+    with blame(host, task, "build_model"):
+        model = task.build_model(config, data.spec, host.registries)
     return data, model
 
 
@@ -177,7 +200,8 @@ def _train(
         host.notify("rnnkit_on_run_start", run=run)
     started = time.perf_counter()
     try:
-        state = trainer.fit(extra)
+        with blame(host, task, "training"):
+            state = trainer.fit(extra)
     except BaseException as error:
         if dist_info.is_main:
             host.notify("rnnkit_on_exception", run=run, error=error)
@@ -225,9 +249,33 @@ def _train(
     if run_dir is not None:
         write_json(run_dir / "summary.json", summary)
         plot_curves(state.history, run_dir / "curves.png")
-        task.report(run_dir, "test", {**test_scalars, **test_other}, data.spec)
+        with blame(host, task, "report"):
+            call_report(
+                task,
+                run_dir,
+                "test",
+                {**test_scalars, **test_other},
+                data.spec,
+                model=model,
+                config=config,
+            )
         host.notify("rnnkit_on_run_end", run=run, summary=to_jsonable(summary))
     return summary
+
+
+def call_report(
+    task: Task, run_dir: Path, split: str, results: dict[str, Any], spec: DataSpec, **optional: Any
+) -> None:
+    """Call ``task.report``, passing only the optional keywords (model, config) it accepts."""
+    parameters = inspect.signature(task.report).parameters
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    task.report(
+        run_dir,
+        split,
+        results,
+        spec,
+        **{k: v for k, v in optional.items() if takes_all or k in parameters},
+    )
 
 
 def _best_path_from_rank0(path: Path) -> Path:
@@ -315,8 +363,10 @@ def predict_files(
     top_k: int = 5,
     out_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Predictions of a run's best checkpoint for user files, through the task's ``predict``."""
+    """Predictions of a run's best checkpoint for user files, through the task's ``predict``;
+    files a task writes (plots) go to ``out_dir``, by default ``<run_dir>/predict``."""
     task, config, spec, checkpoint = load_run(host, run_dir)
+    out_dir = out_dir if out_dir is not None else Path(run_dir) / "predict"
     device = select_device(config.train.device)
     seed_everything(config.seed)
     model = task.build_model(config, spec, host.registries)

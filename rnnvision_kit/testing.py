@@ -1,0 +1,173 @@
+"""Helpers for plugin authors' tests: a host with only the plugins under test, and a conformance check.
+
+    from rnnvision_kit.testing import check_plugin, plugin_host
+    from rnnkit_my_plugin import plugin
+
+    def test_conformance():
+        host = plugin_host(my_plugin=plugin)
+        assert all(result.ok for result in check_plugin(host, "my_plugin"))
+
+Importing this module does not import torch; ``check_plugin`` does.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from rnnvision_kit.errors import PluginError
+from rnnvision_kit.plugins import PluginHost, _one_line
+from rnnvision_kit.task import DataBundle
+
+SAMPLES = 8  # samples per split the check uses: enough for a batch, small enough to be quick
+CHECK_SETTINGS = (  # one step, on the CPU, in full precision, without workers
+    "train.epochs=1",
+    "train.max_steps_per_epoch=1",
+    "train.device=cpu",
+    "train.precision=32",
+    "data.eval_batch_size=null",
+    "data.num_workers=0",
+)
+
+
+@dataclass
+class CheckResult:
+    """The outcome of checking one task (or one broken plugin, with ``task`` ``"-"``)."""
+
+    task: str  # qualified name, plugin:task
+    plugin: str
+    ok: bool
+    stage: str = ""  # where it failed: load, create, config, data, model, train, eval, report
+    error: str | None = None  # one line
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else f"FAIL ({self.stage})"
+
+
+def _default_name(plugin: object) -> str:
+    if isinstance(plugin, ModuleType):
+        return plugin.__name__
+    return type(plugin).__name__.lower()
+
+
+def plugin_host(*plugins: object, strict: bool = True, **named: object) -> PluginHost:
+    """A PluginHost with only the core and the given plugin modules or objects (no entry points).
+
+    Positional plugins are named after their module (``my_pkg.plugin``) or class; keyword ones
+    after the keyword, e.g. ``plugin_host(mine=plugin)``, so that ``mine:task`` resolves. With
+    ``strict`` (the default) a plugin that fails to load raises PluginError instead of being
+    listed as broken. ``RNNKIT_DISABLE_PLUGINS`` and ``RNNKIT_PLUGINS`` do not apply.
+    """
+    host = PluginHost(strict=strict)
+    host.disabled = set()
+    host.load_core()
+    for plugin in plugins:
+        host.load_object(plugin, _default_name(plugin))
+    for name, plugin in named.items():
+        host.load_object(plugin, name)
+    return host
+
+
+def check_plugin(
+    host: PluginHost,
+    plugin_name: str | None = None,
+    *,
+    overrides: Sequence[str] = (),
+    samples: int = SAMPLES,
+    batch_size: int = 4,
+) -> list[CheckResult]:
+    """Check that every task ``plugin_name`` registers (all plugins' tasks when None) can build its
+    data and model, take one training step (backward and optimizer step), evaluate and write its
+    report, on the CPU and at most ``samples`` samples per split. Broken plugins are reported as
+    failures too.
+    """
+    if plugin_name is not None and plugin_name not in {r.name for r in host.records.values()}:
+        known = ", ".join(sorted({r.name for r in host.records.values()}))
+        raise PluginError(f"unknown plugin {plugin_name!r} (loaded: {known})")
+    results = [
+        CheckResult("-", record.name, ok=False, stage="load", error=record.error)
+        for record in host.broken
+        if plugin_name in (None, record.name)
+    ]
+    for entry in host.registries.tasks:
+        if plugin_name in (None, entry.plugin):
+            results.append(check_task(host, entry.qualified_name, overrides, samples, batch_size))
+    return results
+
+
+def check_task(
+    host: PluginHost,
+    task_name: str,
+    overrides: Iterable[str] = (),
+    samples: int = SAMPLES,
+    batch_size: int = 4,
+) -> CheckResult:
+    """Build, train one step and evaluate one task (see ``check_plugin``); never raises."""
+    entry = host.registries.tasks.get(task_name)
+    started = time.perf_counter()
+    stage = "create"
+    try:
+        import torch
+
+        from rnnvision_kit.config import apply_overrides, validate
+        from rnnvision_kit.runner.device import Precision
+        from rnnvision_kit.runner.distributed import DistInfo
+        from rnnvision_kit.runner.loop import Trainer, evaluate_model
+        from rnnvision_kit.runner.run import seed_everything
+
+        cpu = torch.device("cpu")
+        task = host.task(entry.qualified_name)
+        stage = "config"
+        config = task.default_config()
+        config.task = entry.qualified_name
+        apply_overrides(config, [*CHECK_SETTINGS, f"data.batch_size={batch_size}", *overrides])
+        validate(config)
+        seed_everything(config.seed)
+        stage = "data"
+        data = _tiny(task.build_data(config, host.registries), samples)
+        stage = "model"
+        model = task.build_model(config, data.spec, host.registries)
+        stage = "train"
+        trainer = Trainer(task, config, model, data, cpu, DistInfo(), None, quiet=True)
+        loss = trainer.fit({}).history[-1]["train/loss"]
+        if not math.isfinite(loss):
+            raise ValueError(f"training loss is {loss}")
+        stage = "eval"
+        scalars, others = evaluate_model(
+            task, config, model, data.test, data.spec, cpu, DistInfo(), Precision("32", cpu), "test"
+        )
+        monitored = config.train.monitor.replace("val/", "test/", 1)
+        if monitored not in scalars:
+            raise ValueError(f"metric {monitored!r} missing (got: {', '.join(scalars)})")
+        stage = "report"
+        with tempfile.TemporaryDirectory(prefix="rnnkit-check-") as folder:
+            task.report(Path(folder), "test", {**scalars, **others}, data.spec)
+    except Exception as error:  # report, never raise: one broken task must not hide the others
+        elapsed = time.perf_counter() - started
+        return CheckResult(
+            entry.qualified_name, entry.plugin, False, stage, _one_line(error), elapsed
+        )
+    elapsed = time.perf_counter() - started
+    return CheckResult(entry.qualified_name, entry.plugin, True, seconds=elapsed)
+
+
+def _tiny(data: DataBundle, samples: int) -> DataBundle:
+    """``data`` with each split cut to its first ``samples`` samples."""
+    from torch.utils.data import Subset
+
+    splits = {"train": data.train, "val": data.val, "test": data.test}
+    for split, dataset in splits.items():
+        if len(dataset) == 0:
+            raise ValueError(f"the {split} split is empty")
+    return DataBundle(
+        *(Subset(d, range(min(samples, len(d)))) for d in splits.values()),
+        spec=data.spec,
+        skipped=data.skipped,
+    )
