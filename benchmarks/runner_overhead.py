@@ -120,7 +120,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     train_set = make_tensors(args.samples, 0)
     val_set = make_tensors(max(256, args.samples // 64), 1)
     seen = args.samples * args.epochs
