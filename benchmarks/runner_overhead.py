@@ -5,7 +5,7 @@ Prints samples/s of both and the ratio runner/plain (goal >= 0.95). Both do the 
 step (Adam, gradient clipping at norm 1); the runner also runs its per-epoch validation on a
 small split, checkpoints and logging, which count against it.
 
-    python benchmarks/runner_overhead.py [--samples 8192] [--epochs 3] [--repeats 2]
+    python benchmarks/runner_overhead.py [--samples 16384] [--epochs 3] [--repeats 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -117,9 +117,9 @@ def plain_loop(train_set: TensorDataset, epochs: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=8192)
+    parser.add_argument("--samples", type=int, default=16384)
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args()
     if args.threads:
