@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rnnvision_kit.data import moving_digits as md
+from rnnvision_kit.data.cache import MARKER, cache_dir
 from rnnvision_kit.data.video import probe_video, read_frames
 from rnnvision_kit.data.video_datasets import list_videofolder
 
@@ -63,7 +64,7 @@ def test_pairs_are_time_reversals_of_each_other() -> None:
 def test_ensure_generates_once_into_the_cache(tmp_path: Path) -> None:
     root = md.ensure_moving_digits(**TINY)
     assert root.parent == tmp_path / "cache" / "moving-digits"
-    assert (root / md.MARKER).is_file()
+    assert (root / MARKER).is_file()
     files = _listing(root)
     assert len(files) == 10 * 4
     stamp = (root / "train" / "up" / "0000.mp4").stat().st_mtime_ns
@@ -80,5 +81,5 @@ def test_interrupted_generation_leaves_nothing(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(md, "write_video", explode)
     with pytest.raises(KeyboardInterrupt):
         md.ensure_moving_digits(**TINY)
-    parent = Path(md.cache_dir("moving-digits"))
+    parent = cache_dir("moving-digits")
     assert list(parent.iterdir()) == []

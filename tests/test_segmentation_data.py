@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from rnnvision_kit.data.cache import MARKER
 from rnnvision_kit.data.segmentation import (
     CAMVID_CLASSES,
     SegmentationClips,
@@ -21,7 +22,7 @@ from rnnvision_kit.data.segmentation import (
     videomasks,
     write_index_png,
 )
-from rnnvision_kit.data.synthetic_seg import MARKER, ensure_synthetic_seg
+from rnnvision_kit.data.synthetic_seg import ensure_synthetic_seg
 from rnnvision_kit.errors import ConfigError, DataError
 
 H, W = 12, 16

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def cache_dir(*parts: str) -> Path:
@@ -21,3 +26,36 @@ def cache_dir(*parts: str) -> Path:
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+MARKER = "COMPLETE.json"
+
+
+def generate_once(
+    name: str, key: str, generate: Callable[[Path], None], meta: dict[str, Any]
+) -> Path:
+    """Return ``cache_dir(name) / key``, calling ``generate(folder)`` first if it is not complete.
+
+    Generation writes into a temporary folder that is renamed into place only when complete (with
+    ``meta`` in its ``COMPLETE.json`` marker), so an interrupted run never leaves half a data set,
+    and two processes generating at once both end with one complete folder.
+    """
+    parent = cache_dir(name)
+    final = parent / key
+    if (final / MARKER).is_file():
+        return final
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=parent))
+    try:
+        generate(tmp)
+        (tmp / MARKER).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        if final.exists() and not (final / MARKER).is_file():
+            shutil.rmtree(final, ignore_errors=True)  # an unfinished or foreign leftover
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not (final / MARKER).is_file():  # not a concurrent generator that won the race
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final

@@ -8,17 +8,14 @@ order-less average of frames cannot tell the two classes of a pair apart.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from rnnvision_kit.data.cache import cache_dir
+from rnnvision_kit.data.cache import generate_once
 from rnnvision_kit.data.video import write_video
 
 __all__ = [
@@ -44,7 +41,6 @@ PAIRS: tuple[tuple[str, str], ...] = (
 CLASSES: tuple[str, ...] = tuple(sorted(name for pair in PAIRS for name in pair))
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 DEFAULT_VIDEOS_PER_CLASS: tuple[int, int, int] = (60, 15, 20)
-MARKER = "COMPLETE.json"
 # Disjoint digit images per split (load_digits has 1797), so test digits are unseen.
 _DIGIT_RANGES = {"train": (0, 1200), "val": (1200, 1500), "test": (1500, 1797)}
 _FPS = 10
@@ -204,34 +200,20 @@ def ensure_moving_digits(
     is renamed into place only when complete, so an interrupted run never leaves half a data set.
     """
     counts = _split_counts(videos_per_class)
-    parent = cache_dir("moving-digits")
-    final = parent / _key(counts, num_frames, size, seed)
-    if (final / MARKER).is_file():
-        return final
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=parent))
-    try:
+    meta = {
+        "version": VERSION,
+        "classes": list(CLASSES),
+        "pairs": [list(pair) for pair in PAIRS],
+        "videos_per_class": counts,
+        "num_frames": num_frames,
+        "size": size,
+        "seed": seed,
+        "fps": _FPS,
+    }
+
+    def generate(folder: Path) -> None:
         generate_moving_digits(
-            tmp, videos_per_class=counts, num_frames=num_frames, size=size, seed=seed
+            folder, videos_per_class=counts, num_frames=num_frames, size=size, seed=seed
         )
-        meta = {
-            "version": VERSION,
-            "classes": list(CLASSES),
-            "pairs": [list(pair) for pair in PAIRS],
-            "videos_per_class": counts,
-            "num_frames": num_frames,
-            "size": size,
-            "seed": seed,
-            "fps": _FPS,
-        }
-        (tmp / MARKER).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        if final.exists() and not (final / MARKER).is_file():
-            shutil.rmtree(final, ignore_errors=True)  # leftovers of some other layout
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / MARKER).is_file():  # not a concurrent generator that won the race
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+
+    return generate_once("moving-digits", _key(counts, num_frames, size, seed), generate, meta)

@@ -12,17 +12,14 @@ Stored once in the cache in the ``videomasks`` layout (PNG frames, index PNG mas
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from rnnvision_kit.data.cache import cache_dir
+from rnnvision_kit.data.cache import generate_once
 from rnnvision_kit.data.segmentation import write_index_png
 
 __all__ = [
@@ -38,7 +35,6 @@ VERSION = 1
 CLASSES: tuple[str, ...] = ("background", "circle", "square", "triangle")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 DEFAULT_VIDEOS: tuple[int, int, int] = (240, 40, 40)
-MARKER = "COMPLETE.json"
 
 Videos = int | Sequence[int] | Mapping[str, int]
 
@@ -242,31 +238,17 @@ def ensure_synthetic_seg(
     hw = _check_size(size)
     if num_frames < 1:
         raise ValueError(f"num_frames must be positive, got {num_frames}")
-    parent = cache_dir("synthetic-seg")
-    final = parent / _key(counts, num_frames, hw, seed)
-    if (final / MARKER).is_file():
-        return final
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=parent))
-    try:
-        generate_synthetic_seg(tmp, counts, num_frames=num_frames, size=hw, seed=seed)
-        meta = {
-            "version": VERSION,
-            "classes": list(CLASSES),
-            "videos": counts,
-            "num_frames": num_frames,
-            "size": list(hw),
-            "seed": seed,
-            "layout": "videomasks",
-        }
-        (tmp / MARKER).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        if final.exists() and not (final / MARKER).is_file():
-            shutil.rmtree(final, ignore_errors=True)  # an unfinished or foreign leftover
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not (final / MARKER).is_file():  # not a concurrent generator that won the race
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    meta = {
+        "version": VERSION,
+        "classes": list(CLASSES),
+        "videos": counts,
+        "num_frames": num_frames,
+        "size": list(hw),
+        "seed": seed,
+        "layout": "videomasks",
+    }
+
+    def generate(folder: Path) -> None:
+        generate_synthetic_seg(folder, counts, num_frames=num_frames, size=hw, seed=seed)
+
+    return generate_once("synthetic-seg", _key(counts, num_frames, hw, seed), generate, meta)
