@@ -23,9 +23,11 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     plt = _pyplot()
     epochs = [r["epoch"] + 1 for r in rows]
     metric_keys = sorted(
-        k
-        for k in rows[-1]
-        if k.startswith("val/") and k != "val/loss" and isinstance(rows[-1][k], int | float)
+        key
+        for key, value in rows[-1].items()
+        if key.startswith("val/")
+        and key not in ("val/loss", "val/samples")
+        and isinstance(value, int | float)
     )
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
     for key in ("train/loss", "val/loss"):
