@@ -106,6 +106,19 @@ class Registry:
         listing = ", ".join(known) if known else "none registered"
         raise RegistryError(f"unknown {self.kind[:-1]} {name!r} (known: {listing}){hint}")
 
+    def get_data_source(self, name: str, kind: str, task: str) -> Entry:
+        """A dataset entry whose ``kind`` meta is ``kind``; otherwise a DataError naming what the
+        source provides and what ``task`` needs."""
+        from rnnvision_kit.errors import DataError
+
+        entry = self.get(name)
+        provided = entry.meta.get("kind", "unknown")
+        if provided != kind:
+            raise DataError(
+                f"data source {name!r} provides {provided} data; task {task} needs {kind} data"
+            )
+        return entry
+
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call the factory registered as ``name``; ``None`` keyword arguments are dropped so that
         unset options never override a factory's defaults."""

@@ -126,8 +126,10 @@ def test_torchrun_two_processes_count_each_test_sample_once(tmp_path: Path) -> N
 def test_torchrun_accuracy_matches_one_process(
     rnnkit: CliRunner, one_thread: None, tmp_path: Path
 ) -> None:
+    # data.batch_size is per process: the 2-process run uses half of it, so that both runs take
+    # the same number of optimizer steps on the same global batch size.
     args = [*SMALL, "--device", "cpu", "--epochs", "15", "--set", "model.hidden_size=64", "--json"]
-    single = summary_of(rnnkit("run", *args))["test"]["test/acc"]
+    single = summary_of(rnnkit("run", *args, "--set", "data.batch_size=64"))["test"]["test/acc"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
         sys.executable,
@@ -141,10 +143,13 @@ def test_torchrun_accuracy_matches_one_process(
         "rnnvision_kit",
         "run",
         *args,
+        "--set",
+        "data.batch_size=32",
     ]
     result = subprocess.run(
         command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
     )
+    assert result.returncode == 0, result.stderr[-3000:]
     double = json.loads(result.stdout)["test"]["test/acc"]
     assert single > 0.9 and abs(single - double) < 0.03, (single, double)
 

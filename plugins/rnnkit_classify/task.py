@@ -14,7 +14,7 @@ from torch import nn
 from rnnvision_kit import DataBundle, DataConfig, DataSpec, RunConfig, StepOutput, Task, TrainConfig
 from rnnvision_kit.classification import classification_metrics, write_classification_report
 from rnnvision_kit.classification import top_k as top_labels
-from rnnvision_kit.errors import ConfigError, DataError
+from rnnvision_kit.errors import ConfigError
 
 
 @dataclass
@@ -102,12 +102,7 @@ class ImageClassifyTask(Task):
         )
 
     def build_data(self, config: RunConfig, registries: Any) -> DataBundle:
-        entry = registries.datasets.get(config.data.source)
-        if entry.meta.get("kind") != "image":
-            raise DataError(
-                f"data source {config.data.source!r} provides {entry.meta.get('kind', 'unknown')} "
-                f"data; task {self.name} needs images"
-            )
+        entry = registries.datasets.get_data_source(config.data.source, "image", self.name)
         self.max_shift = 0
         bundle = entry.factory(config)
         if getattr(config.data, "augment", False):

@@ -1,10 +1,14 @@
 """Synthetic video segmentation: moving textured shapes under per-frame corruption.
 
-Circles, squares and triangles (classes 1, 2, 3; background 0) with random textures and colours
-move smoothly (bouncing, turning) over a textured background. Each *frame* is then corrupted on
-its own: strong pixel noise, sometimes blur, brightness/colour flicker and brief occluders (bars
-or blobs), while the masks stay clean (the true shapes, also under occluders). A single-frame
-segmenter is therefore noisy, and temporal context pays: the data set for ConvGRU refinement.
+Circles, squares and triangles (classes 1, 2, 3; background 0) move smoothly (bouncing, turning)
+over a textured background. Each class has its own colour family (reds, greens, blues) and
+texture (stripes, checks, rings), varied per object, so that a small segmenter learns the classes
+within a few minutes on a CPU. Each *frame* is then corrupted on its own: mild noise and
+brightness/colour flicker always; a fifth of the frames *dropped* (a flat colour plus noise), a
+fifth *bad* (strong noise, often blur and salt-and-pepper); brief occluders (bars or blobs) on a
+third. The masks stay clean (the true shapes, also under occluders and in dropped frames). A
+single-frame segmenter therefore fails on the corrupted frames, and temporal context pays: the
+data set for ConvGRU refinement.
 
 Stored once in the cache in the ``videomasks`` layout (PNG frames, index PNG masks), one
 ``num_frames``-frame video per clip, with ``train/``, ``val/`` and ``test/`` splits.
@@ -31,7 +35,7 @@ __all__ = [
     "generate_synthetic_seg",
 ]
 
-VERSION = 1
+VERSION = 2
 CLASSES: tuple[str, ...] = ("background", "circle", "square", "triangle")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 DEFAULT_VIDEOS: tuple[int, int, int] = (240, 40, 40)
@@ -79,6 +83,32 @@ def _random_texture(rng: np.random.Generator) -> Callable[[np.ndarray, np.ndarra
     return paint
 
 
+# Per class: a base colour (each object's varies around it) and a texture family.
+_CLASS_COLOURS = {1: (0.9, 0.25, 0.2), 2: (0.2, 0.85, 0.3), 3: (0.25, 0.35, 0.95)}
+
+
+def _class_texture(
+    rng: np.random.Generator, kind: int
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The texture of an object of class ``kind`` (1 stripes, 2 checks, 3 rings) in a colour
+    near the class's own and a darker shade of it: ``paint(u, v) -> (..., 3)``."""
+    c1 = np.clip(np.array(_CLASS_COLOURS[kind]) + rng.uniform(-0.1, 0.1, 3), 0, 1)
+    c1 = c1.astype(np.float32)
+    c2 = (c1 * rng.uniform(0.3, 0.6)).astype(np.float32)
+    freq = rng.uniform(0.5, 0.9)
+
+    def paint(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        if kind == 1:
+            t = 0.5 + 0.5 * np.sin(freq * u)
+        elif kind == 2:
+            t = (np.floor(freq * u / 2) + np.floor(freq * v / 2)) % 2
+        else:
+            t = 0.5 + 0.5 * np.sin(freq * np.sqrt(u * u + v * v))
+        return c1 + (c2 - c1) * t[..., None].astype(np.float32)
+
+    return paint
+
+
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """Smooth colour blobs plus a faint pattern, darker and flatter than the shapes."""
     coarse = rng.uniform(0.1, 0.7, size=(5, 5, 3))
@@ -108,9 +138,9 @@ def _inside(kind: int, dx: np.ndarray, dy: np.ndarray, r: float, theta: float) -
 def _trajectories(rng: np.random.Generator, n_obj: int, frames: int, h: int, w: int) -> list:
     objects = []
     for _ in range(n_obj):
-        r = rng.uniform(0.13, 0.22) * min(h, w)
+        r = rng.uniform(0.16, 0.25) * min(h, w)
         pos = np.array([rng.uniform(r, w - r), rng.uniform(r, h - r)])
-        speed = rng.uniform(1.0, 3.0) * min(h, w) / 64
+        speed = rng.uniform(0.75, 2.25) * min(h, w) / 64
         heading = rng.uniform(0, 2 * np.pi)
         vel = speed * np.array([np.cos(heading), np.sin(heading)])
         theta, spin = rng.uniform(0, 2 * np.pi), rng.uniform(-0.25, 0.25)
@@ -136,13 +166,19 @@ def _rotation(angle: float) -> np.ndarray:
 def _corrupt(rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
     """One frame's corruption; returns uint8 ``H,W,3``.
 
-    Every frame gets brightness/colour flicker and pixel noise; about a third are *bad* frames
-    with much stronger noise, blur and often salt-and-pepper; about a third get an occluder.
+    Every frame gets brightness/colour flicker and mild pixel noise. About a fifth are *dropped*
+    (a flat random colour plus noise: nothing of the scene left), a fifth are *bad* (strong
+    noise, often blur, salt-and-pepper); about a third of the others get an occluder.
     """
     h, w, _ = clean.shape
-    bad = rng.random() < 0.35
-    gain = rng.uniform(0.6, 1.4) * rng.uniform(0.85, 1.15, size=3).astype(np.float32)
-    img = clean * gain + np.float32(rng.uniform(-0.1, 0.1))
+    roll = rng.random()
+    gain = rng.uniform(0.85, 1.15) * rng.uniform(0.92, 1.08, size=3).astype(np.float32)
+    img = clean * gain + np.float32(rng.uniform(-0.05, 0.05))
+    if roll < 0.2:  # a dropped frame
+        img = np.ones_like(clean) * rng.uniform(0.2, 0.8, size=3).astype(np.float32)
+        img = img + 0.1 * rng.standard_normal(img.shape, dtype=np.float32)
+        return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    bad = roll < 0.4
     if rng.random() < 0.3:  # a brief occluder: a bar or a blob
         y, x = np.mgrid[0:h, 0:w].astype(np.float32)
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
@@ -153,11 +189,11 @@ def _corrupt(rng: np.random.Generator, clean: np.ndarray) -> np.ndarray:
             rx, ry = rng.uniform(0.12, 0.25, size=2) * (w, h)
             occ = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1
         img[occ] = _random_texture(rng)(x[occ], y[occ])
-    if bad and rng.random() < 0.6:
+    if bad and rng.random() < 0.5:
         pil = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8))
         pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(1.0, 2.0) * min(h, w) / 64))
         img = np.asarray(pil, dtype=np.float32) / 255
-    sigma = rng.uniform(0.25, 0.4) if bad else rng.uniform(0.04, 0.15)
+    sigma = rng.uniform(0.25, 0.4) if bad else rng.uniform(0.02, 0.08)
     img = img + sigma * rng.standard_normal(img.shape, dtype=np.float32)
     if bad and rng.random() < 0.5:  # salt and pepper
         hit = rng.random((h, w)) < rng.uniform(0.03, 0.1)
@@ -173,7 +209,7 @@ def _render_video(
     objects = _trajectories(rng, int(rng.integers(2, 4)), frames, h, w)
     y, x = np.mgrid[0:h, 0:w].astype(np.float32)
     # each object's texture is painted in its own coordinates, so it moves and turns with it
-    paints = [_random_texture(rng) for _ in objects]
+    paints = [_class_texture(rng, obj["kind"]) for obj in objects]
     images, masks = [], []
     for t in range(frames):
         img = background.copy()

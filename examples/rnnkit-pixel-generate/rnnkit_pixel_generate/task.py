@@ -18,7 +18,6 @@ from rnnvision_kit import (
     ConfigError,
     DataBundle,
     DataConfig,
-    DataError,
     DataSpec,
     RunConfig,
     StepOutput,
@@ -77,13 +76,9 @@ class PixelGenerateTask(Task):
         )
 
     def build_data(self, config: RunConfig, registries: Any) -> DataBundle:
-        entry = registries.datasets.get(config.data.source)
-        if entry.meta.get("kind") != "levels":
-            raise DataError(
-                f"data source {config.data.source!r} provides {entry.meta.get('kind', 'unknown')} "
-                f"data; task {self.name} needs images of levels (e.g. digit-levels)"
-            )
-        return entry.factory(config)
+        return registries.datasets.get_data_source(config.data.source, "levels", self.name).factory(
+            config
+        )
 
     def build_model(self, config: RunConfig, spec: DataSpec, registries: Any) -> nn.Module:
         m: PixelModelConfig = config.model

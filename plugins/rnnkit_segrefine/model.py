@@ -1,0 +1,240 @@
+"""The seg-refine model: an smp segmenter applied to each frame, then a ConvGRU (or ConvLSTM)
+that refines the per-frame logits across the frames of a clip (video mode) or across K
+iterations on each image (image mode), as a residual correction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit_segrefine.config import SegModelConfig
+from rnnvision_kit.errors import ConfigError
+from rnnvision_kit.nn.convrnn import ConvGRU, ConvGRUCell, ConvLSTM, ConvLSTMCell
+
+State = Any  # per-layer recurrent states, as ConvGRU/ConvLSTM return them
+
+
+def create_segmenter(m: SegModelConfig, num_classes: int) -> nn.Module:
+    """``smp.create_model(arch, encoder_name=..., encoder_weights=None, in_channels=3, classes=K)``
+    with the configured extras; smp's own errors become one line naming the settings."""
+    import segmentation_models_pytorch as smp
+
+    try:
+        return smp.create_model(m.arch, in_channels=3, classes=num_classes, **m.smp_kwargs())
+    except Exception as error:  # smp raises KeyError/ValueError/TypeError/AssertionError
+        detail = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ConfigError(
+            f"model.arch={m.arch}, model.encoder={m.encoder}: smp cannot build this segmenter "
+            f"({type(error).__name__}: {detail})"
+        ) from None
+
+
+def probe_segmenter(segmenter: nn.Module, m: SegModelConfig, height: int, width: int) -> int:
+    """Check the input size, then freeze parameters the segmenter never uses; return their count.
+
+    The size rule is the architecture's: H and W divisible by the encoder's output stride
+    (``2**encoder_depth``: 32 at depth 5) unless smp says the model pads itself. One frame is then
+    run forward and backward to be sure the masks come out ``H x W``; a one-line ConfigError
+    naming ``data.size`` (or ``model.encoder_depth``) reports a problem. Parameters without a
+    gradient (e.g. resnet stages beyond ``encoder_depth``, which smp keeps) are frozen so that DDP
+    does not wait for their gradients.
+    """
+    from rnnvision_kit.data.segmentation import check_divisible
+    from rnnvision_kit.errors import DataError
+
+    stride = int(getattr(getattr(segmenter, "encoder", None), "output_stride", 1) or 1)
+    which = f"model.arch={m.arch} with encoder {m.encoder} (encoder_depth={m.encoder_depth})"
+    if getattr(segmenter, "requires_divisible_input_shape", True) and stride > 1:
+        try:
+            check_divisible((height, width), stride)
+        except DataError:
+            up = (-(-height // stride) * stride, -(-width // stride) * stride)
+            raise ConfigError(
+                f"data.size: frames are {height}x{width} (HxW) but {which} needs H and W "
+                f"divisible by {stride}; set e.g. --set data.size=[{up[0]},{up[1]}]"
+            ) from None
+    was_training = segmenter.training
+    segmenter.eval()  # batch statistics of one frame would fail in some decoders (PSPNet)
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            out = segmenter(torch.zeros(1, 3, height, width))
+            out.float().sum().backward()
+    except Exception as error:
+        detail = " ".join(str(error).split())[:160]
+        raise ConfigError(
+            f"data.size: {which} fails on {height}x{width} frames ({type(error).__name__}: {detail})"
+        ) from None
+    finally:
+        segmenter.train(was_training)
+    if tuple(out.shape[-2:]) != (height, width):
+        raise ConfigError(
+            f"model.encoder_depth: {which} gives {out.shape[-2]}x{out.shape[-1]} masks for "
+            f"{height}x{width} frames; try model.encoder_depth=null (the architecture's default)"
+        )
+    unused = 0
+    for parameter in segmenter.parameters():
+        if parameter.grad is None:
+            parameter.requires_grad_(False)
+            unused += 1
+        parameter.grad = None
+    return unused
+
+
+MEMORY_BIAS = 1.5  # gate bias at the start: each step keeps ~80% of the state (sigmoid(1.5))
+
+
+def _remember(cell: nn.Module) -> None:
+    """Start a cell as a long memory, so that what earlier frames showed reaches frames that show
+    nothing (dropped, occluded): GRU update gate ``z`` biased towards keeping the state, LSTM
+    forget gate towards remembering."""
+    hid = cell.hidden_channels
+    with torch.no_grad():
+        if isinstance(cell, ConvGRUCell):  # h' = (1 - z) h + z n: a low z keeps h
+            cell.input_conv.bias[hid : 2 * hid].fill_(-MEMORY_BIAS)
+        else:  # gates i, f, o, g: a high f keeps c
+            cell.input_conv.bias[hid : 2 * hid].fill_(MEMORY_BIAS)
+
+
+KEEP_BIAS = 3.0  # the output gate starts at sigmoid(3) = 0.95: the per-frame logits kept
+
+
+class TemporalRefiner(nn.Module):
+    """Gated residual refinement of per-frame logits: ``refined = g * logits + delta``.
+
+    Input per frame: the segmenter's class probabilities and the (normalised) frame, averaged
+    over ``refine_stride``-pixel cells. Video mode runs a multi-layer ConvGRU/ConvLSTM over the
+    clip; image mode steps one cell ``iterations`` times on each frame, feeding back the refined
+    probabilities. The hidden states, upsampled to full resolution, and the probabilities go
+    through a 3x3 convolution to the corrections ``delta`` and a gate ``g`` (which may drop the
+    per-frame logits of a frame that shows nothing). At the start ``delta = 0`` and ``g = 0.95``:
+    training starts from the segmenter's own output.
+    """
+
+    def __init__(self, num_classes: int, m: SegModelConfig) -> None:
+        super().__init__()
+        self.mode, self.iterations = m.mode, m.iterations
+        self.num_classes, self.stride = num_classes, m.refine_stride
+        in_ch = num_classes + 3
+        if m.mode == "video":
+            layer = ConvGRU if m.refine == "convgru" else ConvLSTM
+            self.rnn = layer(
+                in_ch,
+                m.hidden_channels,
+                num_layers=m.num_layers,
+                kernel_size=m.kernel_size,
+                bidirectional=m.bidirectional,
+            )
+            out_ch = self.rnn.out_channels
+            cells = list(self.rnn.cells)
+        else:
+            cell = ConvGRUCell if m.refine == "convgru" else ConvLSTMCell
+            self.cell = cell(in_ch, m.hidden_channels, m.kernel_size)
+            out_ch = m.hidden_channels
+            cells = [self.cell]
+        for c in cells:
+            _remember(c)
+        self.head = nn.Conv2d(out_ch + num_classes, num_classes + 1, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        with torch.no_grad():
+            self.head.bias[num_classes] = KEEP_BIAS
+
+    def forward(self, frames: Tensor, logits: Tensor, state: State = None) -> tuple[Tensor, State]:
+        """``frames B,T,3,H,W`` and ``logits B,T,K,H,W`` -> refined logits and the final state
+        (video mode; pass it back to continue a longer video)."""
+        if self.mode == "image":
+            return self._iterate(frames.flatten(0, 1), logits.flatten(0, 1)).view_as(logits), None
+        b, t = logits.shape[:2]
+        flat = logits.flatten(0, 1)
+        probs = flat.softmax(1)
+        x = self._down(torch.cat([probs, frames.flatten(0, 1)], 1))
+        hidden, state = self.rnn(x.unflatten(0, (b, t)), state)
+        return self._combine(hidden.flatten(0, 1), flat, probs).view_as(logits), state
+
+    def _iterate(self, frames: Tensor, logits: Tensor) -> Tensor:
+        state, refined = None, logits
+        small = self._down(frames)
+        for _ in range(self.iterations):
+            probs = refined.softmax(1)
+            state = self.cell(torch.cat([self._down(probs), small], 1), state)
+            hidden = state if isinstance(state, Tensor) else state[0]
+            refined = self._combine(hidden, logits, probs)
+        return refined
+
+    def _combine(self, hidden: Tensor, logits: Tensor, probs: Tensor) -> Tensor:
+        """``g * logits + delta`` from hidden states ``N,C,h,w`` and ``N,K,H,W`` logits."""
+        up = upsample_logits(hidden, tuple(logits.shape[-2:]))
+        out = self.head(torch.cat([up, probs], 1))
+        delta, gate = out.split((self.num_classes, 1), 1)
+        return torch.sigmoid(gate) * logits + delta
+
+    def _down(self, x: Tensor) -> Tensor:
+        """``N,C,H,W`` averaged over ``stride x stride`` cells (the refinement's resolution)."""
+        if self.stride == 1:
+            return x
+        return F.avg_pool2d(x, self.stride, ceil_mode=True)
+
+
+class SegRefiner(nn.Module):
+    """Normalise frames, segment each one, refine across time or iterations.
+
+    ``forward(frames B,T,3,H,W in [0,1])`` returns ``(refined, per_frame)`` logits
+    ``B,T,K,H,W``; they are the same tensor without refinement.
+    """
+
+    def __init__(
+        self,
+        segmenter: nn.Module,
+        refiner: TemporalRefiner | None,
+        mean: list[float],
+        std: list[float],
+        freeze_segmenter: bool = False,
+    ) -> None:
+        super().__init__()
+        self.segmenter, self.refiner = segmenter, refiner
+        self.freeze_segmenter = freeze_segmenter
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        if freeze_segmenter:
+            self.segmenter.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> SegRefiner:
+        super().train(mode)
+        if self.freeze_segmenter:  # frozen: batch-norm statistics stay those of its training
+            self.segmenter.eval()
+        return self
+
+    def segment(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """Normalised frames ``B,T,3,H,W`` and the segmenter's logits ``B,T,K,H,W``."""
+        b, t = frames.shape[:2]
+        x = (frames.flatten(0, 1) - self.mean) / self.std
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_segmenter):
+            logits = self.segmenter(x)
+        return x.unflatten(0, (b, t)), logits.unflatten(0, (b, t))
+
+    def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        x, logits = self.segment(frames)
+        if self.refiner is None:
+            return logits, logits
+        refined, _ = self.refiner(x, logits)
+        return refined, logits
+
+    def stream(self, frames: Tensor, state: State = None) -> tuple[Tensor, State]:
+        """Refined logits of the next frames of a long video and the state to continue with
+        (one direction only; a bidirectional refiner sees each chunk on its own)."""
+        x, logits = self.segment(frames)
+        if self.refiner is None:
+            return logits, None
+        if self.refiner.mode == "video" and self.refiner.rnn.bidirectional:
+            state = None
+        return self.refiner(x, logits, state)
+
+
+def upsample_logits(logits: Tensor, size: tuple[int, int]) -> Tensor:
+    """``N,K,h,w`` logits resized (bilinear) to ``size = (H, W)``."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

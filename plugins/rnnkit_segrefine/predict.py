@@ -1,0 +1,132 @@
+"""``rnnkit predict`` for seg-refine: one index PNG mask per frame of a video file or a folder of
+frames, or per image; masks have the input's own size. Long videos are read and refined in
+chunks, the recurrent state carried from chunk to chunk."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from rnnkit_segrefine.model import upsample_logits
+from rnnvision_kit import DataSpec, RunConfig
+from rnnvision_kit.data.segmentation import IMAGE_SUFFIXES, write_index_png
+from rnnvision_kit.errors import DataError
+
+Reader = Callable[[int, int], torch.Tensor]  # (start, stop) -> uint8 T,3,h,w at the model size
+
+
+def _natural(path: Path) -> list[Any]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", path.name)]
+
+
+def read_image(
+    path: Path, size: tuple[int, int] | None = None
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """uint8 ``3,H,W`` (resized to ``size`` when given) and the original ``(H, W)``."""
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        reason = " ".join(str(error).split())[:80] or type(error).__name__
+        raise DataError(f"{path}: not a readable image ({reason})") from None
+    original = (rgb.height, rgb.width)
+    if size is not None and original != size:
+        rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1), original
+
+
+def _open(path: Path, size: tuple[int, int]) -> tuple[str, int, tuple[int, int], Reader]:
+    """(kind, frame count, original (H, W), reader) of a video file, frame folder or image."""
+    from rnnvision_kit.data.video import VIDEO_SUFFIXES
+
+    if path.is_dir():
+        files = sorted(
+            (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+            key=_natural,
+        )
+        if not files:
+            raise DataError(f"{path}: folder holds no frames ({', '.join(IMAGE_SUFFIXES)})")
+        _, original = read_image(files[0])
+
+        def read_folder(start: int, stop: int) -> torch.Tensor:
+            frames = []
+            for file in files[start:stop]:
+                frame, shape = read_image(file, size)
+                if shape != original:
+                    raise DataError(
+                        f"{file}: frame is {shape[1]}x{shape[0]} but {files[0].name} is "
+                        f"{original[1]}x{original[0]} (WxH)"
+                    )
+                frames.append(frame)
+            return torch.stack(frames)
+
+        return "frames", len(files), original, read_folder
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        from rnnvision_kit.data.video import probe_video, read_frames
+
+        info = probe_video(path)
+
+        def read_video(start: int, stop: int) -> torch.Tensor:
+            return read_frames(path, range(start, stop), info, size=size)
+
+        return "video", info.num_frames, (info.height, info.width), read_video
+    if suffix in IMAGE_SUFFIXES:
+        image, original = read_image(path, size)
+        return "image", 1, original, lambda start, stop: image[None]
+    known = ", ".join((*VIDEO_SUFFIXES, *IMAGE_SUFFIXES))
+    raise DataError(f"{path}: not a video, image or folder of frames (known suffixes: {known})")
+
+
+def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, total, size):
+        yield start, min(total, start + size)
+
+
+def predict_file(
+    model: nn.Module, path: Path, config: RunConfig, spec: DataSpec, out_dir: Path
+) -> dict[str, Any]:
+    """Write the masks of one input under ``out_dir`` and return its JSON-able record."""
+    size = (int(spec.info["height"]), int(spec.info["width"]))
+    kind, count, original, read = _open(path, size)
+    device = next(model.parameters()).device
+    chunk = max(1, int(spec.info.get("clip_len") or config.data.clip_len))
+    target = out_dir if kind == "image" else out_dir / path.stem
+    target.mkdir(parents=True, exist_ok=True)
+    pixels = torch.zeros(spec.num_classes, dtype=torch.long)
+    state, written = None, []
+    for start, stop in _chunks(count, chunk):
+        frames = read(start, stop).to(device, torch.float32).div_(255.0)
+        logits, state = model.stream(frames[None], state)
+        labels = upsample_logits(logits[0].float(), original).argmax(1).cpu()
+        pixels += torch.bincount(labels.flatten(), minlength=spec.num_classes)
+        for offset, mask in enumerate(labels):
+            name = f"{path.stem}.png" if kind == "image" else f"{start + offset:05d}.png"
+            write_index_png(target / name, mask.numpy())
+            written.append(target / name)
+    fractions = (pixels.double() / max(1, int(pixels.sum()))).tolist()
+    record: dict[str, Any] = {
+        "file": str(path),
+        "kind": kind,
+        "frames": len(written),
+        "size": [original[1], original[0]],
+        "class_fractions": {
+            name: round(v, 6) for name, v in zip(spec.class_names, fractions, strict=True)
+        },
+    }
+    if kind == "image":
+        record["mask"] = str(written[0])
+    else:
+        record["masks"] = str(target)
+    return record

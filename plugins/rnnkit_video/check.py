@@ -1,0 +1,54 @@
+"""``rnnkit check-data`` for video-action: probe every listed video once and tabulate findings."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rnnkit_video.data import SPLITS, Listing
+from rnnvision_kit import RunConfig
+from rnnvision_kit.data.samplers import clip_span
+from rnnvision_kit.data.video import ProbeCache
+from rnnvision_kit.data.video_datasets import ScanReport, scan_videos
+from rnnvision_kit.task import DataCheck
+
+
+def check_listing(listing: Listing, config: RunConfig) -> DataCheck:
+    """Rows: readable videos per class and split, unreadable files with the reason, videos shorter
+    than a clip (the ``data.short_policy`` fills them), and totals."""
+    d = config.data
+    span = clip_span(d.num_frames, d.stride) if d.sampling == "random" else d.num_frames
+    samples = [s for split in SPLITS for s in listing.splits[split]]
+    report = scan_videos(
+        samples, clip_span=span, class_names=listing.class_names, probe_cache=ProbeCache()
+    )
+    rows: list[tuple[str, str, str]] = []
+    per_split = {
+        split: Counter(s.label for s in listing.splits[split] if s.path in report.frames)
+        for split in SPLITS
+    }
+    for label, name in enumerate(listing.class_names):
+        counts = ", ".join(f"{split} {per_split[split][label]}" for split in SPLITS)
+        rows.append(("class", name, counts))
+    rows += [("unreadable", path, problem) for path, problem in report.problems]
+    rows += [("short", path, detail) for path, detail in report.short]
+    readable = ", ".join(
+        f"{split} {sum(per_split[split].values())}/{len(listing.splits[split])}" for split in SPLITS
+    )
+    rows.append(("total", "readable", f"{report.num_ok}/{report.num_files} ({readable})"))
+    return DataCheck(
+        list(ScanReport.HEADER),
+        rows,
+        _notes(report, span, d.short_policy),
+        usable=report.num_ok > 0,
+    )
+
+
+def _notes(report: ScanReport, span: int, policy: str) -> list[str]:
+    notes = [f"{report.num_ok} of {report.num_files} videos readable"]
+    for kind, count in report.problem_counts().items():
+        notes.append(f"{count} file(s): {kind}")
+    if report.short:
+        notes.append(f"short videos are read with data.short_policy={policy} (clip span {span})")
+    if report.num_ok == 0:
+        notes.append("no readable video: nothing to train on")
+    return notes

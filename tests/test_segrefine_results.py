@@ -1,0 +1,45 @@
+"""seg-refine results by real training (slow): the numbers docs/seg-refine.md and the README state.
+
+Both runs use the default data, segmenter, epochs and seed; only ``model.refine`` differs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from tests.conftest import CliRunner
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread: on a small shared CPU much faster than several (and deterministic)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _train(rnnkit: CliRunner, *overrides: str) -> dict:
+    args = ["run", "--task", "seg-refine", "--set", "train.threads=1", "--json"]
+    for override in overrides:
+        args += ["--set", override]
+    result = rnnkit(*args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_convgru_refinement_beats_per_frame_segmentation(
+    rnnkit: CliRunner, one_thread: None
+) -> None:
+    runs = {"convgru": _train(rnnkit), "none": _train(rnnkit, "model.refine=none")}
+    for name, summary in runs.items():  # shown with pytest -s
+        scores = {k: round(v, 4) for k, v in summary["test"].items()}
+        print(f"refine={name}: {scores}, trained in {summary['train_seconds']} s")
+    refined, per_frame = runs["convgru"]["test"], runs["none"]["test"]
+    assert refined["test/miou"] >= per_frame["test/miou"] + 0.03, (refined, per_frame)
+    assert refined["test/flicker"] <= 0.5 * per_frame["test/flicker"], (refined, per_frame)

@@ -1,0 +1,384 @@
+"""Task seg-refine end to end on tiny data: run folder, eval, predict masks, image mode, frozen
+segmenter, data sources and bad files, the size rule, the plugin check, and the metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rnnvision_kit.cli import main
+from rnnvision_kit.data.segmentation import read_mask, write_index_png
+from rnnvision_kit.data.synthetic_seg import CLASSES
+from rnnvision_kit.data.video import write_video
+from tests.conftest import CliRunner
+
+TINY = [
+    "--task",
+    "seg-refine",
+    "--set",
+    "data.videos=6",  # 6 train / 1 val / 1 test videos of 8 frames
+    "--set",
+    "data.batch_size=3",
+    "--epochs",
+    "1",
+    "--set",
+    "train.max_steps_per_epoch=2",
+    "--set",
+    "train.threads=1",
+    "--seed",
+    "1",
+]
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    """``rnnkit ARGS`` in this process (module fixtures cannot use capsys): (code, out, err)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    threads = torch.get_num_threads()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else int(done.code is not None)
+        finally:
+            torch.set_num_threads(threads)  # train.threads=1 must not leak into other tests
+    return code, out.getvalue(), err.getvalue()
+
+
+def _run(cwd: Path, *args: str) -> tuple[Path, dict]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        code, out, err = _cli("run", *args, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    return cwd / summary["run_dir"], summary
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
+    """One tiny ConvGRU run shared by this module's tests: (run folder, summary)."""
+    yield _run(tmp_path_factory.mktemp("segrefine-run"), *TINY)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "best.pt", weights_only=True)["model"]
+
+
+# ----------------------------------------------------------------------------- run, eval
+
+
+def test_run_folder_is_complete(trained: tuple[Path, dict]) -> None:
+    run_dir, summary = trained
+    names = {p.name for p in run_dir.iterdir()}
+    assert {
+        "config.yaml",
+        "metrics.jsonl",
+        "best.pt",
+        "last.pt",
+        "summary.json",
+        "curves.png",
+        "per_class_iou_test.json",
+        "overlays",
+    } <= names
+    for key in ("miou", "dice", "pixel_acc", "flicker"):
+        assert 0.0 <= summary["test"][f"test/{key}"] <= 1.0
+    assert summary["test"]["test/samples"] == 1 and summary["skipped_files"] == 0
+    per_class = json.loads((run_dir / "per_class_iou_test.json").read_text())
+    assert list(per_class) == list(CLASSES)
+    ious = [v for v in per_class.values() if v is not None]
+    assert np.mean(ious) == pytest.approx(summary["test"]["test/miou"], abs=1e-6)
+    overlay = Image.open(run_dir / "overlays" / "clip0.png")
+    assert overlay.size == (8 * 128, 3 * 128)  # a column per frame; frames, truth, prediction
+    with Image.open(run_dir / "overlays" / "clip0.gif") as gif:
+        assert gif.n_frames == 8 and gif.size == (3 * 128, 128)
+
+
+def test_eval_reproduces_the_test_metrics(trained: tuple[Path, dict], rnnkit: CliRunner) -> None:
+    run_dir, summary = trained
+    result = rnnkit("eval", str(run_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    for key in ("test/miou", "test/flicker", "test/pixel_acc"):
+        assert metrics[key] == pytest.approx(summary["test"][key])
+
+
+# ----------------------------------------------------------------------------- predict
+
+
+def test_predict_writes_a_mask_per_frame(
+    trained: tuple[Path, dict], rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    run_dir, _ = trained
+    rng = np.random.default_rng(0)
+    video = write_video(
+        tmp_path / "clip.mp4", rng.integers(0, 256, (11, 48, 80, 3), dtype=np.uint8), fps=10
+    )
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in (1, 2, 10):  # natural order: 1, 2, 10
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+            frames / f"f{i}.png"
+        )
+    image = tmp_path / "still.jpg"
+    Image.fromarray(rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "masks"
+    result = rnnkit(
+        "predict", str(run_dir), str(video), str(frames), str(image), "--out", str(out), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    video_record, folder_record, image_record = json.loads(result.stdout)
+
+    assert video_record["kind"] == "video" and video_record["frames"] == 11
+    masks = sorted((out / "clip").iterdir())
+    assert [p.name for p in masks] == [f"{i:05d}.png" for i in range(11)]
+    for path in masks:
+        with Image.open(path) as mask:
+            assert mask.mode == "P" and mask.size == (80, 48)
+        assert read_mask(path).max() < len(CLASSES)
+    assert sum(video_record["class_fractions"].values()) == pytest.approx(1.0, abs=1e-4)
+
+    assert folder_record["kind"] == "frames" and folder_record["frames"] == 3
+    assert len(list((out / "frames").glob("*.png"))) == 3
+    assert image_record["kind"] == "image" and image_record["size"] == [90, 70]
+    assert read_mask(image_record["mask"]).shape == (70, 90)
+
+
+def test_predict_names_a_bad_file(
+    trained: tuple[Path, dict], rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("no video here")
+    result = rnnkit("predict", str(trained[0]), str(bad))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"rnnkit: error: {bad}: not a readable video")
+    assert len(result.stderr.strip().splitlines()) == 1
+    odd = tmp_path / "notes.txt"
+    odd.write_text("text")
+    result = rnnkit("predict", str(trained[0]), str(odd))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"rnnkit: error: {odd}: not a video, image or folder")
+
+
+# ----------------------------------------------------------------------------- model variants
+
+
+def test_frozen_segmenter_is_loaded_and_kept(
+    trained: tuple[Path, dict], tmp_path: Path, one_thread: None
+) -> None:
+    first, _ = trained
+    run_dir, _ = _run(
+        tmp_path,
+        *TINY,
+        "--set",
+        "model.freeze_segmenter=true",
+        "--set",
+        f"model.segmenter_checkpoint={first}",
+    )
+    before, after = _weights(first), _weights(run_dir)
+    segmenter = [k for k in before if k.startswith("segmenter.")]
+    assert segmenter and all(torch.equal(before[k], after[k]) for k in segmenter)
+    assert after["refiner.head.weight"].abs().sum() > 0  # the refinement (zero at start) trained
+
+
+def test_frozen_segmenter_checkpoint_must_match(
+    trained: tuple[Path, dict], rnnkit: CliRunner, one_thread: None
+) -> None:
+    result = rnnkit(
+        "run",
+        *TINY,
+        "--set",
+        "model.freeze_segmenter=true",
+        "--set",
+        f"model.segmenter_checkpoint={trained[0]}",
+        "--set",
+        "model.encoder_depth=4",
+    )
+    assert result.returncode == 2
+    assert "has model.encoder_depth=3 but this run sets 4" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _maskfolder(root: Path, n: int, size: tuple[int, int] = (64, 64)) -> Path:
+    rng = np.random.default_rng(1)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(n):
+        mask = np.zeros(size, dtype=np.uint8)
+        y, x = rng.integers(8, size[0] - 24), rng.integers(8, size[1] - 24)
+        mask[y : y + 16, x : x + 16] = 1 + i % 2
+        image = rng.integers(0, 80, (*size, 3), dtype=np.uint8)
+        image[mask > 0] = 200
+        Image.fromarray(image).save(root / "images" / f"im{i}.png")
+        write_index_png(root / "masks" / f"im{i}.png", mask)
+    return root
+
+
+def test_image_mode_on_a_mask_folder(tmp_path: Path, one_thread: None) -> None:
+    root = _maskfolder(tmp_path / "shapes", 10)
+    run_dir, summary = _run(
+        tmp_path,
+        *TINY,
+        "--data",
+        f"maskfolder:{root}",
+        "--set",
+        "model.mode=image",
+        "--set",
+        "model.iterations=2",
+        "--set",
+        "model.refine=convlstm",
+    )
+    assert summary["test"]["test/samples"] == 2  # 20% of 10 images held out for test
+    assert summary["test"]["test/flicker"] == 0.0  # single images: nothing can flicker
+    assert "refiner.cell.input_conv.weight" in _weights(run_dir)
+    assert json.loads((run_dir / "per_class_iou_test.json").read_text()).keys() == {
+        "class0",
+        "class1",
+        "class2",
+    }
+
+
+def _videomasks(root: Path, videos: int, frames: int) -> Path:
+    rng = np.random.default_rng(2)
+    for v in range(videos):
+        for t in range(frames):
+            for sub in ("frames", "masks"):
+                (root / f"vid{v}" / sub).mkdir(parents=True, exist_ok=True)
+            mask = np.zeros((32, 32), dtype=np.uint8)
+            mask[4 + t : 16 + t, 8:20] = 1
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
+                root / f"vid{v}" / "frames" / f"{t}.png"
+            )
+            write_index_png(root / f"vid{v}" / "masks" / f"{t}.png", mask)
+    return root
+
+
+def test_videomasks_bad_files_stop_or_are_skipped_and_counted(
+    tmp_path: Path, rnnkit: CliRunner, one_thread: None
+) -> None:
+    root = _videomasks(tmp_path / "videos", videos=10, frames=4)
+    broken = root / "vid3" / "frames" / "2.png"
+    broken.write_bytes(b"not a png")
+    args = [*TINY, "--data", f"videomasks:{root}", "--set", "data.clip_len=2"]
+    result = rnnkit("run", *args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"rnnkit: error: {broken}: not a readable image")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+    _, summary = _run(tmp_path, *args, "--set", "data.on_error=skip")
+    assert summary["skipped_files"] == 1 and summary["skipped"][0]["file"] == str(broken)
+    assert summary["test"]["test/samples"] == 4  # 2 of 10 videos, 2 clips of 2 frames each
+
+
+def test_a_size_the_architecture_cannot_take_is_one_line(
+    rnnkit: CliRunner, one_thread: None
+) -> None:
+    result = rnnkit("run", *TINY, "--set", "model.arch=FPN", "--set", "data.size=[60,60]")
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "rnnkit: error: data.size: frames are 60x60 (HxW) but model.arch=FPN"
+    )
+    assert "divisible by 8; set e.g. --set data.size=[64,64]" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_wrong_data_kind_and_unknown_arch_are_one_line(
+    rnnkit: CliRunner, one_thread: None
+) -> None:
+    result = rnnkit("run", *TINY, "--data", "digits")
+    assert result.returncode == 2 and "task seg-refine needs segmentation data" in result.stderr
+    result = rnnkit("run", *TINY, "--set", "model.arch=NoSuchNet")
+    assert result.returncode == 2
+    assert result.stderr.startswith("rnnkit: error: model.arch=NoSuchNet, model.encoder=resnet18")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_plugin_check_passes(one_thread: None) -> None:
+    from rnnkit_segrefine import plugin
+
+    from rnnvision_kit.testing import check_plugin, plugin_host
+
+    results = check_plugin(plugin_host(segrefine=plugin), "segrefine", overrides=["data.videos=6"])
+    assert [(r.task, r.ok, r.error) for r in results] == [("segrefine:seg-refine", True, None)]
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_by_hand() -> None:
+    from rnnkit_segrefine.metrics import segmentation_metrics
+
+    target = torch.tensor([[[[0, 0], [1, 1]], [[0, 0], [1, 1]], [[0, 0], [1, 1]]]])  # B,T,H,W
+    preds = target.clone()
+    preds[0, 1, 0, 0] = 1  # frame 1 wrong at one pixel: it flickers 0 -> 1 -> 0
+    preds[0, :, 1, 1] = 2  # a pixel always predicted as class 2: wrong, but steady
+    metrics = segmentation_metrics(num_classes=3)
+    metrics.update(preds, target)
+    got = metrics.compute()
+    # class 0: tp 5, fn 1 -> 5/6; class 1: tp 3, fn 3, fp 1 -> 3/7; class 2: tp 0, fp 3 -> 0
+    assert got["per_class_iou"].tolist() == pytest.approx([5 / 6, 3 / 7, 0.0])
+    assert got["miou"].item() == pytest.approx((5 / 6 + 3 / 7) / 3)
+    assert got["pixel_acc"].item() == pytest.approx(8 / 12)
+    assert got["dice"].item() == pytest.approx((10 / 11 + 6 / 10 + 0) / 3)
+    assert got["flicker"].item() == pytest.approx(2 / 8)  # 2 changes in 2 x 4 steady pixels
+
+
+def test_metrics_leave_out_ignored_pixels_and_absent_classes() -> None:
+    from rnnkit_segrefine.metrics import segmentation_metrics
+
+    target = torch.tensor([[[[0, 1, 3]], [[0, 3, 3]]]])  # class 2 absent, 3 ignored
+    preds = torch.tensor([[[[0, 1, 0]], [[0, 1, 1]]]])
+    metrics = segmentation_metrics(num_classes=4, ignore_index=3)
+    metrics.update(preds, target)
+    got = metrics.compute()
+    iou = got["per_class_iou"].tolist()
+    assert iou[:2] == [1.0, 1.0] and np.isnan(iou[2]) and np.isnan(iou[3])
+    assert got["miou"].item() == 1.0 and got["pixel_acc"].item() == 1.0
+    assert got["flicker"].item() == 0.0  # the only steady valid pixel (class 0) does not change
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def test_segmenter_weights_from_a_local_file(tmp_path: Path) -> None:
+    import torchvision
+    from rnnkit_segrefine.config import SegModelConfig
+    from rnnkit_segrefine.model import create_segmenter
+    from rnnkit_segrefine.weights import load_segmenter_weights
+
+    from rnnvision_kit.errors import CheckpointError
+
+    m = SegModelConfig()
+    source = create_segmenter(m, num_classes=4)
+    torch.save(source.state_dict(), tmp_path / "unet.pt")
+    target = create_segmenter(m, num_classes=4)
+    load_segmenter_weights(target, str(tmp_path / "unet.pt"))
+    expected, loaded = source.state_dict(), target.state_dict()
+    assert all(torch.equal(expected[k], loaded[k]) for k in expected)
+
+    resnet = torchvision.models.resnet18(weights=None)  # an encoder's weights: fc.* is dropped
+    torch.save({"state_dict": resnet.state_dict()}, tmp_path / "resnet18.pth")
+    load_segmenter_weights(target, str(tmp_path / "resnet18.pth"))
+    assert torch.equal(target.encoder.conv1.weight, resnet.conv1.weight)
+
+    other = create_segmenter(SegModelConfig(encoder="resnet34"), num_classes=4)
+    with pytest.raises(CheckpointError, match=r"unet.pt: weights do not fit the segmenter: "):
+        load_segmenter_weights(other, str(tmp_path / "unet.pt"))
+    (tmp_path / "junk.pt").write_text("junk")
+    with pytest.raises(CheckpointError, match=r"junk.pt: not a readable weights file"):
+        load_segmenter_weights(target, str(tmp_path / "junk.pt"))

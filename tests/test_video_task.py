@@ -1,0 +1,304 @@
+"""Task video-action end to end on tiny data: run folder, eval, predict timeline, check-data, skips."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rnnvision_kit.cli import main
+from rnnvision_kit.data.video import write_video
+from tests.conftest import CliRunner
+
+TINY = [
+    "--task",
+    "video-action",
+    "--set",
+    "data.videos_per_class=2",  # 20 train / 10 val / 10 test videos
+    "--epochs",
+    "1",
+    "--set",
+    "train.max_steps_per_epoch=2",
+    "--set",
+    "data.batch_size=4",
+    "--seed",
+    "1",
+]
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    """Run ``rnnkit ARGS`` in this process (for module-scoped fixtures, where capsys is not
+    available); returns (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else int(done.code is not None)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
+    """One tiny training run shared by the tests of this module: (run folder, summary)."""
+    cwd = tmp_path_factory.mktemp("video-run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        code, out, err = _cli("run", *TINY, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    yield Path(cwd / summary["run_dir"]), summary
+
+
+def _noise_video(path: Path, frames: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    return write_video(path, rng.integers(0, 256, (frames, 32, 32, 3), dtype=np.uint8), fps=10)
+
+
+def _audio_only(path: Path) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        stream.layout = "mono"
+        for i in range(8):
+            frame = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
+            frame.sample_rate, frame.pts = 16000, i * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.fixture(scope="module")
+def messy_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """``root/<class>/*.mp4``: 8 good videos per class plus bad files; returns (root, bad name ->
+    expected reason)."""
+    root = tmp_path_factory.mktemp("messy")
+    for c, name in enumerate(("jump", "wave")):
+        (root / name).mkdir()
+        for i in range(8):
+            _noise_video(root / name / f"{i}.mp4", 20, seed=10 * c + i)
+    good = (root / "jump" / "0.mp4").read_bytes()
+    (root / "jump" / "zero.mp4").write_bytes(b"")
+    (root / "jump" / "truncated.mp4").write_bytes(good[: len(good) // 2])
+    (root / "wave" / "text.mp4").write_text("this is not a video\n")
+    _audio_only(root / "wave" / "audio.mp4")
+    _noise_video(root / "wave" / "short.mp4", 3)
+    bad = {
+        "zero.mp4": "empty file (0 bytes)",
+        "truncated.mp4": "not a readable video",
+        "text.mp4": "not a readable video",
+        "audio.mp4": "no video stream",
+    }
+    return root, bad
+
+
+def test_run_folder_is_complete(trained: tuple[Path, dict]) -> None:
+    run_dir, summary = trained
+    names = {p.name for p in run_dir.iterdir()}
+    assert {
+        "config.yaml",
+        "metrics.jsonl",
+        "best.pt",
+        "last.pt",
+        "summary.json",
+        "curves.png",
+        "confusion_test.png",
+        "per_class_test.json",
+        "predictions_test.jsonl",
+    } <= names
+    for key in ("acc", "top5", "mean_class_acc", "clip_acc", "clip_top5"):
+        assert 0.0 <= summary["test"][f"test/{key}"] <= 1.0
+    assert summary["test"]["test/samples"] == 10
+    assert np.array(summary["test_details"]["test/confmat"]).sum() == 10
+    assert summary["skipped_files"] == 0
+    rows = [
+        json.loads(line) for line in (run_dir / "predictions_test.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 10 and len({r["file"] for r in rows}) == 10
+    for row in rows:
+        assert Path(row["file"]).is_file() and Path(row["file"]).parent.name == row["label"]
+        assert len(row["top5"]) == 5 and row["predicted"] == row["top5"][0]["label"]
+    correct = np.mean([r["label"] == r["predicted"] for r in rows])
+    assert correct == pytest.approx(summary["test"]["test/acc"])
+
+
+def test_eval_reproduces_the_test_metrics(trained: tuple[Path, dict], rnnkit: CliRunner) -> None:
+    run_dir, summary = trained
+    result = rnnkit("eval", str(run_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["test/acc"] == pytest.approx(summary["test"]["test/acc"])
+    assert metrics["test/clip_acc"] == pytest.approx(summary["test"]["test/clip_acc"])
+
+
+def test_predict_gives_top5_and_a_timeline_for_long_videos(
+    trained: tuple[Path, dict], rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    run_dir, _ = trained
+    long_video = _noise_video(tmp_path / "long.mp4", 40)
+    short_video = _noise_video(tmp_path / "clip.mp4", 12)
+    result = rnnkit("predict", str(run_dir), str(long_video), str(short_video), "--json")
+    assert result.returncode == 0, result.stderr
+    long_record, short_record = json.loads(result.stdout)
+    assert len(long_record["top"]) == 5 and long_record["frames"] == 40
+    timeline = long_record["timeline"]
+    assert len(timeline) >= 3
+    assert timeline[0]["start_s"] == 0.0 and timeline[-1]["end_s"] == pytest.approx(4.0)
+    assert all(len(window["top"]) == 5 for window in timeline)
+    png = run_dir / "predict" / "long_timeline.png"
+    assert Path(long_record["timeline_png"]) == png and png.stat().st_size > 0
+    assert "timeline" not in short_record and len(short_record["top"]) == 5
+
+    out = tmp_path / "plots"
+    result = rnnkit("predict", str(run_dir), str(long_video), "--out", str(out))
+    assert result.returncode == 0 and (out / "long_timeline.png").is_file()
+    assert result.stdout.startswith(f"{long_video}: ")
+
+
+def test_predict_names_a_bad_file(
+    trained: tuple[Path, dict], rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("no video here")
+    result = rnnkit("predict", str(trained[0]), str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"rnnkit: error: {bad}: not a readable video")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_check_data_lists_bad_and_short_files(
+    messy_folder: tuple[Path, dict[str, str]], rnnkit: CliRunner
+) -> None:
+    root, bad = messy_folder
+    result = rnnkit("check-data", "--task", "video-action", "--data", f"videofolder:{root}")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for name, reason in bad.items():
+        (line,) = [x for x in lines if x.startswith("unreadable") and f"/{name}" in x]
+        assert reason in line
+    (short,) = [x for x in lines if "short.mp4" in x]
+    assert short.startswith("short") and "3 frames < clip span 13" in short
+    (jump,) = [x for x in lines if x.startswith("class") and " jump " in x]
+    assert sum(int(n) for n in jump.split("train")[1].replace(",", " ").split() if n.isdigit()) == 8
+    assert any(x.startswith("total") and "17/21" in x for x in lines)
+    assert "17 of 21 videos readable" in result.stdout
+
+
+def test_check_data_fails_only_when_nothing_is_readable(rnnkit: CliRunner, tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / "junk" / name).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "junk" / name / f"{i}.mp4").write_text("junk")
+    result = rnnkit(
+        "check-data", "--task", "video-action", "--data", f"videofolder:{tmp_path / 'junk'}"
+    )
+    assert result.returncode == 1
+    assert "no readable video" in result.stdout
+
+
+def test_run_skips_and_counts_bad_files(
+    messy_folder: tuple[Path, dict[str, str]], rnnkit: CliRunner
+) -> None:
+    root, bad = messy_folder
+    args = [
+        *TINY[:2],
+        "--data",
+        f"videofolder:{root}",
+        *TINY[4:],
+        "--set",
+        "data.test_fraction=0.25",
+    ]
+    result = rnnkit("run", *args)
+    assert result.returncode == 0, result.stderr
+    assert f"skipped files: {len(bad)}" in result.stdout
+    (run_dir,) = (Path.cwd() / "runs" / "video-action").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert sorted(Path(s["file"]).name for s in summary["skipped"]) == sorted(bad)
+
+
+def test_check_data_is_an_error_for_tasks_without_it(rnnkit: CliRunner) -> None:
+    result = rnnkit("check-data", "--task", "image-classify")
+    assert result.returncode == 2
+    assert "task 'image-classify' does not support check-data" in result.stderr
+
+
+def test_image_sources_and_bad_settings_are_one_line_errors(rnnkit: CliRunner) -> None:
+    result = rnnkit("check-data", "--task", "video-action", "--data", "digits")
+    assert result.returncode == 2 and "provides image data" in result.stderr
+    result = rnnkit("check-data", "--task", "video-action", "--set", "data.num_frames=0")
+    assert result.returncode == 2 and "data.num_frames: must be >= 1" in result.stderr
+    result = rnnkit("check-data", "--task", "video-action", "--data", "videofolder:/nonexistent")
+    assert result.returncode == 2 and "/nonexistent: data path does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(("mode", "clips"), [("random", 1), ("uniform", 3), ("segment", 1)])
+def test_frame_cache_gives_the_same_clips(tmp_path: Path, mode: str, clips: int) -> None:
+    from rnnkit_video.clips import CachedClipDataset
+
+    from rnnvision_kit.data.video import ProbeCache
+
+    samples = [(str(_noise_video(tmp_path / f"{i}.mp4", 12 + 2 * i, seed=i)), i) for i in range(3)]
+    options = dict(num_frames=4, stride=2, mode=mode, num_clips=clips, size=(16, 16), seed=3)
+    plain = CachedClipDataset(samples, probe_cache=ProbeCache(tmp_path), **options)
+    cached = CachedClipDataset(samples, probe_cache=ProbeCache(tmp_path), cache_mb=1, **options)
+    for epoch in range(2):
+        plain.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        for i in range(3):
+            assert torch.equal(plain[i][0], cached[i][0])
+    assert sorted(cached._frames) == [0, 1, 2] and not plain._frames
+    small = CachedClipDataset(samples, probe_cache=ProbeCache(tmp_path), cache_mb=0.01, **options)
+    plain.set_epoch(0)
+    for i in range(3):
+        assert torch.equal(small[i][0], plain[i][0])
+    assert list(small._frames) == [
+        0
+    ]  # 12 frames of 16x16 fit in 0.01 MB; the rest are read clip by clip
+
+
+def test_ucf101_and_framefolder_sources_list_their_splits(
+    rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    ucf = tmp_path / "ucf"
+    for name in ("Jump", "Wave"):
+        (ucf / name).mkdir(parents=True)
+        for g in range(1, 5):
+            _noise_video(ucf / name / f"v_{name}_g0{g}_c01.mp4", 14, seed=g)
+    (ucf / "classInd.txt").write_text("1 Jump\n2 Wave\n")
+    train = [f"{n}/v_{n}_g0{g}_c01.mp4" for n in ("Jump", "Wave") for g in (1, 2, 3)]
+    (ucf / "trainlist01.txt").write_text("\n".join(train) + "\n")
+    (ucf / "testlist01.txt").write_text("Jump/v_Jump_g04_c01.mp4\nWave/v_Wave_g04_c01.mp4\n")
+    result = rnnkit("check-data", "--task", "video-action", "--data", f"ucf101:{ucf}")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "train 2, val 1, test 1" in result.stdout
+        and "8/8 (train 4/4, val 2/2, test 2/2)" in result.stdout
+    )
+    result = rnnkit(
+        "check-data", "--task", "video-action", "--data", f"ucf101:{ucf}", "--set", "data.fold=2"
+    )
+    assert result.returncode == 2 and "trainlist02.txt: split file not found" in result.stderr
+
+    frames = tmp_path / "frames"
+    for split, count in (("train", 3), ("test", 2)):
+        for name in ("a", "b"):
+            for v in range(count):
+                folder = frames / split / name / f"video{v}"
+                folder.mkdir(parents=True)
+                for i in range(6):
+                    Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(
+                        folder / f"{i:03d}.jpg"
+                    )
+    result = rnnkit("check-data", "--task", "video-action", "--data", f"framefolder:{frames}")
+    assert result.returncode == 0, result.stderr
+    assert "train 2, val 1, test 2" in result.stdout  # val carved out of train: 1 video per class
