@@ -6,7 +6,6 @@ import os
 import re
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -25,6 +24,7 @@ from rnnvision_kit.data.video_datasets import (
     scan_videos,
 )
 from rnnvision_kit.errors import ConfigError, DataError
+from tests.bad_videos import write_bad_videos
 
 H, W = 48, 64
 
@@ -50,29 +50,6 @@ def decode_indices(clip: torch.Tensor) -> list[int]:
         clip = clip * 255
     means = clip[:, :2, 8:-8, 8:-8].float().mean(dim=(2, 3))
     return [int(r // 16) + 16 * int(g // 16) for r, g in means.tolist()]
-
-
-def make_bad_files(folder: Path, good: Path) -> list[Path]:
-    """Zero-byte, truncated, text-as-mp4 and audio-only files in ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    zero = folder / "zero.mp4"
-    zero.write_bytes(b"")
-    truncated = folder / "truncated.mp4"
-    data = good.read_bytes()
-    truncated.write_bytes(data[: len(data) // 2])
-    text = folder / "text.mp4"
-    text.write_text("not a video at all\n" * 40)
-    audio = folder / "audio.mp4"
-    with av.open(str(audio), "w") as out:
-        stream = out.add_stream("aac", rate=16000)
-        for k in range(8):
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
-            )
-            frame.sample_rate, frame.pts = 16000, k * 1024
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return [zero, truncated, text, audio]
 
 
 @pytest.fixture
@@ -266,7 +243,7 @@ def test_dataset_skips_bad_files_with_one_warning_each(
     folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good, _ = list_videofolder(folder)
-    bad = make_bad_files(tmp_path / "bad", Path(good[0].path))
+    bad = list(write_bad_videos(tmp_path / "bad", Path(good[0].path)).values())
     short = tmp_path / "short.mkv"
     write_video(short, index_frames(3), fps=10)  # readable, shorter than the clip
     samples = [*good[:3], *[(str(p), 0) for p in bad], (str(short), 1), *good[3:]]
@@ -314,7 +291,7 @@ def test_dataset_rejects_bad_options(folder: Path) -> None:
 
 def test_scan_videos_reports_problems_and_counts(folder: Path, tmp_path: Path) -> None:
     good, classes = list_videofolder(folder)
-    bad = make_bad_files(tmp_path / "bad", Path(good[0].path))
+    bad = list(write_bad_videos(tmp_path / "bad", Path(good[0].path)).values())
     short = tmp_path / "short.mp4"
     write_video(short, index_frames(4), fps=10)
     samples = [*good, *[(str(p), 1) for p in bad], (str(short), 0)]

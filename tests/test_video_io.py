@@ -29,6 +29,7 @@ from rnnvision_kit.data.video import (
     write_video,
 )
 from rnnvision_kit.errors import DataError
+from tests.bad_videos import write_bad_videos
 
 H, W = 48, 64
 
@@ -88,29 +89,6 @@ def long_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def bad_files(root: Path, good: Path) -> dict[str, Path]:
-    """A zero-byte file, a truncated mp4, text named .mp4 and an audio-only mp4."""
-    root.mkdir(parents=True, exist_ok=True)
-    zero = root / "zero.mp4"
-    zero.write_bytes(b"")
-    truncated = root / "truncated.mp4"
-    data = good.read_bytes()
-    truncated.write_bytes(data[: len(data) // 2])
-    text = root / "text.mp4"
-    text.write_text("this is not a video\n" * 50)
-    audio = root / "audio.mp4"
-    with av.open(str(audio), "w") as out:
-        stream = out.add_stream("aac", rate=16000)
-        for k in range(10):
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
-            )
-            frame.sample_rate, frame.pts = 16000, k * 1024
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return {"zero": zero, "truncated": truncated, "text": text, "audio": audio}
-
-
 # --- probe -------------------------------------------------------------------------------------
 
 
@@ -127,8 +105,8 @@ def test_probe_falls_back_to_duration_times_rate(videos: dict[str, Path], ext: s
     assert probe_video(videos[ext]).num_frames == 30
 
 
-def test_probe_bad_files(tmp_path: Path, videos: dict[str, Path]) -> None:
-    bad = bad_files(tmp_path / "bad", videos["mp4"])
+def test_probe_write_bad_videos(tmp_path: Path, videos: dict[str, Path]) -> None:
+    bad = write_bad_videos(tmp_path / "bad", videos["mp4"])
     expected = {
         "zero": "empty file",
         "truncated": "not a readable video",
@@ -146,7 +124,7 @@ def test_probe_bad_files(tmp_path: Path, videos: dict[str, Path]) -> None:
 
 
 def test_probe_cache_persists_and_caches_failures(tmp_path: Path, videos: dict[str, Path]) -> None:
-    bad = bad_files(tmp_path / "bad", videos["mp4"])["text"]
+    bad = write_bad_videos(tmp_path / "bad", videos["mp4"])["text"]
     good = tmp_path / "good.mp4"
     good.write_bytes(videos["mp4"].read_bytes())
     cache = ProbeCache(tmp_path / "probe")
@@ -259,7 +237,7 @@ def test_read_clip_stride_and_short_policies(videos: dict[str, Path]) -> None:
 
 
 def test_read_frames_bad_file_raises_data_error(tmp_path: Path, videos: dict[str, Path]) -> None:
-    bad = bad_files(tmp_path / "bad", videos["mp4"])
+    bad = write_bad_videos(tmp_path / "bad", videos["mp4"])
     for path in bad.values():
         with pytest.raises(DataError, match=re.escape(str(path))):
             read_frames(path, [0, 1])

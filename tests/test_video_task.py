@@ -8,7 +8,6 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -16,6 +15,7 @@ from PIL import Image
 
 from rnnvision_kit.cli import main
 from rnnvision_kit.data.video import write_video
+from tests.bad_videos import write_bad_videos
 from tests.conftest import CliRunner
 
 TINY = [
@@ -64,20 +64,6 @@ def _noise_video(path: Path, frames: int, seed: int = 0) -> Path:
     return write_video(path, rng.integers(0, 256, (frames, 32, 32, 3), dtype=np.uint8), fps=10)
 
 
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        stream.layout = "mono"
-        for i in range(8):
-            frame = av.AudioFrame.from_ndarray(
-                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
-            )
-            frame.sample_rate, frame.pts = 16000, i * 1024
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
-
-
 @pytest.fixture(scope="module")
 def messy_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """``root/<class>/*.mp4``: 8 good videos per class plus bad files; returns (root, bad name ->
@@ -87,11 +73,9 @@ def messy_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
         (root / name).mkdir()
         for i in range(8):
             _noise_video(root / name / f"{i}.mp4", 20, seed=10 * c + i)
-    good = (root / "jump" / "0.mp4").read_bytes()
-    (root / "jump" / "zero.mp4").write_bytes(b"")
-    (root / "jump" / "truncated.mp4").write_bytes(good[: len(good) // 2])
-    (root / "wave" / "text.mp4").write_text("this is not a video\n")
-    _audio_only(root / "wave" / "audio.mp4")
+    for name, path in write_bad_videos(root / "bad", root / "jump" / "0.mp4").items():
+        path.rename(root / ("jump" if name in ("zero", "truncated") else "wave") / path.name)
+    (root / "bad").rmdir()
     _noise_video(root / "wave" / "short.mp4", 3)
     bad = {
         "zero.mp4": "empty file (0 bytes)",
