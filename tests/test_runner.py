@@ -185,6 +185,21 @@ def test_early_stopping_stops_and_keeps_the_best(rnnkit: CliRunner) -> None:
     assert summary["stopped_early"] and summary["epochs"] == 3 and summary["best_epoch"] == 1
 
 
+def test_tensorboard_gets_every_epoch_row(rnnkit: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard", reason="TensorBoard logging needs the tensorboard package")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    args = [*SMALL, "--epochs", "2", "--set", "train.max_steps_per_epoch=2"]
+    summary_of(rnnkit("run", *args, "--json", cwd=tmp_path))
+    (run_dir,) = run_dirs(tmp_path, "image-classify")
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for key in ("train/loss", "val/acc", "val/loss"):
+        logged = [(e.step, e.value) for e in events.Scalars(key)]
+        assert logged == [(r["epoch"] + 1, pytest.approx(r[key])) for r in rows]
+
+
 def test_warmup_cosine_and_step_schedules() -> None:
     cosine = TrainConfig(epochs=10, schedule="cosine", warmup_epochs=1)
     assert lr_factor(0, cosine, 10) == pytest.approx(0.1)

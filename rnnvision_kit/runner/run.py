@@ -210,6 +210,9 @@ def _train(
                 f"interrupted; resume with: rnnkit run --resume {run_dir}"
             ) from None
         raise
+    finally:
+        if log is not None:
+            log.close()
     seconds = time.perf_counter() - started
 
     best_path = (resume_dir or run_dir or Path()) / "best.pt"
