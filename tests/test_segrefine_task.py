@@ -285,6 +285,28 @@ def test_videomasks_bad_files_stop_or_are_skipped_and_counted(
     assert summary["test"]["test/samples"] == 4  # 2 of 10 videos, 2 clips of 2 frames each
 
 
+def test_check_data_lists_splits_class_pixels_and_bad_files(
+    tmp_path: Path, rnnkit: CliRunner
+) -> None:
+    root = _videomasks(tmp_path / "videos", videos=10, frames=4)
+    broken = root / "vid3" / "masks" / "1.png"
+    broken.write_text("not a mask")
+    check = ["check-data", "--task", "seg-refine", "--data", f"videomasks:{root}"]
+    result = rnnkit(*check, "--set", "data.clip_len=2")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split(None, 2) for line in result.stdout.splitlines()[2:] if line.strip()]
+    table = {(kind, name): detail for kind, name, *detail in (r for r in rows if len(r) == 3)}
+    clips = [int(table[("split", s)][0].split()[0]) for s in ("train", "val", "test")]
+    assert sum(clips) > 0 and table[("skipped", str(broken))][0].startswith("not a readable")
+    classes = [name for kind, name in table if kind == "class"]
+    assert classes and "1 file(s) skipped" in result.stdout
+
+    for mask in root.glob("*/masks/*.png"):
+        mask.write_text("not a mask")
+    result = rnnkit(*check, "--set", "data.clip_len=2")
+    assert result.returncode == 1 and "nothing to train on" in result.stdout
+
+
 def test_a_size_the_architecture_cannot_take_is_one_line(
     rnnkit: CliRunner, one_thread: None
 ) -> None:

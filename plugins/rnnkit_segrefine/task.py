@@ -14,6 +14,7 @@ from torch import nn
 from rnnkit_segrefine.config import SegDataConfig, SegModelConfig
 from rnnkit_segrefine.metrics import segmentation_metrics
 from rnnvision_kit import DataBundle, DataSpec, RunConfig, StepOutput, Task, TrainConfig
+from rnnvision_kit.task import DataCheck
 
 
 class SegLoss(nn.Module):
@@ -124,6 +125,14 @@ class SegRefineTask(Task):
         write_per_class_iou(run_dir, split, results, spec)
         if model is not None and self.test_data is not None and split == "test":
             write_overlays(model, self.test_data, spec, run_dir / "overlays")
+
+    def check_data(self, config: RunConfig, registries: Any) -> DataCheck:
+        """Clips and frames per split, pixels per class, and the files a run would skip."""
+        from rnnkit_segrefine.check import check_segmentation
+
+        config.data.validate()
+        entry = registries.datasets.get_data_source(config.data.source, "segmentation", self.name)
+        return check_segmentation(entry.factory, config)
 
     def predict(
         self,
