@@ -34,6 +34,20 @@ class DataConfig:
     eval_batch_size: int | None = None  # None: same as batch_size
     num_workers: int = 0
 
+    def require_path(self, example: str) -> Path:
+        """``path`` expanded, for sources that read user data; a DataError when it is not set
+        (naming ``--data SOURCE:EXAMPLE``) or does not exist."""
+        from rnnvision_kit.errors import DataError
+
+        if not self.path:
+            raise DataError(
+                f"data source {self.source!r} needs a local path, e.g. --data {self.source}:{example}"
+            )
+        path = Path(self.path).expanduser()
+        if not path.exists():
+            raise DataError(f"{path}: data path does not exist")
+        return path
+
 
 @dataclass
 class TrainConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,3 +87,15 @@ def rnnkit_process(tmp_path: Path) -> CliRunner:
 
 def run_dirs(root: Path, task: str) -> list[Path]:
     return sorted((root / "runs" / task).iterdir()) if (root / "runs" / task).is_dir() else []
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread for the test (restored after): small CPU models train fastest so on a
+    shared machine, and in-process runs match subprocesses started with OMP_NUM_THREADS=1."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

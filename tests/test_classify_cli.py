@@ -196,8 +196,9 @@ def test_resume_refuses_truncated_or_foreign_checkpoints(
             torch.save({"weights": torch.zeros(3)}, last)
         else:
             last.write_bytes(damage(last.read_bytes()))
-        before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+        before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
         result = rnnkit("run", "--resume", str(run_dir))
         assert result.returncode == 2, result.stderr
         assert f"{last}:" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-        assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before  # nothing overwritten
+        after = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+        assert after == before  # nothing overwritten, nothing added

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,15 +20,6 @@ from rnnvision_kit.runner.optim import build_optimizer, lr_factor
 from tests.conftest import CliRunner, run_dirs
 
 SMALL = ["--task", "image-classify", "--set", "model.hidden_size=24", "--seed", "3", "--quiet"]
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Subprocesses run with OMP_NUM_THREADS=1; in-process runs match them bit for bit."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def summary_of(result: subprocess.CompletedProcess) -> dict:

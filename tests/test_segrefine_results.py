@@ -6,21 +6,10 @@ Both runs use the default data, segmenter, epochs and seed; only ``model.refine`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-import torch
 
 from tests.conftest import CliRunner
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """One torch thread: on a small shared CPU much faster than several (and deterministic)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _train(rnnkit: CliRunner, *overrides: str) -> dict:

@@ -68,14 +68,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
     yield _run(tmp_path_factory.mktemp("segrefine-run"), *TINY)
 
 
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
     return torch.load(run_dir / "best.pt", weights_only=True)["model"]
 

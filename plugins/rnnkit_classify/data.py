@@ -105,17 +105,6 @@ MNIST_FILES = (
 )
 
 
-def _require_path(config: RunConfig, source: str, example: str) -> Path:
-    if not config.data.path:
-        raise DataError(
-            f"data source {source!r} needs a local path, e.g. --data {source}:{example}"
-        )
-    path = Path(config.data.path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: data path does not exist")
-    return path
-
-
 def _idx_root(path: Path, folder: str) -> Path:
     """A root that torchvision's MNIST-style classes accept: ``root/<folder>/raw/*-ubyte``.
 
@@ -157,7 +146,7 @@ def _link_root(raw: Path, folder: str) -> Path:
 def _mnist_like(config: RunConfig, source: str, folder: str, cls_name: str) -> DataBundle:
     import torchvision.datasets as tvd
 
-    root = _idx_root(_require_path(config, source, "~/data"), folder)
+    root = _idx_root(config.data.require_path("~/data"), folder)
     cls = getattr(tvd, cls_name)
     try:
         train = cls(str(root), train=True, download=False)
@@ -187,7 +176,7 @@ def cifar10(config: RunConfig) -> DataBundle:
     """CIFAR-10 from ``PATH`` (``PATH/cifar-10-batches-py``; download disabled)."""
     import torchvision.datasets as tvd
 
-    path = _require_path(config, "cifar10", "~/data")
+    path = config.data.require_path("~/data")
     root = path.parent if path.name == "cifar-10-batches-py" else path
     try:
         train = tvd.CIFAR10(str(root), train=True, download=False)
@@ -270,7 +259,7 @@ def imagefolder(config: RunConfig) -> DataBundle:
 
     Unreadable files are skipped with a warning naming them and counted in the run summary.
     """
-    root = _require_path(config, "imagefolder", "~/pictures")
+    root = config.data.require_path("~/pictures")
     channels = config.data.channels or 1
     size = config.data.image_size or 28
     if channels not in (1, 3):

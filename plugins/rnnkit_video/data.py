@@ -104,15 +104,6 @@ def _folders(root: Path, lister: Lister, config: RunConfig) -> Listing:
     return Listing({s: splits[s] for s in SPLITS}, classes, str(root))
 
 
-def _require_path(config: RunConfig, source: str) -> Path:
-    if not config.data.path:
-        raise DataError(f"data source {source!r} needs a local path, e.g. --data {source}:~/videos")
-    path = Path(config.data.path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: data path does not exist")
-    return path
-
-
 def _moving_digits(config: RunConfig) -> Listing:
     from rnnvision_kit.data.moving_digits import ensure_moving_digits
 
@@ -123,7 +114,7 @@ def _moving_digits(config: RunConfig) -> Listing:
 
 
 def _ucf101(config: RunConfig) -> Listing:
-    root = _require_path(config, "ucf101")
+    root = config.data.require_path("~/UCF101")
     fold = config.data.fold
     train, classes = list_ucf101(root, fold, "train")
     test, _ = list_ucf101(root, fold, "test")
@@ -133,9 +124,9 @@ def _ucf101(config: RunConfig) -> Listing:
 
 LISTERS: dict[str, Callable[[RunConfig], Listing]] = {
     "moving-digits": _moving_digits,
-    "videofolder": lambda c: _folders(_require_path(c, "videofolder"), list_videofolder, c),
+    "videofolder": lambda c: _folders(c.data.require_path("~/videos"), list_videofolder, c),
     "ucf101": _ucf101,
-    "framefolder": lambda c: _folders(_require_path(c, "framefolder"), list_framefolder, c),
+    "framefolder": lambda c: _folders(c.data.require_path("~/frames"), list_framefolder, c),
 }
 
 
