@@ -53,10 +53,10 @@ def cli(plugins: tuple[str, ...], debug: bool) -> None:
     \b
     Examples:
       rnnkit tasks
-      rnnkit run --task image-classify
+      rnnkit run --task video-action
       rnnkit run --task image-classify --data mnist:~/data --set model.head=lstm
-      rnnkit eval runs/image-classify/2026-11-23T10-00-00
-      rnnkit predict runs/image-classify/2026-11-23T10-00-00 digit.png --json
+      rnnkit eval runs/video-action/2026-11-23T10-00-00
+      rnnkit predict runs/video-action/2026-11-23T10-00-00 clip.mp4 --json
     """
 
 
@@ -216,7 +216,8 @@ def run(
 
     \b
     Examples:
-      rnnkit run --task image-classify
+      rnnkit run --task video-action
+      rnnkit run --task video-action --data videofolder:~/videos --set model.head=lstm
       rnnkit run --task image-classify --data mnist:~/data --set model.head=lstm --epochs 5
       rnnkit run --resume runs/image-classify/2026-11-23T10-00-00
       torchrun --nproc-per-node 2 -m rnnvision_kit run --task image-classify --device cpu
