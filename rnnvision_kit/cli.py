@@ -328,8 +328,12 @@ def predict(
 ) -> None:
     """Predict labels for files with a run's best checkpoint.
 
+    Records with a timeline (video-action, on a video longer than a clip) get a line per
+    window, and the plot's path with --out.
+
     \b
-    Example:
+    Examples:
+      rnnkit predict runs/video-action/2026-11-23T10-00-00 clip.mp4 --out predictions
       rnnkit predict runs/image-classify/2026-11-23T10-00-00 digit.png --top-k 3 --json
     """
     from rnnvision_kit.runner.run import predict_files
@@ -345,8 +349,25 @@ def predict(
         click.echo(json.dumps(records, indent=2))
         return
     for record in records:
-        labels = ", ".join(f"{p['label']} {p['score']:.3f}" for p in record.get("top", []))
-        click.echo(f"{record['file']}: {labels}" if labels else json.dumps(record))
+        click.echo(_prediction_lines(record))
+
+
+def _labels(top: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{p['label']} {p['score']:.3f}" for p in top)
+
+
+def _prediction_lines(record: dict[str, Any]) -> str:
+    """``file: top labels``, then a line per ``timeline`` window and the ``timeline_png``;
+    a record without ``top`` as JSON."""
+    if not record.get("top"):
+        return json.dumps(record)
+    lines = [f"{record['file']}: {_labels(record['top'])}"]
+    for window in record.get("timeline", []):
+        span = f"{window['start_s']:.2f}-{window['end_s']:.2f} s"
+        lines.append(f"  {span}: {_labels(window['top'])}")
+    if "timeline_png" in record:
+        lines.append(f"  timeline plot: {record['timeline_png']}")
+    return "\n".join(lines)
 
 
 @cli.command("check-data", context_settings=CONTEXT)

@@ -146,7 +146,13 @@ def test_predict_gives_top5_and_a_timeline_for_long_videos(
     out = tmp_path / "plots"
     result = rnnkit("predict", str(run_dir), str(long_video), "--out", str(out))
     assert result.returncode == 0 and (out / "long_timeline.png").is_file()
-    assert result.stdout.startswith(f"{long_video}: ")
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"{long_video}: ") and len(lines[0].split(", ")) == 5
+    assert len(lines) == 1 + len(timeline) + 1
+    assert (
+        lines[1].startswith("  0.00-")
+        and lines[-1] == f"  timeline plot: {out / 'long_timeline.png'}"
+    )
 
 
 def test_predict_names_a_bad_file(
