@@ -85,6 +85,21 @@ def rnnkit_process(tmp_path: Path) -> CliRunner:
     return run
 
 
+def torchrun(
+    args: list[str], cwd: Path, port: int, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 -m rnnvision_kit ARGS`` (gloo on the CPU), one thread per
+    process; each test passes its own ``port`` so that runs never meet."""
+    command = [
+        *(sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"),
+        *("--master-port", str(port), "-m", "rnnvision_kit", *args),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def run_dirs(root: Path, task: str) -> list[Path]:
     return sorted((root / "runs" / task).iterdir()) if (root / "runs" / task).is_dir() else []
 

@@ -17,7 +17,7 @@ from rnnvision_kit.config import TrainConfig
 from rnnvision_kit.errors import CheckpointError
 from rnnvision_kit.runner.checkpoint import load_checkpoint, save_checkpoint
 from rnnvision_kit.runner.optim import build_optimizer, lr_factor
-from tests.conftest import CliRunner, run_dirs
+from tests.conftest import CliRunner, run_dirs, torchrun
 
 SMALL = ["--task", "image-classify", "--set", "model.hidden_size=24", "--seed", "3", "--quiet"]
 
@@ -77,30 +77,8 @@ def test_ctrl_c_then_resume_matches_an_uninterrupted_run(
 
 
 def test_torchrun_two_processes_count_each_test_sample_once(tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-port",
-        "29517",
-        "-m",
-        "rnnvision_kit",
-        "run",
-        *SMALL,
-        "--device",
-        "cpu",
-        "--epochs",
-        "1",
-        "--set",
-        "train.max_steps_per_epoch=3",
-        "--json",
-    ]
-    result = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
-    )
+    args = [*SMALL, "--device", "cpu", "--epochs", "1", "--set", "train.max_steps_per_epoch=3"]
+    result = torchrun(["run", *args, "--json"], tmp_path, port=29517)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout)
     assert summary["world_size"] == 2
@@ -120,25 +98,7 @@ def test_torchrun_accuracy_matches_one_process(
     # the same number of optimizer steps on the same global batch size.
     args = [*SMALL, "--device", "cpu", "--epochs", "15", "--set", "model.hidden_size=64", "--json"]
     single = summary_of(rnnkit("run", *args, "--set", "data.batch_size=64"))["test"]["test/acc"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-port",
-        "29518",
-        "-m",
-        "rnnvision_kit",
-        "run",
-        *args,
-        "--set",
-        "data.batch_size=32",
-    ]
-    result = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
-    )
+    result = torchrun(["run", *args, "--set", "data.batch_size=32"], tmp_path, 29518, 900)
     assert result.returncode == 0, result.stderr[-3000:]
     double = json.loads(result.stdout)["test"]["test/acc"]
     assert single > 0.9 and abs(single - double) < 0.03, (single, double)

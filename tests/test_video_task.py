@@ -16,7 +16,7 @@ from PIL import Image
 from rnnvision_kit.cli import main
 from rnnvision_kit.data.video import write_video
 from tests.bad_videos import write_bad_videos
-from tests.conftest import CliRunner
+from tests.conftest import CliRunner, run_dirs, torchrun
 
 TINY = [
     "--task",
@@ -84,6 +84,27 @@ def messy_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
         "audio.mp4": "no video stream",
     }
     return root, bad
+
+
+def test_torchrun_gathers_each_video_once_even_from_an_empty_rank(tmp_path: Path) -> None:
+    """2 processes: 3 val videos shard 2/1, the 1 test video leaves rank 1 without a batch; the
+    metrics and the per-video predictions gathered across ranks count each video once."""
+    root = tmp_path / "videos"
+    counts = {"train": 2, "val": 1, "test": 0}
+    for c, name in enumerate(("jump", "run", "wave")):
+        for split, n in {**counts, "test": int(name == "jump")}.items():
+            (root / split / name).mkdir(parents=True)
+            for i in range(n):
+                _noise_video(root / split / name / f"{i}.mp4", 16, seed=10 * c + i)
+    args = [*TINY[:2], "--data", f"videofolder:{root}", *TINY[4:], "--device", "cpu", "--json"]
+    result = torchrun(["run", *args], tmp_path, port=29519)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout)
+    assert summary["world_size"] == 2 and summary["test"]["test/samples"] == 1
+    assert summary["last_val"]["val/samples"] == 3
+    (run_dir,) = run_dirs(tmp_path, "video-action")
+    rows = (run_dir / "predictions_test.jsonl").read_text().splitlines()
+    assert [Path(json.loads(r)["file"]).parent.name for r in rows] == ["jump"]
 
 
 def test_run_folder_is_complete(trained: tuple[Path, dict]) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 import torch
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
-from torchmetrics.utilities import dim_zero_cat
 
 from rnnvision_kit.classification import classification_metrics
 
@@ -25,12 +24,19 @@ class VideoPredictions(Metric):
     def update(self, logits: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> None:
         scores, classes = torch.softmax(logits.float(), dim=-1).topk(self.k, dim=-1)
         columns = [indices[:, None], targets[:, None], classes, scores]
-        self.rows.append(torch.cat([c.to(torch.float64) for c in columns], dim=1))
+        # Flat float32 blocks: a process without a batch syncs torchmetrics' empty 1-D float32
+        # tensor, and the gather pads uneven 1-D blocks of one dtype (not 2-D or float64 ones).
+        # float32 holds data set indices exactly up to 2**24.
+        self.rows.append(torch.cat([c.float() for c in columns], dim=1).flatten())
 
     def compute(self) -> torch.Tensor:
-        if not self.rows:
-            return torch.zeros((0, 2 + 2 * self.k), dtype=torch.float64)
-        return dim_zero_cat(self.rows)
+        # A list of row blocks here; one tensor once synchronised across processes (DDP).
+        blocks = self.rows if isinstance(self.rows, list) else [self.rows]
+        width = 2 + 2 * self.k
+        blocks = [b.reshape(-1, width) for b in blocks if b.numel()]
+        if not blocks:
+            return torch.zeros((0, width))
+        return torch.cat(blocks)
 
 
 def video_metrics(num_classes: int) -> MetricCollection:
