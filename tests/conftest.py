@@ -85,6 +85,33 @@ def rnnkit_process(tmp_path: Path) -> CliRunner:
     return run
 
 
+def train_in_process(cwd: Path, *args: str) -> tuple[Path, dict]:
+    """``rnnkit run ARGS --json`` in this process, in ``cwd``, for module-scoped fixtures (which
+    cannot use capsys); the torch thread count is restored after. Returns (run folder, summary)."""
+    import contextlib
+    import io
+    import json
+
+    import torch
+
+    from rnnvision_kit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code, threads = 0, torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(["run", *args, "--json"])
+            except SystemExit as done:
+                code = done.code if isinstance(done.code, int) else int(done.code is not None)
+            finally:
+                torch.set_num_threads(threads)  # train.threads must not leak into other tests
+    assert code == 0, err.getvalue()
+    summary = json.loads(out.getvalue())
+    return cwd / summary["run_dir"], summary
+
+
 def torchrun(
     args: list[str], cwd: Path, port: int, timeout: float = 300
 ) -> subprocess.CompletedProcess:

@@ -3,8 +3,6 @@ segmenter, data sources and bad files, the size rule, the plugin check, and the 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from rnnvision_kit.cli import main
 from rnnvision_kit.data.segmentation import read_mask, write_index_png
 from rnnvision_kit.data.synthetic_seg import CLASSES
 from rnnvision_kit.data.video import write_video
-from tests.conftest import CliRunner
+from tests.conftest import CliRunner, train_in_process
 
 TINY = [
     "--task",
@@ -38,34 +35,10 @@ TINY = [
 ]
 
 
-def _cli(*args: str) -> tuple[int, str, str]:
-    """``rnnkit ARGS`` in this process (module fixtures cannot use capsys): (code, out, err)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    threads = torch.get_num_threads()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else int(done.code is not None)
-        finally:
-            torch.set_num_threads(threads)  # train.threads=1 must not leak into other tests
-    return code, out.getvalue(), err.getvalue()
-
-
-def _run(cwd: Path, *args: str) -> tuple[Path, dict]:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(cwd)
-        code, out, err = _cli("run", *args, "--json")
-    assert code == 0, err
-    summary = json.loads(out)
-    return cwd / summary["run_dir"], summary
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
     """One tiny ConvGRU run shared by this module's tests: (run folder, summary)."""
-    yield _run(tmp_path_factory.mktemp("segrefine-run"), *TINY)
+    yield train_in_process(tmp_path_factory.mktemp("segrefine-run"), *TINY)
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -174,7 +147,7 @@ def test_frozen_segmenter_is_loaded_and_kept(
     trained: tuple[Path, dict], tmp_path: Path, one_thread: None
 ) -> None:
     first, _ = trained
-    run_dir, _ = _run(
+    run_dir, _ = train_in_process(
         tmp_path,
         *TINY,
         "--set",
@@ -223,7 +196,7 @@ def _maskfolder(root: Path, n: int, size: tuple[int, int] = (64, 64)) -> Path:
 
 def test_image_mode_on_a_mask_folder(tmp_path: Path, one_thread: None) -> None:
     root = _maskfolder(tmp_path / "shapes", 10)
-    run_dir, summary = _run(
+    run_dir, summary = train_in_process(
         tmp_path,
         *TINY,
         "--data",
@@ -272,7 +245,7 @@ def test_videomasks_bad_files_stop_or_are_skipped_and_counted(
     assert result.stderr.startswith(f"rnnkit: error: {broken}: not a readable image")
     assert len(result.stderr.strip().splitlines()) == 1
 
-    _, summary = _run(tmp_path, *args, "--set", "data.on_error=skip")
+    _, summary = train_in_process(tmp_path, *args, "--set", "data.on_error=skip")
     assert summary["skipped_files"] == 1 and summary["skipped"][0]["file"] == str(broken)
     assert summary["test"]["test/samples"] == 4  # 2 of 10 videos, 2 clips of 2 frames each
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from rnnvision_kit.cli import main
 from rnnvision_kit.data.video import write_video
 from tests.bad_videos import write_bad_videos
-from tests.conftest import CliRunner, run_dirs, torchrun
+from tests.conftest import CliRunner, run_dirs, torchrun, train_in_process
 
 TINY = [
     "--task",
@@ -34,29 +30,10 @@ TINY = [
 ]
 
 
-def _cli(*args: str) -> tuple[int, str, str]:
-    """Run ``rnnkit ARGS`` in this process (for module-scoped fixtures, where capsys is not
-    available); returns (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else int(done.code is not None)
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict]]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """One tiny training run shared by the tests of this module: (run folder, summary)."""
-    cwd = tmp_path_factory.mktemp("video-run")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(cwd)
-        code, out, err = _cli("run", *TINY, "--json")
-    assert code == 0, err
-    summary = json.loads(out)
-    yield Path(cwd / summary["run_dir"]), summary
+    return train_in_process(tmp_path_factory.mktemp("video-run"), *TINY)
 
 
 def _noise_video(path: Path, frames: int, seed: int = 0) -> Path:
