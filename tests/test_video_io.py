@@ -105,7 +105,7 @@ def test_probe_falls_back_to_duration_times_rate(videos: dict[str, Path], ext: s
     assert probe_video(videos[ext]).num_frames == 30
 
 
-def test_probe_write_bad_videos(tmp_path: Path, videos: dict[str, Path]) -> None:
+def test_probe_bad_files(tmp_path: Path, videos: dict[str, Path]) -> None:
     bad = write_bad_videos(tmp_path / "bad", videos["mp4"])
     expected = {
         "zero": "empty file",
