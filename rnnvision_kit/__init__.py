@@ -18,7 +18,7 @@ from rnnvision_kit.errors import (
     RnnkitError,
 )
 from rnnvision_kit.hookspecs import hookimpl
-from rnnvision_kit.registry import Entry, Registries, Registry
+from rnnvision_kit.registry import Entry, Registries, Registry, lazy
 from rnnvision_kit.task import DataBundle, DataSpec, StepOutput, Task
 
 __version__ = "0.1.0"
@@ -42,4 +42,5 @@ __all__ = [
     "TrainConfig",
     "__version__",
     "hookimpl",
+    "lazy",
 ]

@@ -8,6 +8,7 @@ the known ones and the closest match.
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,30 @@ class Entry:
     @property
     def description(self) -> str:
         return str(self.meta.get("description", ""))
+
+
+def lazy(target: str, *bound: Any) -> Callable[..., Any]:
+    """A factory for ``register`` that imports ``"package.module:attribute"`` only when called,
+    then calls the attribute with ``bound`` first and the call's own arguments after.
+
+    ``lazy("my_plugin.task:MyTask")`` builds the task; ``lazy("my_plugin.data:open_source",
+    "shapes")`` calls ``open_source("shapes", config)``. Registering this way keeps torch and
+    other heavy imports off the start-up path of ``rnnkit tasks`` and ``rnnkit plugins``.
+    """
+    module_name, colon, attribute = target.partition(":")
+    if not colon or not module_name or not attribute:
+        raise ValueError(f"lazy target {target!r}: expected 'package.module:attribute'")
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+        return obj(*bound, *args, **kwargs)
+
+    name = attribute.rpartition(".")[2]
+    factory.__name__ = factory.__qualname__ = "_".join([name, *map(str, bound)]).replace("-", "_")
+    factory.__doc__ = f"lazy {target}" + (f" bound to {bound!r}" if bound else "")
+    return factory
 
 
 class Registry:

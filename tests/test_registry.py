@@ -49,3 +49,21 @@ def test_create_drops_none_options_and_remove_plugin() -> None:
     registry.remove_plugin("beta")
     assert registry.get("gru").plugin == "alpha"
     assert "beta:gru" not in registry
+
+
+def test_lazy_imports_the_target_only_when_called(tmp_path, monkeypatch) -> None:
+    import sys
+
+    from rnnvision_kit.registry import lazy
+
+    (tmp_path / "lazy_target_mod.py").write_text(
+        "def make(*args, **kwargs):\n    return args, kwargs\n\nclass Box:\n    make = make\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    factory = lazy("lazy_target_mod:Box.make", "bound-name")
+    assert "lazy_target_mod" not in sys.modules
+    assert factory.__name__ == "make_bound_name"
+    assert factory(1, k=2) == (("bound-name", 1), {"k": 2})
+    assert "lazy_target_mod" in sys.modules
+    with pytest.raises(ValueError, match="expected 'package.module:attribute'"):
+        lazy("no_colon_here")

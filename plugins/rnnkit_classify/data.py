@@ -293,3 +293,8 @@ SOURCES: dict[str, Callable[[RunConfig], DataBundle]] = {
     "cifar10": cifar10,
     "imagefolder": imagefolder,
 }
+
+
+def open_source(name: str, config: RunConfig) -> DataBundle:
+    """The ``DataBundle`` of source ``name`` (a key of ``SOURCES``) for ``config``."""
+    return SOURCES[name](config)

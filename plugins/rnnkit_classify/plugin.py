@@ -5,30 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnvision_kit import hookimpl
-
-
-def _task() -> Any:
-    from rnnkit_classify.task import ImageClassifyTask
-
-    return ImageClassifyTask()
+from rnnvision_kit import hookimpl, lazy
 
 
 def _source(name: str) -> Any:
-    def factory(config: Any) -> Any:
-        from rnnkit_classify import data
-
-        return data.SOURCES[name](config)
-
-    factory.__name__ = f"{name.replace('-', '_')}_source"
-    return factory
+    return lazy("rnnkit_classify.data:open_source", name)
 
 
 @hookimpl
 def rnnkit_register_tasks(register: Any) -> None:
     register(
         "image-classify",
-        _task,
+        lazy("rnnkit_classify.task:ImageClassifyTask"),
         description="image classification, the image read row by row by an RNN/GRU/LSTM",
     )
 

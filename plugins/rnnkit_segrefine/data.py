@@ -201,3 +201,8 @@ SOURCES: dict[str, Callable[[RunConfig], DataBundle]] = {
     "videomasks": videomasks,
     "camvid": camvid,
 }
+
+
+def open_source(name: str, config: RunConfig) -> DataBundle:
+    """The ``DataBundle`` of source ``name`` (a key of ``SOURCES``) for ``config``."""
+    return SOURCES[name](config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnvision_kit import hookimpl
+from rnnvision_kit import hookimpl, lazy
 
 SOURCES = {
     "synthetic-seg": "moving textured shapes under per-frame noise, occluders, blur (embedded default)",
@@ -15,27 +15,11 @@ SOURCES = {
 }
 
 
-def _task() -> Any:
-    from rnnkit_segrefine.task import SegRefineTask
-
-    return SegRefineTask()
-
-
-def _source(name: str) -> Any:
-    def factory(config: Any) -> Any:
-        from rnnkit_segrefine import data
-
-        return data.SOURCES[name](config)
-
-    factory.__name__ = f"{name.replace('-', '_')}_source"
-    return factory
-
-
 @hookimpl
 def rnnkit_register_tasks(register: Any) -> None:
     register(
         "seg-refine",
-        _task,
+        lazy("rnnkit_segrefine.task:SegRefineTask"),
         description="segmentation of video frames by an smp model, refined by a ConvGRU across frames",
     )
 
@@ -43,4 +27,9 @@ def rnnkit_register_tasks(register: Any) -> None:
 @hookimpl
 def rnnkit_register_datasets(register: Any) -> None:
     for name, description in SOURCES.items():
-        register(name, _source(name), kind="segmentation", description=description)
+        register(
+            name,
+            lazy("rnnkit_segrefine.data:open_source", name),
+            kind="segmentation",
+            description=description,
+        )

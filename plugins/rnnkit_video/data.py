@@ -199,3 +199,8 @@ def build_bundle(listing: Listing, config: RunConfig) -> DataBundle:
     return DataBundle(
         sets["train"], sets["val"], sets["test"], DataSpec(listing.class_names, info), skipped
     )
+
+
+def open_source(name: str, config: RunConfig) -> DataBundle:
+    """The ``DataBundle`` of source ``name``: its listing, read as clip data sets."""
+    return build_bundle(list_source(name, config), config)

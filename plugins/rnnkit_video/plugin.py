@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnvision_kit import hookimpl
+from rnnvision_kit import hookimpl, lazy
 
 SOURCES = {
     "moving-digits": "digits moving over a texture; 10 classes in time-reversed pairs (embedded default)",
@@ -20,44 +20,11 @@ BACKBONES = {
 }
 
 
-def _task() -> Any:
-    from rnnkit_video.task import VideoActionTask
-
-    return VideoActionTask()
-
-
-def _source(name: str) -> tuple[Any, Any]:
-    """The ``DataBundle`` factory of a source and its listing function (for ``check-data``)."""
-
-    def factory(config: Any) -> Any:
-        from rnnkit_video import data
-
-        return data.build_bundle(data.list_source(name, config), config)
-
-    def lister(config: Any) -> Any:
-        from rnnkit_video import data
-
-        return data.list_source(name, config)
-
-    factory.__name__ = f"{name.replace('-', '_')}_source"
-    return factory, lister
-
-
-def _backbone(name: str) -> Any:
-    def factory(**options: Any) -> Any:
-        from rnnvision_kit.nn.encoders import build_encoder
-
-        return build_encoder(name, **options)
-
-    factory.__name__ = f"{name.replace('-', '_')}_backbone"
-    return factory
-
-
 @hookimpl
 def rnnkit_register_tasks(register: Any) -> None:
     register(
         "video-action",
-        _task,
+        lazy("rnnkit_video.task:VideoActionTask"),
         description="video action recognition: a frame encoder, then a GRU/LSTM over the clip",
     )
 
@@ -65,11 +32,18 @@ def rnnkit_register_tasks(register: Any) -> None:
 @hookimpl
 def rnnkit_register_datasets(register: Any) -> None:
     for name, description in SOURCES.items():
-        factory, lister = _source(name)
-        register(name, factory, kind="video", description=description, list_samples=lister)
+        register(
+            name,
+            lazy("rnnkit_video.data:open_source", name),
+            kind="video",
+            description=description,
+            list_samples=lazy("rnnkit_video.data:list_source", name),
+        )
 
 
 @hookimpl
 def rnnkit_register_backbones(register: Any) -> None:
     for name, description in BACKBONES.items():
-        register(name, _backbone(name), description=description)
+        register(
+            name, lazy("rnnvision_kit.nn.encoders:build_encoder", name), description=description
+        )

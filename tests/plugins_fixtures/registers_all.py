@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from rnnvision_kit import hookimpl
+from rnnvision_kit import hookimpl, lazy
 
 
 def _backbone(**options: Any) -> Any:
@@ -37,9 +37,11 @@ def _source(config: Any) -> Any:
 
 @hookimpl
 def rnnkit_register_tasks(register: Any) -> None:
-    from rnnkit_classify.plugin import _task
-
-    register("all-task", _task, description="image-classify under another name")
+    register(
+        "all-task",
+        lazy("rnnkit_classify.task:ImageClassifyTask"),
+        description="image-classify under another name",
+    )
 
 
 @hookimpl

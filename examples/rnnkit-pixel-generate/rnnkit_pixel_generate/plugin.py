@@ -6,26 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnvision_kit import DataBundle, RunConfig, Task, hookimpl
-
-
-def _task() -> Task:
-    from rnnkit_pixel_generate.task import PixelGenerateTask
-
-    return PixelGenerateTask()
-
-
-def _digit_levels(config: RunConfig) -> DataBundle:
-    from rnnkit_pixel_generate.data import digit_levels
-
-    return digit_levels(config)
+from rnnvision_kit import hookimpl, lazy
 
 
 @hookimpl
 def rnnkit_register_tasks(register: Any) -> None:
     register(
         "pixel-generate",
-        _task,
+        lazy("rnnkit_pixel_generate.task:PixelGenerateTask"),
         description="image generation: a Row LSTM predicts each row of pixels from the rows above",
     )
 
@@ -34,7 +22,7 @@ def rnnkit_register_tasks(register: Any) -> None:
 def rnnkit_register_datasets(register: Any) -> None:
     register(
         "digit-levels",
-        _digit_levels,
+        lazy("rnnkit_pixel_generate.data:digit_levels"),
         kind="levels",
         description="scikit-learn's 8x8 digits quantised to data.levels intensity levels",
     )
