@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from rnnvision_kit.errors import ConfigError
+from rnnvision_kit.errors import ConfigError, DataError
 
 Precision = Literal["32", "16-mixed", "bf16-mixed"]
 Optimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"]
@@ -37,8 +37,6 @@ class DataConfig:
     def require_path(self, example: str) -> Path:
         """``path`` expanded, for sources that read user data; a DataError when it is not set
         (naming ``--data SOURCE:EXAMPLE``) or does not exist."""
-        from rnnvision_kit.errors import DataError
-
         if not self.path:
             raise DataError(
                 f"data source {self.source!r} needs a local path, e.g. --data {self.source}:{example}"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnvision_kit.errors import RegistryError
+from rnnvision_kit.errors import DataError, RegistryError
 
 KINDS = ("tasks", "datasets", "backbones", "heads", "metrics")
 
@@ -134,8 +134,6 @@ class Registry:
     def get_data_source(self, name: str, kind: str, task: str) -> Entry:
         """A dataset entry whose ``kind`` meta is ``kind``; otherwise a DataError naming what the
         source provides and what ``task`` needs."""
-        from rnnvision_kit.errors import DataError
-
         entry = self.get(name)
         provided = entry.meta.get("kind", "unknown")
         if provided != kind:

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from rnnvision_kit import RunConfig
+from rnnvision_kit.errors import DataError
 from rnnvision_kit.task import DataCheck
 
 SPLITS = ("train", "val", "test")
@@ -30,8 +31,6 @@ def _pixel_counts(dataset: Any, num_classes: int) -> tuple[int, int, torch.Tenso
 
 def check_segmentation(factory: Any, config: RunConfig) -> DataCheck:
     """Build the data with ``data.on_error=skip`` and tabulate it; unusable data is a note."""
-    from rnnvision_kit.errors import DataError
-
     config = replace(config, data=replace(config.data, on_error="skip"))
     try:
         bundle = factory(config)
