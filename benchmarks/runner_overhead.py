@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from rnnvision_kit import (
     DataBundle,
     DataConfig,
-    DataSpec,
+    ImageSpec,
     RunConfig,
     StepOutput,
     Task,
@@ -30,7 +30,7 @@ from rnnvision_kit import (
     hookimpl,
 )
 from rnnvision_kit.classification import classification_metrics
-from rnnvision_kit.nn.heads import RecurrentHead
+from rnnvision_kit.nn import RecurrentHead
 from rnnvision_kit.plugins import PluginHost
 from rnnvision_kit.runner.run import train
 
@@ -38,22 +38,20 @@ SEQ, FEATURES, CLASSES, HIDDEN, BATCH = 28, 28, 10, 128, 128
 
 
 def make_tensors(n: int, seed: int) -> TensorDataset:
+    """``1,28,28`` images in [0, 1] whose brightness hints at the label."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(0, CLASSES, (n,), generator=g)
-    images = torch.randn(n, SEQ, FEATURES, generator=g) + labels.view(-1, 1, 1) * 0.1
+    images = torch.rand(n, 1, SEQ, FEATURES, generator=g) * 0.5 + labels.view(-1, 1, 1, 1) * 0.05
     return TensorDataset(images, labels)
 
 
 def make_model() -> torch.nn.Module:
-    return RecurrentHead(FEATURES, CLASSES, cell="gru", hidden_size=HIDDEN)
+    """The rows of a ``B,1,28,28`` image read by a GRU."""
+    head = RecurrentHead(FEATURES, CLASSES, cell="gru", hidden_size=HIDDEN)
+    return torch.nn.Sequential(torch.nn.Flatten(1, 2), head)
 
 
 class BenchTask(Task):
-    name = "bench"
-
-    def __init__(self, train_set: TensorDataset, val_set: TensorDataset) -> None:
-        self.train_set, self.val_set = train_set, val_set
-
     def default_config(self) -> RunConfig:
         return RunConfig(
             task="bench",
@@ -62,39 +60,40 @@ class BenchTask(Task):
             train=TrainConfig(optimizer="adam", lr=1e-3, schedule="none", grad_clip=1.0),
         )
 
-    def build_data(self, config: RunConfig, registries: Any) -> DataBundle:
-        return DataBundle(
-            self.train_set, self.val_set, self.val_set, DataSpec([str(i) for i in range(CLASSES)])
-        )
-
-    def build_model(self, config: RunConfig, spec: DataSpec, registries: Any) -> torch.nn.Module:
+    def build_model(self, ctx: Any) -> torch.nn.Module:
         return make_model()
 
-    def step(self, model: torch.nn.Module, batch: Any) -> StepOutput:
+    def step(self, ctx: Any, model: torch.nn.Module, batch: Any) -> StepOutput:
         x, y = batch
         logits = model(x)
         return StepOutput(F.cross_entropy(logits, y), logits.detach(), y)
 
-    def metrics(self, config: RunConfig, spec: DataSpec) -> Any:
-        return classification_metrics(CLASSES)
+    def metrics(self, ctx: Any) -> Any:
+        return classification_metrics(ctx)
 
 
 def through_runner(
     train_set: TensorDataset, val_set: TensorDataset, epochs: int, out: str
 ) -> float:
-    task = BenchTask(train_set, val_set)
+    spec = ImageSpec(tuple(str(i) for i in range(CLASSES)), 1, SEQ, FEATURES, (0.5,), (0.3,))
 
     class Plugin:
         @hookimpl
         def rnnkit_register_tasks(self, register: Any) -> None:
-            register("bench", lambda: task)
+            register("bench", BenchTask, kind="image")
+
+        @hookimpl
+        def rnnkit_register_datasets(self, register: Any) -> None:
+            bundle = DataBundle(train_set, val_set, val_set, spec)
+            register("bench", lambda config: bundle, kind="image")
 
     host = PluginHost()
+    host.load_core()
     host.load_object(Plugin(), "bench")
-    config = task.default_config()
+    config = BenchTask().default_config()
     config.train.epochs, config.out_dir = epochs, out
     started = time.perf_counter()
-    train(host, config, quiet=True, echo=lambda *_: None)
+    train(host.registries, config, events=host.events, quiet=True, echo=lambda *_: None)
     return time.perf_counter() - started
 
 

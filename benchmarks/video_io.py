@@ -23,8 +23,13 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rnnvision_kit.data.video import ProbeCache, probe_video, read_clip, write_video  # noqa: E402
-from rnnvision_kit.data.video_datasets import VideoClipDataset  # noqa: E402
+from rnnvision_kit.data import (  # noqa: E402
+    ProbeCache,
+    VideoClipDataset,
+    probe_video,
+    read_clip,
+    write_video,
+)
 
 FPS = 25
 CLIP = 16

@@ -1,14 +1,18 @@
 """rnnvision-kit: recurrent neural networks for vision, as a plugin-based toolkit.
 
-Public API (everything else may change): what this module exports (the hook marker, the Task
-contract, configuration dataclasses, registries and errors), plus ``rnnvision_kit.testing``
-(helpers for plugin authors) and ``rnnvision_kit.classification`` (metrics and reports shared by
-classification tasks). Importing this package does not import torch.
+Public API (everything else may change): what this module exports (the hook marker and the
+``register`` protocols, the Task contract and its context records, data specs, configuration,
+registries and errors), and the packages ``rnnvision_kit.data`` (video I/O, samplers, video
+data sets, cache), ``rnnvision_kit.nn`` (recurrent blocks, heads, encoders),
+``rnnvision_kit.classification`` (metrics and reports of classification tasks),
+``rnnvision_kit.runner`` (checkpoint reading, record writers) and ``rnnvision_kit.testing``
+(helpers for plugin authors). Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
-from rnnvision_kit.config import DataConfig, RunConfig, TrainConfig
+from rnnvision_kit.config import DataConfig, EvalConfig, Rule, RunConfig, TrainConfig, setting
+from rnnvision_kit.dataspec import DataSpec, ImageSpec, SegmentationSpec, VideoSpec
 from rnnvision_kit.errors import (
     CheckpointError,
     ConfigError,
@@ -16,10 +20,31 @@ from rnnvision_kit.errors import (
     PluginError,
     RegistryError,
     RnnkitError,
+    RunInterrupted,
+    TaskError,
+    warn,
 )
-from rnnvision_kit.hookspecs import hookimpl
+from rnnvision_kit.hookspecs import (
+    RegisterBackbone,
+    RegisterDataSource,
+    RegisterHead,
+    RegisterMetric,
+    RegisterTask,
+    hookimpl,
+)
 from rnnvision_kit.registry import Entry, Registries, Registry, lazy
-from rnnvision_kit.task import DataBundle, DataSpec, StepOutput, Task
+from rnnvision_kit.task import (
+    DataBundle,
+    DataCheck,
+    DataContext,
+    MetricsContext,
+    ModelContext,
+    PredictContext,
+    ReportContext,
+    StepContext,
+    StepOutput,
+    Task,
+)
 
 __version__ = "0.1.0"
 
@@ -27,20 +52,41 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataBundle",
+    "DataCheck",
     "DataConfig",
+    "DataContext",
     "DataError",
     "DataSpec",
     "Entry",
+    "EvalConfig",
+    "ImageSpec",
+    "MetricsContext",
+    "ModelContext",
     "PluginError",
+    "PredictContext",
+    "RegisterBackbone",
+    "RegisterDataSource",
+    "RegisterHead",
+    "RegisterMetric",
+    "RegisterTask",
     "Registries",
     "Registry",
     "RegistryError",
+    "ReportContext",
     "RnnkitError",
+    "Rule",
     "RunConfig",
+    "RunInterrupted",
+    "SegmentationSpec",
+    "StepContext",
     "StepOutput",
     "Task",
+    "TaskError",
     "TrainConfig",
+    "VideoSpec",
     "__version__",
     "hookimpl",
     "lazy",
+    "setting",
+    "warn",
 ]

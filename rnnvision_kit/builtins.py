@@ -1,33 +1,53 @@
-"""The core's own hook implementations: the shared sequence heads of ``rnnvision_kit.nn``.
-
-Loaded first, as plugin ``core``, so that every task plugin can build ``gru``, ``lstm``, ``rnn``
-and ``mean`` heads without registering them again.
-"""
+"""The core's own hook implementations, loaded first as plugin ``core``: the shared sequence heads
+and frame encoders of ``rnnvision_kit.nn`` and the classification metrics, so that every task
+plugin (and a third party's) can use them without registering them again."""
 
 from __future__ import annotations
 
-from typing import Any
+from rnnvision_kit.hookspecs import RegisterBackbone, RegisterHead, RegisterMetric, hookimpl
+from rnnvision_kit.registry import lazy
 
-from rnnvision_kit.hookspecs import hookimpl
-
-
-def _head(cell: str) -> Any:
-    def factory(input_size: int, num_classes: int, **options: Any) -> Any:
-        from rnnvision_kit.nn.heads import MeanHead, RecurrentHead
-
-        if cell == "mean":
-            return MeanHead(input_size, num_classes, **options)
-        return RecurrentHead(input_size, num_classes, cell=cell, **options)
-
-    factory.__name__ = f"{cell}_head"
-    return factory
+HEADS = {
+    "gru": "GRU over B,T,F (uni/bidirectional, layers, pooling)",
+    "lstm": "LSTM over B,T,F (uni/bidirectional, layers, pooling)",
+    "rnn": "Elman RNN (tanh) over B,T,F",
+    "mean": "order-less baseline: mean of the frame features",
+}
+ENCODERS = {
+    "small-cnn": "conv-bn-relu-pool blocks keeping a 4x4 grid (fast on a CPU)",
+    "resnet18": "torchvision ResNet-18 (weights=None or a local state dict file)",
+    "mobilenet_v3_small": "torchvision MobileNetV3-Small (weights=None or a local file)",
+}
+# the metrics of rnnvision_kit.classification (METRIC_OPTIONS), for image and video tasks
+METRICS = {
+    "acc": "top-1 accuracy",
+    "top5": "top-5 accuracy",
+    "mean_class_acc": "accuracy averaged over classes",
+    "per_class_acc": "accuracy of each class (a list)",
+    "confmat": "confusion matrix (rows: true class)",
+}
 
 
 @hookimpl
-def rnnkit_register_heads(register: Any) -> None:
-    register("gru", _head("gru"), description="GRU over B,T,F (uni/bidirectional, layers, pooling)")
-    register(
-        "lstm", _head("lstm"), description="LSTM over B,T,F (uni/bidirectional, layers, pooling)"
-    )
-    register("rnn", _head("rnn"), description="Elman RNN (tanh) over B,T,F")
-    register("mean", _head("mean"), description="order-less baseline: mean of the frame features")
+def rnnkit_register_heads(register: RegisterHead) -> None:
+    for name, description in HEADS.items():
+        register(name, lazy("rnnvision_kit.nn.heads:build_head", name), description=description)
+
+
+@hookimpl
+def rnnkit_register_backbones(register: RegisterBackbone) -> None:
+    for name, description in ENCODERS.items():
+        register(
+            name, lazy("rnnvision_kit.nn.encoders:build_encoder", name), description=description
+        )
+
+
+@hookimpl
+def rnnkit_register_metrics(register: RegisterMetric) -> None:
+    for name, description in METRICS.items():
+        register(
+            name,
+            lazy("rnnvision_kit.classification:create_metric", name),
+            kinds=("image", "video"),
+            description=description,
+        )

@@ -1,4 +1,5 @@
-"""Building blocks shared by classification tasks: metrics, top-k records, confusion plots."""
+"""Building blocks shared by classification tasks (public API): the core's registered metrics,
+top-k records, confusion plots and per-class reports."""
 
 from __future__ import annotations
 
@@ -7,25 +8,41 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from rnnvision_kit.dataspec import DataSpec
 from rnnvision_kit.runner.plots import plot_confusion
 from rnnvision_kit.runner.records import write_json
+from rnnvision_kit.task import MetricsContext
+
+# name -> MulticlassAccuracy / MulticlassConfusionMatrix keywords (registered by the core)
+METRIC_OPTIONS: dict[str, dict[str, Any]] = {
+    "acc": {"average": "micro"},
+    "top5": {"average": "micro", "top_k": 5},
+    "mean_class_acc": {"average": "macro"},
+    "per_class_acc": {"average": "none"},
+    "confmat": {},
+}
 
 
-def classification_metrics(num_classes: int) -> MetricCollection:
-    """``acc`` (top-1), ``top5`` (with at least 5 classes), ``mean_class_acc``,
-    ``per_class_acc`` and ``confmat``; all synchronised across DDP processes."""
-    metrics: dict[str, Any] = {
-        "acc": MulticlassAccuracy(num_classes, average="micro"),
-        "mean_class_acc": MulticlassAccuracy(num_classes, average="macro"),
-        "per_class_acc": MulticlassAccuracy(num_classes, average="none"),
-        "confmat": MulticlassConfusionMatrix(num_classes),
-    }
-    if num_classes >= 5:
-        metrics["top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-    return MetricCollection(metrics, compute_groups=False)
+def create_metric(name: str, spec: DataSpec, **options: Any) -> Metric:
+    """The core's classification metric ``name`` (a key of ``METRIC_OPTIONS``) for ``spec``."""
+    keywords = {**METRIC_OPTIONS[name], **options}
+    if name == "confmat":
+        return MulticlassConfusionMatrix(spec.num_classes, **keywords)
+    if "top_k" in keywords:
+        keywords["top_k"] = min(keywords["top_k"], spec.num_classes)
+    return MulticlassAccuracy(spec.num_classes, **keywords)
+
+
+def classification_metrics(ctx: MetricsContext) -> MetricCollection:
+    """``acc``, ``top5`` (with at least 5 classes), ``mean_class_acc``, ``per_class_acc`` and
+    ``confmat``, built through the metrics registry (``core:<name>``); DDP-synchronised."""
+    names = ["acc", "mean_class_acc", "per_class_acc", "confmat"]
+    if ctx.spec.num_classes >= 5:
+        names.insert(1, "top5")
+    return MetricCollection({n: ctx.metric(f"core:{n}") for n in names}, compute_groups=False)
 
 
 def top_k(logits: torch.Tensor, class_names: Sequence[str], k: int = 5) -> list[dict[str, Any]]:

@@ -70,11 +70,12 @@ def tasks(ctx: click.Context) -> None:
       rnnkit tasks
     """
     registry = _host(ctx).registries.tasks
-    rows = [
-        (name, registry.get(name).plugin, registry.get(name).description)
-        for name in registry.names()
-    ]
-    click.echo(format_table(["task", "plugin", "description"], rows))
+    rows = []
+    for name in registry.names():
+        entry = registry.get(name)
+        supports = ", ".join(entry.capabilities) or "-"
+        rows.append((name, entry.plugin, entry.meta["kind"], supports, entry.description))
+    click.echo(format_table(["task", "plugin", "kind", "supports", "description"], rows))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -143,18 +144,10 @@ def new_plugin(name: str, parent: str) -> None:
     click.echo(f"next: cd {root} && pip install -e . && pytest && rnnkit run --task {name}")
 
 
-def _config_for_run(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any:
-    from rnnvision_kit.config import apply_mapping, apply_overrides, load_yaml, parse_data_source
+def _configure(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any:
+    """The run config of ``--task`` with ``--config``, ``--data``, shortcuts and ``--set``."""
+    from rnnvision_kit.runner.pipeline import configure, open_task
 
-    task = host.task(task_name)
-    config = task.default_config()
-    config.task = task_name
-    if options.get("config_file"):
-        values = load_yaml(options["config_file"])
-        values.pop("task", None)
-        apply_mapping(config, values)
-    if options.get("data"):
-        config.data.source, config.data.path = parse_data_source(options["data"])
     shortcuts = {
         "train.epochs": options.get("epochs"),
         "train.device": options.get("device"),
@@ -162,9 +155,13 @@ def _config_for_run(host: PluginHost, task_name: str, options: dict[str, Any]) -
         "seed": options.get("seed"),
         "out_dir": options.get("out"),
     }
-    apply_overrides(config, [f"{k}={v}" for k, v in shortcuts.items() if v is not None])
-    apply_overrides(config, options.get("overrides") or ())
-    return config
+    return configure(
+        open_task(host.registries, task_name),
+        config_file=options.get("config_file"),
+        data=options.get("data"),
+        settings=shortcuts,
+        overrides=options.get("overrides") or (),
+    )
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -227,10 +224,10 @@ def run(
     host = _host(ctx)
     if resume_dir:
         from rnnvision_kit.config import apply_overrides
-        from rnnvision_kit.runner.run import load_run
+        from rnnvision_kit.runner.pipeline import load_run
 
         resume_path = Path(resume_dir).expanduser()
-        _, config, _, _ = load_run(host, resume_path, "last.pt")
+        config = load_run(host.registries, resume_path, "last.pt").config
         apply_overrides(config, options.get("overrides") or ())
         if options.get("epochs"):
             config.train.epochs = options["epochs"]
@@ -238,10 +235,11 @@ def run(
         if not task_name:
             raise click.UsageError("--task is required (see `rnnkit tasks`), or --resume RUN_DIR")
         resume_path = None
-        config = _config_for_run(host, task_name, options)
+        config = _configure(host, task_name, options)
     summary = train(
-        host,
+        host.registries,
         config,
+        events=host.events,
         resume_dir=resume_path,
         quiet=quiet or as_json,
         echo=lambda text: click.echo(text, err=as_json),
@@ -294,7 +292,7 @@ def eval_command(
         key, value = parse_override(text)
         values[key] = value
     result = evaluate_run(
-        _host(ctx),
+        _host(ctx).registries,
         Path(run_dir).expanduser(),
         overrides=values,
         split=split,
@@ -339,7 +337,7 @@ def predict(
     from rnnvision_kit.runner.run import predict_files
 
     records = predict_files(
-        _host(ctx),
+        _host(ctx).registries,
         Path(run_dir).expanduser(),
         list(files),
         top_k=top_k,
@@ -385,12 +383,10 @@ def check_data(ctx: click.Context, task_name: str, **options: Any) -> None:
     Example:
       rnnkit check-data --task video-action --data videofolder:~/videos
     """
-    from rnnvision_kit.config import validate
+    from rnnvision_kit.runner.run import check_data as scan
 
     host = _host(ctx)
-    config = _config_for_run(host, task_name, options)
-    validate(config)
-    result = host.task(task_name).check_data(config, host.registries)
+    result = scan(host.registries, _configure(host, task_name, options))
     click.echo(format_table(result.headers, result.rows))
     for note in result.notes:
         click.echo(note)

@@ -24,15 +24,90 @@ Optimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"]
 Schedule = Literal["none", "step", "cosine"]
 
 
+@dataclass(frozen=True)
+class Constraint:
+    """Value checks declared on a config field with :func:`setting`; ``None`` values pass."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    nonempty: bool = False
+    odd: bool = False
+    length: tuple[int, ...] = ()  # allowed list lengths
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value``, or None."""
+        if value is None:
+            return None
+        if self.nonempty and not value:
+            return "is empty"
+        if self.length and isinstance(value, list | tuple) and len(value) not in self.length:
+            counts = " or ".join(map(str, self.length))
+            return f"needs {counts} value(s)"
+        for item in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(item, bool) or not isinstance(item, int | float):
+                continue
+            low = (self.ge, "[") if self.ge is not None else (self.gt, "(")
+            high = (self.le, "]") if self.le is not None else (self.lt, ")")
+            too_low = (self.ge is not None and item < self.ge) or (
+                self.gt is not None and item <= self.gt
+            )
+            too_high = (self.le is not None and item > self.le) or (
+                self.lt is not None and item >= self.lt
+            )
+            if too_low or too_high:
+                if low[0] is not None and high[0] is not None:
+                    return f"must be in {low[1]}{low[0]:g}, {high[0]:g}{high[1]}"
+                if low[0] is not None:
+                    return f"must be {'>=' if low[1] == '[' else '>'} {low[0]:g}"
+                return f"must be {'<=' if high[1] == ']' else '<'} {high[0]:g}"
+            if self.odd and isinstance(item, int) and item % 2 == 0:
+                return "must be odd"
+        return None
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    default_factory: Any = dataclasses.MISSING,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    nonempty: bool = False,
+    odd: bool = False,
+    length: tuple[int, ...] = (),
+) -> Any:
+    """A config field with declared value checks, e.g. ``hidden_size: int = setting(128, ge=1)``
+    or ``dropout: float = setting(0.1, ge=0, lt=1)``. :func:`validate` checks every declared
+    field of a run config in one place (each item of a list); ``None`` always passes."""
+    constraint = Constraint(ge, gt, le, lt, nonempty, odd, length)
+    return field(default=default, default_factory=default_factory, metadata={"check": constraint})
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A check across fields of one settings class: ``rules: ClassVar = (Rule(...),)``.
+
+    ``ok(settings)`` is True when the rule holds; otherwise :func:`validate` raises
+    ``ConfigError(f"{prefix}.{key}: {message}")``."""
+
+    key: str  # the field the message names, relative to the settings class (e.g. "size")
+    message: str  # what is wrong, e.g. "needs model.weights=PATH"
+    ok: Any  # Callable[[settings], bool]: True when the rule holds
+
+
 @dataclass
 class DataConfig:
-    """Where the data comes from and how it is batched; tasks subclass it to add options."""
+    """Where the data comes from and how it is batched; tasks subclass it to add the settings
+    their data sources read (each source declares them with ``reads=``)."""
 
-    source: str = ""  # a registered data source, e.g. "digits", "mnist", "videofolder"
+    source: str = setting("", nonempty=True)  # a registered data source, e.g. "digits"
     path: str | None = None  # local path for sources that read user data
-    batch_size: int = 64
-    eval_batch_size: int | None = None  # None: same as batch_size
-    num_workers: int = 0
+    batch_size: int = setting(64, ge=1)  # training samples per step (per process)
+    eval_batch_size: int | None = setting(None, ge=1)  # None: same as batch_size
+    num_workers: int = setting(0, ge=0)  # DataLoader worker processes
 
     def require_path(self, example: str) -> Path:
         """``path`` expanded, for sources that read user data; a DataError when it is not set
@@ -51,23 +126,30 @@ class DataConfig:
 class TrainConfig:
     """Settings the shared runner owns."""
 
-    epochs: int = 10
+    epochs: int = setting(10, ge=1)
     optimizer: Optimizer = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9  # sgd and rmsprop
-    weight_decay: float = 0.0
+    lr: float = setting(1e-3, gt=0)
+    momentum: float = setting(0.9, ge=0)  # sgd and rmsprop
+    weight_decay: float = setting(0.0, ge=0)
     schedule: Schedule = "cosine"
-    warmup_epochs: float = 0.0
-    step_size: int = 10  # epochs between decays for schedule=step
-    gamma: float = 0.1  # decay factor for schedule=step
-    grad_clip: float | None = 1.0  # max gradient norm; None or 0 disables (RNNs explode)
+    warmup_epochs: float = setting(0.0, ge=0)
+    step_size: int = setting(10, ge=1)  # epochs between decays for schedule=step
+    gamma: float = setting(0.1, gt=0)  # decay factor for schedule=step
+    grad_clip: float | None = setting(1.0, ge=0)  # max gradient norm; None or 0: off (RNNs explode)
     precision: Precision = "32"
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     monitor: str = "val/acc"  # metric for best.pt and early stopping
     mode: Literal["max", "min"] = "max"
-    patience: int | None = None  # epochs without improvement before stopping; None: never
-    max_steps_per_epoch: int | None = None  # cap for quick checks
-    threads: int | None = None  # CPU threads for torch; None: torch's default
+    patience: int | None = setting(None, ge=1)  # epochs without improvement before stopping
+    max_steps_per_epoch: int | None = setting(None, ge=1)  # cap for quick checks
+    threads: int | None = setting(None, ge=1)  # CPU threads for torch; None: torch's default
+
+
+@dataclass
+class EvalConfig:
+    """Settings of evaluation."""
+
+    metrics: list[str] = field(default_factory=list)  # registered metrics to add, e.g. [ece]
 
 
 @dataclass
@@ -75,11 +157,12 @@ class RunConfig:
     """One run: the task, its data and model settings, and the runner's settings."""
 
     task: str
-    seed: int = 0
+    seed: int = setting(0, ge=0)
     out_dir: str = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = None  # a task-defined dataclass
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -263,33 +346,36 @@ def parse_data_source(text: str) -> tuple[str, str | None]:
     return name, (path or None)
 
 
-def validate(config: RunConfig) -> None:
-    """Range checks the type hints cannot express."""
-    t, d = config.train, config.data
-    checks = [
-        (t.epochs >= 1, "train.epochs", "must be >= 1"),
-        (t.lr > 0, "train.lr", "must be > 0"),
-        (t.weight_decay >= 0, "train.weight_decay", "must be >= 0"),
-        (t.warmup_epochs >= 0, "train.warmup_epochs", "must be >= 0"),
-        (t.step_size >= 1, "train.step_size", "must be >= 1"),
-        (t.grad_clip is None or t.grad_clip >= 0, "train.grad_clip", "must be >= 0"),
-        (t.patience is None or t.patience >= 1, "train.patience", "must be >= 1"),
-        (t.threads is None or t.threads >= 1, "train.threads", "must be >= 1"),
-        (d.batch_size >= 1, "data.batch_size", "must be >= 1"),
-        (
-            d.eval_batch_size is None or d.eval_batch_size >= 1,
-            "data.eval_batch_size",
-            "must be >= 1",
-        ),
-        (d.num_workers >= 0, "data.num_workers", "must be >= 0"),
-        (bool(d.source), "data.source", "is empty"),
-    ]
-    for ok, key, problem in checks:
-        if not ok:
-            raise ConfigError(f"{key}: {problem} (got {_get(config, key)!r})")
-    check = getattr(config.model, "validate", None)
-    if callable(check):
-        check()
+def _constraint(cls: type, f: dataclasses.Field) -> Constraint | None:
+    """The checks declared on field ``f``, or on the same field of a base class: a subclass that
+    re-declares ``batch_size: int = 8`` keeps ``DataConfig``'s ``ge=1``."""
+    if "check" in f.metadata:
+        return f.metadata["check"]
+    for base in cls.__mro__[1:]:
+        inherited = getattr(base, "__dataclass_fields__", {}).get(f.name)
+        if inherited is not None and "check" in inherited.metadata:
+            return inherited.metadata["check"]
+    return None
+
+
+def validate(config: Any, prefix: str = "") -> None:
+    """Check every field declared with :func:`setting` and every :class:`Rule` of the run config
+    and its nested settings (data, model, train, eval, a task's own); the first problem raises a
+    ConfigError naming the key."""
+    if not dataclasses.is_dataclass(config):
+        return
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        key = f"{prefix}{f.name}"
+        constraint = _constraint(type(config), f)
+        problem = constraint.problem(value) if constraint else None
+        if problem:
+            raise ConfigError(f"{key}: {problem} (got {value!r})")
+        if dataclasses.is_dataclass(value):
+            validate(value, f"{key}.")
+    for rule in getattr(type(config), "rules", ()):
+        if not rule.ok(config):
+            raise ConfigError(f"{prefix}{rule.key}: {rule.message}")
 
 
 def _get(config: Any, dotted_key: str) -> Any:

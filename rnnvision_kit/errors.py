@@ -24,7 +24,12 @@ class DataError(RnnkitError):
 
 
 class TaskError(RnnkitError):
-    """Task code (a plugin's) raised an unexpected exception; the message names task and plugin."""
+    """Task code (a plugin's) raised an unexpected exception; the message names task, plugin and
+    method, the original exception is the cause (shown with ``--debug``)."""
+
+    def __init__(self, message: str, method: str = "") -> None:
+        super().__init__(message)
+        self.method = method  # the Task method that raised, e.g. "build_data"
 
 
 class CheckpointError(RnnkitError):

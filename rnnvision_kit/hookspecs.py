@@ -1,8 +1,8 @@
 """The plugin contract: pluggy hook specifications (project ``rnnvision_kit``, prefix ``rnnkit_``).
 
 A plugin is a module (or object) with functions marked ``@hookimpl`` whose names match these
-specifications. Registration hooks receive ``register(name, factory, **meta)``; factories are
-called only when the thing is used, so heavy imports belong inside them.
+specifications. Registration hooks receive a ``register`` callable (typed below, one Protocol
+per kind); factories are called only when the thing is used, so heavy imports belong inside them.
 
 Specifications may gain arguments, never lose or rename them: an implementation may accept
 fewer arguments than its specification. ``docs/plugins.md`` quotes these docstrings; a test keeps
@@ -11,60 +11,130 @@ the two in sync.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from rnnvision_kit.runner.events import Run
 
 PROJECT = "rnnvision_kit"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-@hookspec
-def rnnkit_register_tasks(register: Any) -> None:
-    """Register tasks: ``register(name, factory, description=...)``; ``factory()`` returns a Task."""
+class RegisterTask(Protocol):
+    """``register`` of ``rnnkit_register_tasks``; ``factory()`` returns a ``Task``."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[[], Any],
+        *,
+        kind: str,
+        description: str = "",
+        capabilities: Iterable[str] = (),
+    ) -> Callable[[], Any]: ...
+
+
+class RegisterDataSource(Protocol):
+    """``register`` of ``rnnkit_register_datasets``; ``factory(config: RunConfig) -> DataBundle``.
+
+    ``reads`` names the ``data.*`` settings the source reads beyond ``DataConfig``'s own; other
+    keywords are kept in ``Entry.meta`` for the plugin's own use."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[[Any], Any],
+        *,
+        kind: str,
+        description: str = "",
+        reads: Iterable[str] = (),
+        **meta: Any,
+    ) -> Callable[[Any], Any]: ...
+
+
+class RegisterBackbone(Protocol):
+    """``register`` of ``rnnkit_register_backbones``; ``factory(**options) -> nn.Module`` whose
+    forward maps ``B,C,H,W`` to ``B,F`` and whose ``out_features`` is F."""
+
+    def __call__(
+        self, name: str, factory: Callable[..., Any], *, description: str = ""
+    ) -> Callable[..., Any]: ...
+
+
+class RegisterHead(Protocol):
+    """``register`` of ``rnnkit_register_heads``; ``factory(input_size, num_classes, **options)
+    -> nn.Module`` mapping ``B,T,F`` to ``B,K`` logits."""
+
+    def __call__(
+        self, name: str, factory: Callable[..., Any], *, description: str = ""
+    ) -> Callable[..., Any]: ...
+
+
+class RegisterMetric(Protocol):
+    """``register`` of ``rnnkit_register_metrics``; ``factory(spec: DataSpec, **options) ->
+    torchmetrics.Metric``, updated with ``(preds, targets)`` of ``StepOutput``."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        kinds: Iterable[str],
+        description: str = "",
+    ) -> Callable[..., Any]: ...
 
 
 @hookspec
-def rnnkit_register_datasets(register: Any) -> None:
-    """Register data sources: ``register(name, factory, kind=..., description=...)``; ``factory(config) -> DataBundle``."""
+def rnnkit_register_tasks(register: RegisterTask) -> None:
+    """Register tasks: ``register(name, factory, kind=..., description=..., capabilities=[...])``."""
 
 
 @hookspec
-def rnnkit_register_backbones(register: Any) -> None:
-    """Register frame/image encoders: ``register(name, factory)``; ``factory(**options) -> nn.Module``."""
+def rnnkit_register_datasets(register: RegisterDataSource) -> None:
+    """Register data sources: ``register(name, factory, kind=..., description=..., reads=[...])``."""
 
 
 @hookspec
-def rnnkit_register_heads(register: Any) -> None:
-    """Register sequence heads: ``register(name, factory)``; ``factory(input_size, num_classes, **options) -> nn.Module``."""
+def rnnkit_register_backbones(register: RegisterBackbone) -> None:
+    """Register frame/image encoders: ``register(name, factory, description=...)``."""
 
 
 @hookspec
-def rnnkit_register_metrics(register: Any) -> None:
-    """Register metrics: ``register(name, factory)``; ``factory(num_classes, **options) -> torchmetrics.Metric``."""
+def rnnkit_register_heads(register: RegisterHead) -> None:
+    """Register sequence heads: ``register(name, factory, description=...)``."""
 
 
 @hookspec
-def rnnkit_register_commands(cli: Any) -> None:
+def rnnkit_register_metrics(register: RegisterMetric) -> None:
+    """Register metrics: ``register(name, factory, kinds=[...], description=...)``."""
+
+
+@hookspec
+def rnnkit_register_commands(cli: click.Group) -> None:
     """Add commands to the ``rnnkit`` click group: ``cli.add_command(command)``."""
 
 
 @hookspec
-def rnnkit_on_run_start(run: Any) -> None:
+def rnnkit_on_run_start(run: Run) -> None:
     """Called on rank 0 when a run starts, with the ``Run`` (config, run folder, task)."""
 
 
 @hookspec
-def rnnkit_on_epoch_end(run: Any, epoch: int, metrics: dict[str, float]) -> None:
+def rnnkit_on_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None:
     """Called on rank 0 after each epoch's validation with the epoch's scalar metrics."""
 
 
 @hookspec
-def rnnkit_on_run_end(run: Any, summary: dict[str, Any]) -> None:
+def rnnkit_on_run_end(run: Run, summary: dict[str, Any]) -> None:
     """Called on rank 0 when a run ends normally, with the summary written to ``summary.json``."""
 
 
 @hookspec
-def rnnkit_on_exception(run: Any, error: BaseException) -> None:
+def rnnkit_on_exception(run: Run, error: BaseException) -> None:
     """Called on rank 0 when a run stops with an exception (interrupts included)."""

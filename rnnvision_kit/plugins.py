@@ -18,16 +18,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from rnnvision_kit import hookspecs
 from rnnvision_kit.errors import PluginError, RnnkitError, warn
-from rnnvision_kit.registry import KINDS, Registries
+from rnnvision_kit.registry import Registries
+
+if TYPE_CHECKING:
+    from rnnvision_kit.runner.events import Run
 
 ENTRY_POINT_GROUP = "rnnvision_kit"
-REGISTER_HOOKS = {kind: f"rnnkit_register_{kind}" for kind in KINDS}
 
 
 @dataclass
@@ -63,6 +65,7 @@ class PluginHost:
     def __init__(self, *, strict: bool | None = None) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        self.hooks = Hooks(self.pm)
         self.registries = Registries()
         self.records: dict[str, PluginRecord] = {}
         self.strict = os.environ.get("RNNKIT_STRICT_PLUGINS") == "1" if strict is None else strict
@@ -145,7 +148,7 @@ class PluginHost:
         return record
 
     def _register_from(self, record: PluginRecord) -> None:
-        for kind, hook_name in REGISTER_HOOKS.items():
+        for kind, hook in self.hooks.register_hooks().items():
             registry = self.registries[kind]
             names = record.registered.setdefault(kind, [])
 
@@ -154,15 +157,9 @@ class PluginHost:
                 _n.append(name)
                 return factory
 
-            self._call_own(record.name, hook_name, register=register)
+            call_own(hook, record.name, register=register)
             if not names:
                 del record.registered[kind]
-
-    def _call_own(self, plugin_name: str, hook_name: str, **kwargs: Any) -> None:
-        """Call one plugin's implementation of a hook, passing only the arguments it accepts."""
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            if impl.plugin_name == plugin_name:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
 
     def _fail(self, record: PluginRecord, error: BaseException) -> None:
         record.error = record.error or _one_line(error)
@@ -185,7 +182,7 @@ class PluginHost:
             view = copy.copy(cli)
             view.commands = {}
             try:
-                self._call_own(record.name, "rnnkit_register_commands", cli=view)
+                call_own(self.hooks.commands(), record.name, cli=view)
                 for name, command in view.commands.items():
                     owner = claimed.get(name) or _core_command_owner(cli.commands.get(name))
                     if owner and cli.commands.get(name) is not command:
@@ -197,38 +194,80 @@ class PluginHost:
             claimed.update(dict.fromkeys(view.commands, f"plugin {record.name!r}"))
             record.commands = sorted(view.commands)
 
-    # ------------------------------------------------------------ runner events
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call a runner-event hook on every plugin; one that raises is reported and dropped."""
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            try:
-                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
-            except Exception as error:
-                record = self.records.get(impl.plugin_name)
-                if record is None:
-                    raise
-                self.pm.unregister(name=impl.plugin_name)
-                record.error = f"in {hook_name}: {_one_line(error)}"
-                self._fail(record, error)
-
     # ---------------------------------------------------------------- queries
     @property
     def broken(self) -> list[PluginRecord]:
         return [r for r in self.records.values() if r.broken]
 
-    def task(self, name: str) -> Any:
-        """Instantiate the task registered as ``name``."""
-        from rnnvision_kit.task import Task
+    @property
+    def events(self) -> PluginEvents:
+        """The runner events of the loaded plugins, for the runner."""
+        return PluginEvents(self)
 
-        entry = self.registries.tasks.get(name)
-        task = entry.factory()
-        if not isinstance(task, Task):
-            raise PluginError(
-                f"plugin {entry.plugin!r}: the factory of task {entry.name!r} returned "
-                f"{type(task).__name__}, not a Task"
-            )
-        task.registry_name = entry.name
-        return task
+    def _drop(self, plugin_name: str, where: str, error: BaseException) -> None:
+        """A plugin raised in a runner event: unregister it and report it once."""
+        record = self.records.get(plugin_name)
+        if record is None:
+            raise error
+        self.pm.unregister(name=plugin_name)
+        record.error = f"in {where}: {_one_line(error)}"
+        self._fail(record, error)
+
+
+class Hooks:
+    """Every call of a hook goes through here: the hook callers by kind, and the runner events.
+    No hook is named by a string anywhere else."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+
+    def register_hooks(self) -> dict[str, pluggy.HookCaller]:
+        """Registry kind -> its registration hook."""
+        hook = self.pm.hook
+        return {
+            "tasks": hook.rnnkit_register_tasks,
+            "datasets": hook.rnnkit_register_datasets,
+            "backbones": hook.rnnkit_register_backbones,
+            "heads": hook.rnnkit_register_heads,
+            "metrics": hook.rnnkit_register_metrics,
+        }
+
+    def commands(self) -> pluggy.HookCaller:
+        return self.pm.hook.rnnkit_register_commands
+
+
+def call_own(hook: pluggy.HookCaller, plugin_name: str, **kwargs: Any) -> None:
+    """Call one plugin's implementation of ``hook``, passing only the arguments it accepts."""
+    for impl in hook.get_hookimpls():
+        if impl.plugin_name == plugin_name:
+            impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+
+
+class PluginEvents:
+    """The runner events (``rnnvision_kit.runner.events.RunEvents``) of a host's plugins: each
+    implementation is called in turn; one that raises is reported and dropped, the rest go on."""
+
+    def __init__(self, host: PluginHost) -> None:
+        self.host = host
+
+    def _notify(self, hook: pluggy.HookCaller, **kwargs: Any) -> None:
+        for impl in hook.get_hookimpls():
+            try:
+                impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+            except Exception as error:
+                self.host._drop(impl.plugin_name, hook.name, error)
+
+    def on_run_start(self, run: Run) -> None:
+        self._notify(self.host.pm.hook.rnnkit_on_run_start, run=run)
+
+    def on_epoch_end(self, run: Run | None, epoch: int, metrics: dict[str, float]) -> None:
+        self._notify(self.host.pm.hook.rnnkit_on_epoch_end, run=run, epoch=epoch, metrics=metrics)
+
+    def on_run_end(self, run: Run, summary: dict[str, Any]) -> None:
+        self._notify(self.host.pm.hook.rnnkit_on_run_end, run=run, summary=summary)
+
+    def on_exception(self, run: Run, error: BaseException) -> None:
+        self._notify(self.host.pm.hook.rnnkit_on_exception, run=run, error=error)
 
 
 def _import(spec: str) -> ModuleType:

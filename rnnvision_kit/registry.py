@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnvision_kit.errors import DataError, RegistryError
+from rnnvision_kit.errors import RegistryError
 
 KINDS = ("tasks", "datasets", "backbones", "heads", "metrics")
 
@@ -35,6 +35,11 @@ class Entry:
     @property
     def description(self) -> str:
         return str(self.meta.get("description", ""))
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """What a task declared it supports besides training (tasks only)."""
+        return tuple(self.meta.get("capabilities", ()))
 
 
 def lazy(target: str, *bound: Any) -> Callable[..., Any]:
@@ -61,6 +66,38 @@ def lazy(target: str, *bound: Any) -> Callable[..., Any]:
     return factory
 
 
+# What each kind's ``register(...)`` requires beyond name and factory.
+REQUIRED_META = {"tasks": ("kind",), "datasets": ("kind",), "metrics": ("kinds",)}
+CAPABILITIES = ("predict", "check-data", "report")
+
+
+def _names(value: Any, what: str) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else tuple(value)
+    if not all(isinstance(item, str) and item for item in items):
+        raise RegistryError(f"{what}: expected a list of names, got {value!r}")
+    return items
+
+
+def _checked_meta(kind: str, name: str, plugin: str, meta: dict[str, Any]) -> dict[str, Any]:
+    """``meta`` with list values as tuples, or a RegistryError naming plugin, entry and key."""
+    what = f"plugin {plugin!r}: {kind[:-1]} {name!r}"
+    for key in REQUIRED_META.get(kind, ()):
+        if not meta.get(key):
+            raise RegistryError(f"{what} needs {key}=... when registered")
+    meta = dict(meta)
+    if "kind" in meta and not isinstance(meta["kind"], str):
+        raise RegistryError(f"{what}: kind must be a string, got {meta['kind']!r}")
+    for key in ("capabilities", "reads", "kinds"):
+        if key in meta:
+            meta[key] = _names(meta[key], f"{what}: {key}")
+    unknown = sorted(set(meta.get("capabilities", ())) - set(CAPABILITIES))
+    if kind == "tasks" and unknown:
+        raise RegistryError(
+            f"{what}: unknown capabilities {unknown} (known: {', '.join(CAPABILITIES)})"
+        )
+    return meta
+
+
 class Registry:
     """A registry of one kind: ``name -> [Entry, ...]`` (one entry per registering plugin)."""
 
@@ -74,10 +111,11 @@ class Registry:
             raise RegistryError(f"plugin {plugin!r}: invalid {self.kind} name {name!r}")
         if not callable(factory):
             raise RegistryError(f"plugin {plugin!r}: {self.kind} {name!r} factory is not callable")
+        meta = _checked_meta(self.kind, name, plugin, meta)
         entries = self._entries.setdefault(name, [])
         if any(e.plugin == plugin for e in entries):
             raise RegistryError(f"plugin {plugin!r} registered {self.kind} {name!r} twice")
-        entry = Entry(self.kind, name, factory, plugin, dict(meta))
+        entry = Entry(self.kind, name, factory, plugin, meta)
         entries.append(entry)
         return entry
 
@@ -130,17 +168,6 @@ class Registry:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         listing = ", ".join(known) if known else "none registered"
         raise RegistryError(f"unknown {self.kind[:-1]} {name!r} (known: {listing}){hint}")
-
-    def get_data_source(self, name: str, kind: str, task: str) -> Entry:
-        """A dataset entry whose ``kind`` meta is ``kind``; otherwise a DataError naming what the
-        source provides and what ``task`` needs."""
-        entry = self.get(name)
-        provided = entry.meta.get("kind", "unknown")
-        if provided != kind:
-            raise DataError(
-                f"data source {name!r} provides {provided} data; task {task} needs {kind} data"
-            )
-        return entry
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call the factory registered as ``name``; ``None`` keyword arguments are dropped so that

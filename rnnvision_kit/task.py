@@ -1,49 +1,50 @@
-"""The Task contract the runner drives. A task is the only place where task-specific logic lives."""
+"""The Task contract the runner drives. A task is the only place where task-specific logic lives.
+
+A task is stateless: every method receives what it needs through a frozen context record (which
+may gain fields in later versions, as pluggy's records do) and keeps nothing on ``self`` from one
+call to the next. What a task supports beyond training (``predict``, ``check-data``, ``report``)
+is declared when it is registered, and the methods of exactly those capabilities are defined.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rnnvision_kit.config import RunConfig
-from rnnvision_kit.errors import RnnkitError
+from rnnvision_kit.dataspec import DataSpec
+from rnnvision_kit.errors import DataError, RegistryError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
     from torch.utils.data import Dataset
-    from torchmetrics import MetricCollection
+    from torchmetrics import Metric, MetricCollection
 
-    from rnnvision_kit.registry import Registries
+    from rnnvision_kit.registry import Entry, Registries
 
-
-@dataclass
-class DataSpec:
-    """What a model needs to know about the data: class names and an input description.
-
-    Saved in checkpoints so that ``rnnkit predict`` can rebuild the model without the data set.
-    ``info`` holds plain values only (e.g. ``{"channels": 1, "height": 28, "width": 28}``).
-    """
-
-    class_names: list[str]
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+Purpose = Literal["train", "eval", "predict", "check-data", "check"]
+Capability = Literal["predict", "check-data", "report"]
+# capability (``rnnvision_kit.registry.CAPABILITIES``) -> the Task method that provides it
+CAPABILITY_METHODS: dict[str, str] = {
+    "predict": "predict",
+    "check-data": "check_data",
+    "report": "report",
+}
 
 
 @dataclass
 class DataBundle:
-    """Train, validation and test data sets (map-style) plus their spec."""
+    """Train, validation and test data sets (map-style) plus their spec, and the files a source
+    skipped as unreadable (``(file, reason)``; they are counted in the run summary)."""
 
-    train: Dataset
-    val: Dataset
-    test: Dataset
-    spec: DataSpec
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    train: Dataset  # map-style; items by the kind's format (rnnvision_kit.dataspec)
+    val: Dataset  # map-style
+    test: Dataset  # map-style
+    spec: DataSpec  # the kind's typed spec, saved in checkpoints
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not read
 
 
 @dataclass
@@ -51,83 +52,179 @@ class DataCheck:
     """What ``rnnkit check-data`` prints: a table of findings, summary lines, and whether any
     of the data is usable (the command exits non-zero when none is)."""
 
-    headers: list[str]
-    rows: list[Sequence[Any]]
-    notes: list[str] = field(default_factory=list)
-    usable: bool = True
+    headers: list[str]  # column names of the table
+    rows: list[Sequence[Any]]  # one finding per row (a class count, a bad file and its reason)
+    notes: list[str] = field(default_factory=list)  # summary lines printed under the table
+    usable: bool = True  # False when nothing is readable: the command exits 1
 
 
 @dataclass
 class StepOutput:
-    """One forward pass: the loss to minimise, and predictions/targets for the metrics."""
+    """One forward pass: the loss to minimise, and predictions/targets for the metrics.
 
-    loss: torch.Tensor
-    preds: torch.Tensor
-    targets: torch.Tensor
+    ``preds``/``targets`` are what metrics added with ``eval.metrics`` receive: for tasks of kind
+    ``image`` and ``video`` logits ``B,K`` and class ids ``B``; for ``segmentation`` logits
+    ``B,T,K,H,W`` and class ids ``B,T,H,W``.
+    """
+
+    loss: torch.Tensor  # a scalar, the mean over the batch
+    preds: torch.Tensor  # detached predictions (logits) for the metrics
+    targets: torch.Tensor  # their targets; targets.shape[0] counts the samples
+
+
+# ------------------------------------------------------------------------------ contexts
+
+
+@dataclass(frozen=True)
+class DataContext:
+    """What ``build_data`` and ``check_data`` receive."""
+
+    config: RunConfig  # the validated run config (data.*, model.*, train.*, eval.*)
+    registries: Registries  # tasks, datasets, backbones, heads, metrics of all plugins
+    task: str  # the name the task is registered under
+    plugin: str  # the plugin that registered it
+    kind: str  # the data kind the task reads: image, video, segmentation (or a plugin's own)
+    purpose: Purpose  # train, eval, predict, check-data (rnnkit check-data), check (conformance)
+
+    def source(self) -> Entry:
+        """The entry of ``data.source``: of this task's kind, with every ``data.*`` setting it
+        declares (``reads=``) present in this task's config; otherwise a one-line error."""
+        entry = self.registries.datasets.get(self.config.data.source)
+        provided = entry.meta.get("kind", "unknown")
+        if provided != self.kind:
+            raise DataError(
+                f"data source {entry.name!r} provides {provided} data; "
+                f"task {self.task} needs {self.kind} data"
+            )
+        for setting in entry.meta.get("reads", ()):
+            if not hasattr(self.config.data, setting):
+                raise DataError(
+                    f"data source {entry.qualified_name!r} reads data.{setting}, which task "
+                    f"{self.task}'s settings ({type(self.config.data).__name__}) lack"
+                )
+        return entry
+
+    def open_source(self) -> DataBundle:
+        """The data bundle of ``data.source``, its items and spec checked against the kind's
+        contract (see ``rnnvision_kit.dataspec``)."""
+        from rnnvision_kit.dataspec import check_bundle
+
+        entry = self.source()
+        bundle = entry.factory(self.config)
+        if not isinstance(bundle, DataBundle):
+            raise DataError(
+                f"data source {entry.qualified_name!r} returned {type(bundle).__name__}, "
+                "not a DataBundle"
+            )
+        check_bundle(bundle, self.kind, entry.qualified_name)
+        return bundle
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What ``build_model`` receives. With ``purpose`` ``"train"`` a task loads its own starting
+    weights (e.g. a pretrained part); otherwise the runner loads a checkpoint after the build."""
+
+    config: RunConfig  # the validated run config
+    spec: DataSpec  # of the data just built, or of the checkpoint (eval, predict)
+    registries: Registries  # backbones and heads to build from
+    task: str  # the name the task is registered under
+    plugin: str  # the plugin that registered it
+    purpose: Purpose  # train: load starting weights; otherwise a checkpoint is loaded after
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What ``step`` receives besides the model and the batch."""
+
+    config: RunConfig  # the validated run config
+    spec: DataSpec  # of the data the batches come from
+    training: bool  # True in training steps (the model is in train mode)
+
+
+@dataclass(frozen=True)
+class MetricsContext:
+    """What ``metrics`` receives; ``metric(name)`` builds a registered metric."""
+
+    config: RunConfig  # the validated run config
+    spec: DataSpec  # class names and input description of the evaluated data
+    registries: Registries  # the metrics registry among them
+    task: str  # the name the task is registered under
+    plugin: str  # the plugin that registered it: ctx.metric(f"{ctx.plugin}:name") picks its own
+    kind: str  # the task's data kind; metric() checks the metric's kinds against it
+
+    def metric(self, name: str, **options: Any) -> Metric:
+        """The registered metric ``name`` (bare or ``plugin:name``) for this data; its ``kinds``
+        must include this task's kind."""
+        entry = self.registries.metrics.get(name)
+        kinds = tuple(entry.meta.get("kinds", ()))
+        if kinds and self.kind not in kinds:
+            raise RegistryError(
+                f"metric {entry.qualified_name!r} is for {', '.join(kinds)} data; "
+                f"task {self.task} reads {self.kind} data"
+            )
+        return entry.factory(self.spec, **options)
+
+
+@dataclass(frozen=True)
+class PredictContext:
+    """What ``predict`` receives. The model is the run's best checkpoint, on ``device``, in eval
+    mode, and the call runs under ``torch.inference_mode()``."""
+
+    model: nn.Module  # the run's best checkpoint (last.pt if none), eval mode, on device
+    files: tuple[Path, ...]  # as the user gave them (files, folders, whatever the task reads)
+    config: RunConfig  # the run's saved config
+    spec: DataSpec  # the checkpoint's spec (class names, size, normalisation)
+    device: torch.device  # where the model is; move inputs here
+    top_k: int  # labels per record a classification task returns
+    out_dir: Path  # where files a task writes go: --out, else RUN_DIR/predict (may not exist yet)
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What ``report`` receives after a split is evaluated."""
+
+    run_dir: Path  # write report files here
+    split: str  # train, val or test
+    results: dict[str, Any]  # "<split>/<metric>" -> float, or list for per-class/confusion ones
+    spec: DataSpec  # of the evaluated data
+    config: RunConfig  # the run's config
+    model: nn.Module  # the evaluated (best) model, in eval mode
+    dataset: Dataset  # the evaluated split
 
 
 class Task:
-    """Base class for tasks. Subclasses set ``name``/``description`` and implement the methods.
+    """Base class of tasks. The runner owns devices, precision, backward, clipping, optimizer,
+    schedule, checkpoints and logging; a task owns its data, model, forward step and metrics.
 
-    The runner owns devices, precision, backward, clipping, optimizer, schedule, checkpoints and
-    logging; a task owns its data, model, forward step, metrics, prediction and plots.
+    Optional capabilities, declared at registration (``capabilities=[...]``), each with its
+    method: ``predict(ctx: PredictContext) -> list[dict]``, ``check_data(ctx: DataContext) ->
+    DataCheck``, ``report(ctx: ReportContext) -> None``.
     """
-
-    name: str = ""
-    description: str = ""
-    registry_name: str = ""  # set by the host to the name the task was registered under
 
     def default_config(self) -> RunConfig:
         """The task's defaults: data source, model settings, training settings, monitored metric."""
         raise NotImplementedError
 
-    def build_data(self, config: RunConfig, registries: Registries) -> DataBundle:
-        """Build train/val/test data sets, usually through ``registries.datasets``."""
+    def build_data(self, ctx: DataContext) -> DataBundle:
+        """Train/val/test data sets; by default those of ``data.source`` (``ctx.open_source()``)."""
+        return ctx.open_source()
+
+    def build_model(self, ctx: ModelContext) -> nn.Module:
+        """The model, usually from ``ctx.registries.backbones`` and ``ctx.registries.heads``."""
         raise NotImplementedError
 
-    def build_model(self, config: RunConfig, spec: DataSpec, registries: Registries) -> nn.Module:
-        """Build the model, usually from ``registries.backbones`` and ``registries.heads``."""
-        raise NotImplementedError
-
-    def step(self, model: nn.Module, batch: Any) -> StepOutput:
+    def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
         """One forward pass on a batch already on the model's device."""
         raise NotImplementedError
 
-    def metrics(self, config: RunConfig, spec: DataSpec) -> MetricCollection:
+    def metrics(self, ctx: MetricsContext) -> MetricCollection:
         """Evaluation metrics; scalar ones are logged, others (per-class, confusion) saved."""
         raise NotImplementedError
 
     def update_metrics(self, metrics: MetricCollection, output: StepOutput) -> None:
-        """Feed one step's output to the metrics."""
+        """Feed one step's output to the task's own metrics."""
         metrics.update(output.preds, output.targets)
 
-    def check_data(self, config: RunConfig, registries: Registries) -> DataCheck:
-        """Scan the configured data once without training: unreadable or suspicious files, class
-        counts (for ``rnnkit check-data``)."""
-        raise RnnkitError(f"task {self.name!r} does not support check-data")
 
-    def predict(
-        self,
-        model: nn.Module,
-        files: Sequence[str],
-        config: RunConfig,
-        spec: DataSpec,
-        *,
-        top_k: int = 5,
-        out_dir: Path | None = None,
-    ) -> list[dict[str, Any]]:
-        """Predictions for user files, one JSON-able record per file (for ``rnnkit predict``)."""
-        raise RnnkitError(f"task {self.name!r} does not support predict")
-
-    def report(
-        self,
-        run_dir: Path,
-        split: str,
-        results: dict[str, Any],
-        spec: DataSpec,
-        *,
-        model: nn.Module | None = None,
-        config: RunConfig | None = None,
-    ) -> None:
-        """Write task-specific plots for an evaluated split (default: nothing). ``model`` (the
-        best checkpoint's) and ``config`` are passed when the override accepts them."""
+TaskFactory = Callable[[], Task]

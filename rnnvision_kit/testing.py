@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from rnnvision_kit.errors import PluginError
+from rnnvision_kit.errors import PluginError, TaskError
 from rnnvision_kit.plugins import PluginHost, _one_line
 from rnnvision_kit.task import DataBundle
 
@@ -42,7 +42,7 @@ class CheckResult:
     task: str  # qualified name, plugin:task
     plugin: str
     ok: bool
-    stage: str = ""  # where it failed: load, create, config, data, model, train, eval, report
+    stage: str = ""  # where it failed: load, create, config, a Task method (build_data, step, ...), stateless
     error: str | None = None  # one line
     seconds: float = 0.0
 
@@ -85,8 +85,8 @@ def check_plugin(
 ) -> list[CheckResult]:
     """Check that every task ``plugin_name`` registers (all plugins' tasks when None) can build its
     data and model, take one training step (backward and optimizer step), evaluate and write its
-    report, on the CPU and at most ``samples`` samples per split. Broken plugins are reported as
-    failures too.
+    report, on the CPU and at most ``samples`` samples per split, and keeps no state on ``self``.
+    Broken plugins are reported as failures too.
     """
     if plugin_name is not None and plugin_name not in {r.name for r in host.records.values()}:
         known = ", ".join(sorted({r.name for r in host.records.values()}))
@@ -116,40 +116,61 @@ def check_task(
     try:
         import torch
 
-        from rnnvision_kit.config import apply_overrides, validate
         from rnnvision_kit.runner.device import Precision
         from rnnvision_kit.runner.distributed import DistInfo
         from rnnvision_kit.runner.loop import Trainer, evaluate_model
-        from rnnvision_kit.runner.run import seed_everything
+        from rnnvision_kit.runner.pipeline import build, configure, open_task
+        from rnnvision_kit.task import ReportContext
 
         cpu = torch.device("cpu")
-        task = host.task(entry.qualified_name)
+        registries = host.registries
+        task = open_task(registries, entry.qualified_name)
         stage = "config"
-        config = task.default_config()
-        config.task = entry.qualified_name
-        apply_overrides(config, [*CHECK_SETTINGS, f"data.batch_size={batch_size}", *overrides])
-        validate(config)
-        seed_everything(config.seed)
-        stage = "data"
-        data = _tiny(task.build_data(config, host.registries), samples)
-        stage = "model"
-        model = task.build_model(config, data.spec, host.registries)
+        config = configure(
+            task, overrides=[*CHECK_SETTINGS, f"data.batch_size={batch_size}", *overrides]
+        )
+        stage = "build"
+        built = build(task, registries, config, "check")
+        assert built.data is not None
+        data = _tiny(built.data, samples)
         stage = "train"
-        trainer = Trainer(task, config, model, data, cpu, DistInfo(), None, quiet=True)
+        trainer = Trainer(
+            task, registries, config, built.model, data, cpu, DistInfo(), None, quiet=True
+        )
         loss = trainer.fit({}).history[-1]["train/loss"]
         if not math.isfinite(loss):
             raise ValueError(f"training loss is {loss}")
         stage = "eval"
+        model = trainer.model
         scalars, others = evaluate_model(
-            task, config, model, data.test, data.spec, cpu, DistInfo(), Precision("32", cpu), "test"
+            task,
+            registries,
+            config,
+            model,
+            data.test,
+            data.spec,
+            cpu,
+            DistInfo(),
+            Precision("32", cpu),
+            "test",
         )
         monitored = config.train.monitor.replace("val/", "test/", 1)
         if monitored not in scalars:
             raise ValueError(f"metric {monitored!r} missing (got: {', '.join(scalars)})")
         stage = "report"
         with tempfile.TemporaryDirectory(prefix="rnnkit-check-") as folder:
-            task.report(Path(folder), "test", {**scalars, **others}, data.spec)
+            model.eval()
+            results = {**scalars, **others}
+            task.report(
+                ReportContext(Path(folder), "test", results, data.spec, config, model, data.test)
+            )
+        stage = "stateless"
+        kept = sorted(vars(task.task))
+        if kept:
+            raise ValueError(f"the task keeps state on self between calls: {', '.join(kept)}")
     except Exception as error:  # report, never raise: one broken task must not hide the others
+        if isinstance(error, TaskError) and error.__cause__ is not None:
+            stage, error = error.method, error.__cause__  # the task method and what it raised
         elapsed = time.perf_counter() - started
         return CheckResult(
             entry.qualified_name, entry.plugin, False, stage, _one_line(error), elapsed

@@ -66,3 +66,41 @@ def test_cli_start_up_imports_no_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip().splitlines()[-1] == "HEAVY=", result.stdout
+
+
+# The public API (rnnvision_kit/__init__.py's docstring): plugins import only these modules.
+PUBLIC_MODULES = {
+    "rnnvision_kit",
+    "rnnvision_kit.classification",
+    "rnnvision_kit.data",
+    "rnnvision_kit.nn",
+    "rnnvision_kit.runner",
+    "rnnvision_kit.testing",
+}
+
+
+def plugin_files() -> list[Path]:
+    roots = [REPO / "plugins", REPO / "examples"]
+    files = [p for root in roots for p in sorted(root.rglob("*.py")) if "build" not in p.parts]
+    return files + sorted((CORE / "templates").rglob("*.py.tmpl"))
+
+
+@pytest.mark.parametrize("path", plugin_files(), ids=lambda p: str(p.relative_to(REPO)))
+def test_plugins_import_only_the_public_api(path: Path) -> None:
+    text = path.read_text()
+    if path.suffix == ".tmpl":  # templates hold $placeholders; their imports are plain lines
+        import re
+
+        modules = set(re.findall(r"^\s*(?:from|import) (rnnvision_kit[\w.]*)", text, re.M))
+    else:
+        modules = {m for m in imported_modules(path) if m.split(".")[0] == "rnnvision_kit"}
+    private = sorted(m for m in modules if m not in PUBLIC_MODULES)
+    assert not private, f"{path.relative_to(REPO)} imports non-public {private}"
+
+
+def test_public_api_is_what_the_package_docstring_names() -> None:
+    import rnnvision_kit
+
+    doc = " ".join((rnnvision_kit.__doc__ or "").split())
+    for module in sorted(PUBLIC_MODULES - {"rnnvision_kit"}):
+        assert f"``{module}``" in doc, module

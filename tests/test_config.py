@@ -2,17 +2,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 
 from rnnvision_kit.config import (
     DataConfig,
+    Rule,
     RunConfig,
     apply_mapping,
     apply_overrides,
     load_yaml,
     parse_data_source,
+    setting,
     validate,
 )
 from rnnvision_kit.errors import ConfigError
@@ -116,3 +118,60 @@ def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
 )
 def test_parse_data_source(text: str, expected: tuple[str, str | None]) -> None:
     assert parse_data_source(text) == expected
+
+
+@dataclass
+class Declared:
+    """Checks declared on fields (``setting``) and across fields (``Rule``)."""
+
+    layers: int = setting(2, ge=1)
+    dropout: float = setting(0.1, ge=0, lt=1)
+    kernel: int = setting(3, ge=1, odd=True)
+    size: list[int] | None = setting(None, ge=8, le=1024, length=(2,))
+    frozen: bool = False
+    weights: str | None = None
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("frozen", "needs model.weights=PATH", lambda m: not m.frozen or bool(m.weights)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.layers=0", "model.layers: must be >= 1 (got 0)"),
+        ("model.dropout=1", "model.dropout: must be in [0, 1) (got 1.0)"),
+        ("model.kernel=4", "model.kernel: must be odd (got 4)"),
+        ("model.size=[4,64]", "model.size: must be in [8, 1024] (got [4, 64])"),
+        ("model.size=[64]", "model.size: needs 2 value(s) (got [64])"),
+        ("model.frozen=true", "model.frozen: needs model.weights=PATH"),
+        ("data.batch_size=0", "data.batch_size: must be >= 1 (got 0)"),
+        ("data.source=", "data.source: is empty (got '')"),
+        ("train.lr=0", "train.lr: must be > 0 (got 0.0)"),
+    ],
+)
+def test_declared_checks_are_validated_in_one_place(override: str, message: str) -> None:
+    config = RunConfig(task="t", data=DataConfig(source="digits"), model=Declared())
+    validate(config)
+    apply_overrides(config, [override])
+    with pytest.raises(ConfigError) as caught:
+        validate(config)
+    assert str(caught.value) == message
+
+
+def test_none_passes_declared_checks() -> None:
+    config = RunConfig(task="t", data=DataConfig(source="digits"), model=Declared())
+    apply_overrides(config, ["model.size=null", "train.patience=null", "model.size=[8, 1024]"])
+    validate(config)
+
+
+def test_a_redeclared_field_keeps_its_base_checks() -> None:
+    @dataclass
+    class MyData(DataConfig):
+        source: str = "mine"
+        batch_size: int = 8  # re-declared without setting(): DataConfig's ge=1 still holds
+
+    config = RunConfig(task="t", data=MyData())
+    apply_overrides(config, ["data.batch_size=0"])
+    with pytest.raises(ConfigError, match=r"^data.batch_size: must be >= 1 \(got 0\)$"):
+        validate(config)

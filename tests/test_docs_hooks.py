@@ -1,5 +1,6 @@
-"""Every hook is documented in docs/plugins.md exactly as ``rnnvision_kit.hookspecs`` declares it,
-and every hook is exercised: register hooks, commands, and the runner events of a real run."""
+"""docs/plugins.md agrees with the code: its hook and contract references are generated from it
+and up to date, and every public name is documented; every hook is exercised: register hooks,
+commands, and the runner events of a real run."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import pytest
 from plugins_fixtures import FIXTURES, PLUGIN_ENV, fixture, one_thread, read_events
 
 from rnnvision_kit.plugins import build_host
-from rnnvision_kit.scaffold import (
-    BEGIN,
-    END,
+from rnnvision_kit.reference import (
+    SECTIONS,
     hook_reference,
     hook_signature,
     hook_specs,
+    markers,
+    section_text,
     write_reference,
 )
 
@@ -59,28 +61,41 @@ def test_hook_is_documented_with_its_signature_and_docstring(spec: Any) -> None:
     assert inspect.getdoc(spec) in text
 
 
-def test_hook_reference_section_is_up_to_date() -> None:
+@pytest.mark.parametrize("section", SECTIONS)
+def test_generated_section_is_up_to_date(section: str) -> None:
     text = DOCS.read_text()
-    section = text[text.index(BEGIN) + len(BEGIN) : text.index(END)]
-    assert section.strip() == hook_reference().strip(), (
-        "regenerate it: python -m rnnvision_kit.scaffold --write docs/plugins.md"
+    begin, end = markers(section)
+    found = text[text.index(begin) + len(begin) : text.index(end)]
+    assert found.strip() == section_text(section).strip(), (
+        "regenerate it: python -m rnnvision_kit.reference --write docs/plugins.md"
     )
+
+
+def test_every_public_name_is_documented() -> None:
+    import rnnvision_kit
+
+    text = DOCS.read_text()
+    missing = [n for n in rnnvision_kit.__all__ if n != "__version__" and f"`{n}" not in text]
+    assert not missing, f"docs/plugins.md does not mention {missing}"
 
 
 def test_signature_keeps_annotations_as_written() -> None:
     by_name = {s.__name__: s for s in SPECS}
     assert hook_signature(by_name["rnnkit_on_epoch_end"]) == (
-        "def rnnkit_on_epoch_end(run: Any, epoch: int, metrics: dict[str, float]) -> None"
+        "def rnnkit_on_epoch_end(run: Run, epoch: int, metrics: dict[str, float]) -> None"
     )
+    assert "register(name: str, factory: Callable[[], Any], *, kind: str" in hook_reference()
 
 
-def test_write_reference_replaces_only_the_marked_section(tmp_path: Path) -> None:
+def test_write_reference_replaces_only_the_marked_sections(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text(f"intro\n{BEGIN}\nstale\n{END}\noutro\n")
+    (b1, e1), (b2, e2) = (markers(s) for s in SECTIONS)
+    page.write_text(f"intro\n{b1}\nstale\n{e1}\nmiddle\n{b2}\nold\n{e2}\noutro\n")
     write_reference(page)
     text = page.read_text()
-    assert text.startswith(f"intro\n{BEGIN}\n") and text.endswith(f"{END}\noutro\n")
-    assert "stale" not in text and hook_reference() in text
+    assert text.startswith(f"intro\n{b1}\n") and text.endswith(f"{e2}\noutro\n")
+    assert f"{e1}\nmiddle\n{b2}" in text
+    assert "stale" not in text and "old" not in text and hook_reference() in text
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.__name__)
@@ -110,12 +125,17 @@ def test_register_hooks_fill_every_registry_with_provenance() -> None:
         "kind": "image",
         "description": "a data source",
     }
-    assert registries.tasks.create("all-task").name == "image-classify"
+    from rnnkit_classify.task import ImageClassifyTask
+
+    assert isinstance(registries.tasks.create("all-task"), ImageClassifyTask)
     features = registries.backbones.create("all-conv", channels=1)(torch.zeros(2, 1, 5, 5))
     assert features.shape == (2, 4, 5, 5)
     logits = registries.heads.create("all-head", 4, 3)(torch.zeros(2, 7, 4))
     assert logits.shape == (2, 3)
-    metric = registries.metrics.create("all-acc", 3)
+    from rnnvision_kit import ImageSpec
+
+    spec = ImageSpec(("a", "b", "c"), 1, 2, 2, (0.0,), (1.0,))
+    metric = registries.metrics.create("all-acc", spec)
     metric.update(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))
     assert metric.compute().item() == pytest.approx(2 / 3)
 
@@ -182,7 +202,7 @@ def test_on_exception_event_when_a_run_fails(
         "--plugin", fixture("recorder"), "--plugin", fixture("explode"), "run", "--task", "explode"
     )
     assert result.returncode == 2
-    message = "task 'explode' (plugin 'explode') failed in training: RuntimeError: exploded in step"
+    message = "task 'explode' (plugin 'explode') failed in step: RuntimeError: exploded in step"
     assert result.stderr.strip() == f"rnnkit: error: {message}"
     assert [e["event"] for e in read_events(events)] == ["run_start", "exception"]
     assert read_events(events)[-1] == {

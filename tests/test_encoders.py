@@ -8,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from rnnvision_kit.errors import ConfigError
+from rnnvision_kit import ConfigError
 from rnnvision_kit.nn.encoders import build_encoder, mobilenet_v3_small, resnet18, small_cnn
 
 
@@ -83,12 +83,15 @@ def test_bad_weights_files_give_one_line_errors(tmp_path: Path) -> None:
         build_encoder("vgg")
 
 
-def test_plugin_registers_the_encoders_as_backbones() -> None:
+def test_the_core_registers_the_encoders_as_backbones() -> None:
+    """The core registers the frame encoders once; the video plugin builds on them."""
     from rnnkit_video import plugin
 
     from rnnvision_kit.testing import plugin_host
 
-    backbones = plugin_host(video=plugin).registries.backbones
+    host = plugin_host(video=plugin)
+    backbones = host.registries.backbones
     assert {"small-cnn", "resnet18", "mobilenet_v3_small"} <= set(backbones.names())
+    assert {e.plugin for e in backbones} == {"core"}
     encoder = backbones.create("small-cnn", feature_dim=16, weights=None)
     assert encoder(torch.rand(1, 3, 32, 32)).shape == (1, 16)

@@ -1,6 +1,7 @@
 """The third-party example plugin (examples/rnnkit-pixel-generate), pip-installed into a folder on
 the path: found through its entry point, listed without importing torch, and trained by
-``rnnkit run --task pixel-generate`` to a held-out likelihood far better than the untrained model's."""
+``rnnkit run --task pixel-generate`` to a held-out likelihood far better than the untrained model's,
+then evaluated again by ``rnnkit eval`` from its checkpoint (which stores the plugin's own spec)."""
 
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ def test_installed_as_a_distribution_with_an_entry_point(site: Path) -> None:
 def test_tasks_lists_pixel_generate_without_importing_torch(installed: Path) -> None:
     result, modules = rnnkit_imports("tasks", env={"PYTHONPATH": str(installed)})
     assert result.returncode == 0, result.stderr
-    rows = [line.split()[:2] for line in result.stdout.splitlines()]
-    assert ["pixel-generate", "pixel"] in rows and ["image-classify", "classify"] in rows
+    rows = [line.split()[:4] for line in result.stdout.splitlines()]
+    assert ["pixel-generate", "pixel", "levels", "report"] in rows
+    assert ["image-classify", "classify"] in [row[:2] for row in rows]
     assert f"{PACKAGE}.plugin" in modules
     assert not imports_torch(modules)
 
@@ -67,7 +69,8 @@ def test_plugins_shows_version_source_and_registrations(
     assert row.split("  ")[0:1] == ["pixel"]
     assert "0.1.0" in row
     assert "entry point rnnkit_pixel_generate.plugin [rnnkit-pixel-generate]" in row
-    assert "tasks: pixel-generate; datasets: digit-levels" in row and row.endswith("ok")
+    assert "tasks: pixel-generate; datasets: digit-levels; metrics: bpd" in row
+    assert row.endswith("ok")
 
 
 def untrained_test_bpd() -> float:
@@ -78,16 +81,24 @@ def untrained_test_bpd() -> float:
     from rnnvision_kit.runner.device import Precision
     from rnnvision_kit.runner.distributed import DistInfo
     from rnnvision_kit.runner.loop import evaluate_model
+    from rnnvision_kit.runner.pipeline import build, configure, open_task
 
-    host = build_host()
-    task = host.task("pixel-generate")
-    config = task.default_config()
-    data = task.build_data(config, host.registries)
-    torch.manual_seed(config.seed)
-    model = task.build_model(config, data.spec, host.registries)
+    registries = build_host().registries
+    task = open_task(registries, "pixel-generate")
+    built = build(task, registries, configure(task), "eval")
+    assert built.data is not None
     cpu = torch.device("cpu")
     scalars, _ = evaluate_model(
-        task, config, model, data.test, data.spec, cpu, DistInfo(), Precision("32", cpu), "test"
+        task,
+        registries,
+        built.config,
+        built.model,
+        built.data.test,
+        built.spec,
+        cpu,
+        DistInfo(),
+        Precision("32", cpu),
+        "test",
     )
     return scalars["test/bpd"]
 
@@ -108,6 +119,9 @@ def test_run_learns_and_writes_sampled_digits(installed: Path, rnnkit: CliRunner
     rows = [json.loads(line) for line in (Path(summary["run_dir"]) / "metrics.jsonl").open()]
     assert [row["epoch"] for row in rows] == [0, 1, 2]
     assert rows[-1]["val/bpd"] < rows[0]["val/bpd"]
+    again = rnnkit("eval", summary["run_dir"], "--json")  # the LevelSpec read back from best.pt
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["metrics"]["test/bpd"] == pytest.approx(after, rel=1e-5)
     with Image.open(Path(summary["run_dir"]) / "samples.png") as grid:
         assert grid.size == (6 * (8 * 9 + 1), 6 * (8 * 9 + 1))  # 64 digits of 8x8, 6x scale
         assert len(grid.getcolors()) == 4  # paper, ink and the two levels between

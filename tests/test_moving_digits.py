@@ -1,4 +1,4 @@
-"""The built-in moving-digits video data set: layout, determinism, time reversal, caching."""
+"""The video-action plugin's moving-digits data set: layout, determinism, time reversal, caching."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rnnkit_video import moving_digits as md
 
-from rnnvision_kit.data import moving_digits as md
-from rnnvision_kit.data.cache import MARKER, cache_dir
-from rnnvision_kit.data.video import probe_video, read_frames
-from rnnvision_kit.data.video_datasets import list_videofolder
+from rnnvision_kit.data import cache_dir, list_videofolder, probe_video, read_frames
+from rnnvision_kit.data.cache import MARKER
 
 TINY = {"videos_per_class": (2, 1, 1), "num_frames": 6, "size": 32}
 

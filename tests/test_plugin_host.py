@@ -85,9 +85,12 @@ def test_strict_mode_makes_a_broken_plugin_an_error() -> None:
 
 def test_name_taken_by_two_plugins_is_ambiguous_bare_and_works_qualified() -> None:
     host = host_with("clash")
+    from rnnvision_kit.runner.pipeline import open_task
+
     with pytest.raises(RegistryError, match="classify:image-classify, clash:image-classify"):
-        host.task("image-classify")
-    assert host.task("clash:image-classify").registry_name == "image-classify"
+        open_task(host.registries, "image-classify")
+    task = open_task(host.registries, "clash:image-classify")
+    assert (task.name, task.plugin) == ("image-classify", "clash")
     assert host.registries.tasks.get("classify:image-classify").plugin == "classify"
     assert host.registries.heads.get("core:gru").plugin == "core"
     assert {"classify:image-classify", "clash:image-classify"} <= set(host.registries.tasks.names())
@@ -127,12 +130,12 @@ def test_event_hook_that_raises_is_reported_and_dropped(capsys: pytest.CaptureFi
 
     host = plugin_host(strict=False, flaky=Flaky())
     for epoch in range(2):
-        host.notify("rnnkit_on_epoch_end", run=None, epoch=epoch, metrics={})
+        host.events.on_epoch_end(None, epoch, {})
     assert Flaky.calls == 1
     assert host.records["flaky"].error == "in rnnkit_on_epoch_end: ValueError: logger down"
     assert "plugin 'flaky' is broken" in capsys.readouterr().err
     with pytest.raises(PluginError, match="logger down"):
-        plugin_host(flaky=Flaky()).notify("rnnkit_on_epoch_end", run=None, epoch=0, metrics={})
+        plugin_host(flaky=Flaky()).events.on_epoch_end(None, 0, {})
 
 
 def test_plugin_host_holds_only_the_core_and_the_given_plugins(monkeypatch) -> None:
@@ -159,23 +162,23 @@ def test_check_plugin_names_the_task_stage_and_error() -> None:
         "build_fails:fails-at-build",
         "build_fails",
         False,
-        "data",
+        "build_data",
         "ValueError: cannot find the data",
     )
     (broken,) = check_plugin(host, "bad_import")
     assert (broken.task, broken.ok, broken.stage) == ("-", False, "load")
     (step,) = check_plugin(host_with("explode"), "explode")
-    assert (step.stage, step.error) == ("train", "RuntimeError: exploded in step")
+    assert (step.stage, step.error) == ("step", "RuntimeError: exploded in step")
 
     class NotATask:
         @hookimpl
         def rnnkit_register_tasks(self, register: Any) -> None:
-            register("not-a-task", object)
+            register("not-a-task", object, kind="image")
 
     (created,) = check_plugin(plugin_host(odd=NotATask()), "odd")
     assert (created.stage, created.error) == (
         "create",
-        "PluginError: plugin 'odd': the factory of task 'not-a-task' returned object, not a Task",
+        "PluginError: plugin 'odd': task 'not-a-task': the factory returned object, not a Task",
     )
     with pytest.raises(PluginError, match="unknown plugin 'nope'"):
         check_plugin(host, "nope")
@@ -279,7 +282,7 @@ def test_plugins_check_names_the_failing_task_and_exits_non_zero(
         "build_fails:fails-at-build",
         "build_fails",
         "FAIL",
-        "(data)  ValueError: cannot find the data",
+        "(build_data)  ValueError: cannot find the data",
     ]
     assert rows["-"][1] == "bad_import"
     assert lines[-1] == "1 passed, 2 failed"

@@ -1,8 +1,10 @@
 """``rnnkit new-plugin``: the package it writes installs, registers its task through its entry
-point and passes its own tests at once."""
+point, trains with ``rnnkit run``, is evaluated again with ``rnnkit eval`` and passes its own tests
+at once."""
 
 from __future__ import annotations
 
+import json
 import os
 import py_compile
 import shutil
@@ -99,6 +101,15 @@ def test_scaffolded_plugin_installs_and_passes_its_own_tests(
     assert tasks.returncode == 0, tasks.stderr
     assert any(line.split()[:2] == ["stripes", "stripes"] for line in tasks.stdout.splitlines())
 
+    run = rnnkit_process("run", "--task", "stripes", "--epochs", "3", "--json", env=env)
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["monitor"] == "val/acc"
+    assert summary["test"]["test/acc"] > 0.6, summary["test"]  # chance: 1/3
+    again = rnnkit_process("eval", summary["run_dir"], "--json", env=env)  # from best.pt
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["metrics"]["test/acc"] == summary["test"]["test/acc"]
+
     own_tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=tmp_path / "rnnkit-stripes",
@@ -108,4 +119,4 @@ def test_scaffolded_plugin_installs_and_passes_its_own_tests(
         timeout=300,
     )
     assert own_tests.returncode == 0, own_tests.stdout + own_tests.stderr
-    assert "4 passed" in own_tests.stdout
+    assert "6 passed" in own_tests.stdout

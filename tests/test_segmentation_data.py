@@ -1,4 +1,5 @@
-"""Segmentation readers (maskfolder, videomasks, camvid), bad-input policies and synthetic data."""
+"""seg-refine's segmentation readers (maskfolder, videomasks, camvid), bad-input policies and
+synthetic data (``rnnkit_segrefine.readers``, ``rnnkit_segrefine.synthetic``)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-from rnnvision_kit.data.cache import MARKER
-from rnnvision_kit.data.segmentation import (
+from rnnkit_segrefine.readers import (
     CAMVID_CLASSES,
     SegmentationClips,
     camvid,
@@ -22,8 +21,10 @@ from rnnvision_kit.data.segmentation import (
     videomasks,
     write_index_png,
 )
-from rnnvision_kit.data.synthetic_seg import ensure_synthetic_seg
-from rnnvision_kit.errors import ConfigError, DataError
+from rnnkit_segrefine.synthetic import ensure_synthetic_seg
+
+from rnnvision_kit import ConfigError, DataError
+from rnnvision_kit.data.cache import MARKER
 
 H, W = 12, 16
 

@@ -1,5 +1,6 @@
 """Task seg-refine end to end on tiny data: run folder, eval, predict masks, image mode, frozen
-segmenter, data sources and bad files, the size rule, the plugin check, and the metrics."""
+segmenter, data sources (and the settings they declare) and bad files, the size rule, settings
+checks, the plugin check, and the registered metrics."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from rnnkit_segrefine.readers import read_mask, write_index_png
+from rnnkit_segrefine.synthetic import CLASSES
 
-from rnnvision_kit.data.segmentation import read_mask, write_index_png
-from rnnvision_kit.data.synthetic_seg import CLASSES
-from rnnvision_kit.data.video import write_video
+from rnnvision_kit import SegmentationSpec
+from rnnvision_kit.data import write_video
 from tests.conftest import CliRunner, train_in_process
 
 TINY = [
@@ -295,6 +297,102 @@ def test_a_wrong_data_kind_and_unknown_arch_are_one_line(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.freeze_segmenter=true", "model.freeze_segmenter: needs model.segmenter_checkpoint"),
+        ("model.kernel_size=4", "model.kernel_size: must be odd (got 4)"),
+        ("model.encoder_depth=6", "model.encoder_depth: must be in [1, 5] (got 6)"),
+        ("data.size=[64]", "data.size: needs 2 value(s) (got [64])"),
+        ("data.size=[64,0]", "data.size: must be >= 1 (got [64, 0])"),
+        ("data.val_fraction=1", "data.val_fraction: must be in [0, 1) (got 1.0)"),
+        ("data.clip_len=0", "data.clip_len: must be >= 1 (got 0)"),
+        ("data.num_classes=1", "data.num_classes: must be >= 2 (got 1)"),
+    ],
+)
+def test_bad_settings_are_one_line(rnnkit: CliRunner, override: str, message: str) -> None:
+    result = rnnkit("run", *TINY, "--set", override)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"rnnkit: error: {message}"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_frozen_refinement_rules() -> None:
+    from rnnkit_segrefine.config import SegModelConfig
+
+    from rnnvision_kit import ConfigError
+    from rnnvision_kit.config import validate
+
+    validate(SegModelConfig(freeze_segmenter=True, segmenter_weights="w.pt"))
+    bad = {
+        "model.freeze_segmenter: nothing to train with model.refine=none": SegModelConfig(
+            freeze_segmenter=True, segmenter_weights="w.pt", refine="none"
+        ),
+        "model.segmenter_checkpoint: model.segmenter_weights is set too": SegModelConfig(
+            segmenter_checkpoint="run", segmenter_weights="w.pt"
+        ),
+    }
+    for message, settings in bad.items():
+        with pytest.raises(ConfigError, match=message):
+            validate(settings, "model.")
+
+
+def _camvid(root: Path) -> Path:
+    rng = np.random.default_rng(3)
+    for split in ("train", "val", "test"):
+        for sub in (split, f"{split}annot"):
+            (root / sub).mkdir(parents=True)
+        for i in range(2):
+            mask = rng.integers(0, 12, (32, 32)).astype(np.uint8)
+            image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(image).save(root / split / f"f{i}.png")
+            write_index_png(root / f"{split}annot" / f"f{i}.png", mask)
+    return root
+
+
+def test_each_source_reads_exactly_the_settings_it_declares(
+    tmp_path: Path, one_thread: None
+) -> None:
+    import dataclasses
+
+    from rnnkit_segrefine import plugin
+    from rnnkit_segrefine.config import SegDataConfig
+
+    from rnnvision_kit import DataConfig, SegmentationSpec
+    from rnnvision_kit.testing import plugin_host
+
+    class Recording(SegDataConfig):
+        """Records which settings are read."""
+
+        def __getattribute__(self, name: str) -> object:
+            if not name.startswith("_"):
+                object.__getattribute__(self, "_seen").add(name)
+            return object.__getattribute__(self, name)
+
+    host = plugin_host(segrefine=plugin)
+    task = host.registries.tasks.get("seg-refine").factory()
+    own = {f.name for f in dataclasses.fields(DataConfig)}
+    settings = {f.name for f in dataclasses.fields(SegDataConfig)}
+    paths = {
+        "synthetic-seg": None,
+        "maskfolder": _maskfolder(tmp_path / "shapes", 10),
+        "videomasks": _videomasks(tmp_path / "videos", videos=10, frames=4),
+        "camvid": _camvid(tmp_path / "camvid"),
+    }
+    assert set(paths) == set(plugin.SOURCES)
+    for name, path in paths.items():
+        config = task.default_config()
+        data = Recording(source=name, path=None if path is None else str(path))
+        data.videos, data.clip_len = 6, 2
+        object.__setattr__(data, "_seen", set())
+        config.data = data
+        entry = host.registries.datasets.get(f"segrefine:{name}")
+        bundle = entry.factory(config)
+        assert isinstance(bundle.spec, SegmentationSpec)
+        read = (object.__getattribute__(data, "_seen") & settings) - own
+        assert read == set(entry.meta["reads"]), name
+
+
 def test_plugin_check_passes(one_thread: None) -> None:
     from rnnkit_segrefine import plugin
 
@@ -307,36 +405,96 @@ def test_plugin_check_passes(one_thread: None) -> None:
 # ----------------------------------------------------------------------------- metrics
 
 
-def test_metrics_by_hand() -> None:
-    from rnnkit_segrefine.metrics import segmentation_metrics
+def _spec(num_classes: int, ignore_index: int | None = None) -> SegmentationSpec:
+    return SegmentationSpec(
+        class_names=tuple(f"c{i}" for i in range(num_classes)),
+        channels=3,
+        height=2,
+        width=2,
+        mean=(0.5,) * 3,
+        std=(0.25,) * 3,
+        clip_len=3,
+        ignore_index=ignore_index,
+    )
 
+
+def _metrics(spec: SegmentationSpec) -> torch.nn.Module:
+    """The task's metrics as ``metrics(ctx)`` builds them: from the registry, for ``spec``."""
+    from rnnkit_segrefine import plugin
+
+    from rnnvision_kit import MetricsContext
+    from rnnvision_kit.runner.pipeline import open_task
+    from rnnvision_kit.testing import plugin_host
+
+    host = plugin_host(segrefine=plugin)
+    task = open_task(host.registries, "seg-refine")
+    ctx = MetricsContext(
+        task.default_config(), spec, host.registries, "seg-refine", "segrefine", "segmentation"
+    )
+    return task.metrics(ctx)
+
+
+def _logits(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``B,T,K,H,W`` logits whose argmax over K is ``labels B,T,H,W``."""
+    return torch.nn.functional.one_hot(labels, num_classes).permute(0, 1, 4, 2, 3).float() * 3 - 1
+
+
+def test_metrics_by_hand() -> None:
     target = torch.tensor([[[[0, 0], [1, 1]], [[0, 0], [1, 1]], [[0, 0], [1, 1]]]])  # B,T,H,W
     preds = target.clone()
     preds[0, 1, 0, 0] = 1  # frame 1 wrong at one pixel: it flickers 0 -> 1 -> 0
     preds[0, :, 1, 1] = 2  # a pixel always predicted as class 2: wrong, but steady
-    metrics = segmentation_metrics(num_classes=3)
-    metrics.update(preds, target)
-    got = metrics.compute()
-    # class 0: tp 5, fn 1 -> 5/6; class 1: tp 3, fn 3, fp 1 -> 3/7; class 2: tp 0, fp 3 -> 0
-    assert got["per_class_iou"].tolist() == pytest.approx([5 / 6, 3 / 7, 0.0])
-    assert got["miou"].item() == pytest.approx((5 / 6 + 3 / 7) / 3)
-    assert got["pixel_acc"].item() == pytest.approx(8 / 12)
-    assert got["dice"].item() == pytest.approx((10 / 11 + 6 / 10 + 0) / 3)
-    assert got["flicker"].item() == pytest.approx(2 / 8)  # 2 changes in 2 x 4 steady pixels
+    for given in (preds, _logits(preds, 3)):  # label maps, or logits B,T,K,H,W (argmax over K)
+        metrics = _metrics(_spec(3))
+        metrics.update(given, target)
+        got = metrics.compute()
+        # class 0: tp 5, fn 1 -> 5/6; class 1: tp 3, fn 3, fp 1 -> 3/7; class 2: tp 0, fp 3 -> 0
+        assert got["per_class_iou"].tolist() == pytest.approx([5 / 6, 3 / 7, 0.0])
+        assert got["miou"].item() == pytest.approx((5 / 6 + 3 / 7) / 3)
+        assert got["pixel_acc"].item() == pytest.approx(8 / 12)
+        assert got["dice"].item() == pytest.approx((10 / 11 + 6 / 10 + 0) / 3)
+        assert got["flicker"].item() == pytest.approx(2 / 8)  # 2 changes in 2 x 4 steady pixels
 
 
 def test_metrics_leave_out_ignored_pixels_and_absent_classes() -> None:
-    from rnnkit_segrefine.metrics import segmentation_metrics
-
     target = torch.tensor([[[[0, 1, 3]], [[0, 3, 3]]]])  # class 2 absent, 3 ignored
     preds = torch.tensor([[[[0, 1, 0]], [[0, 1, 1]]]])
-    metrics = segmentation_metrics(num_classes=4, ignore_index=3)
-    metrics.update(preds, target)
+    metrics = _metrics(_spec(4, ignore_index=3))  # ignore_index comes from the spec
+    metrics.update(_logits(preds, 4), target)
     got = metrics.compute()
     iou = got["per_class_iou"].tolist()
     assert iou[:2] == [1.0, 1.0] and np.isnan(iou[2]) and np.isnan(iou[3])
     assert got["miou"].item() == 1.0 and got["pixel_acc"].item() == 1.0
     assert got["flicker"].item() == 0.0  # the only steady valid pixel (class 0) does not change
+
+
+def test_metrics_are_registered_for_segmentation_data() -> None:
+    from rnnkit_segrefine import plugin
+    from rnnkit_segrefine.metrics import create_metric
+
+    from rnnvision_kit.testing import plugin_host
+
+    host = plugin_host(segrefine=plugin)
+    for name in ("miou", "per_class_iou", "dice", "pixel_acc", "flicker"):
+        entry = host.registries.metrics.get(f"segrefine:{name}")
+        assert entry.meta["kinds"] == ("segmentation",) and entry.description
+    metric = create_metric("miou", _spec(3), ignore_index=0)  # options override the spec
+    assert metric.ignore_index == 0 and metric.num_classes == 3
+    with pytest.raises(ValueError, match="fit neither target"):
+        metric.update(torch.zeros(1, 2, 2), torch.zeros(1, 3, 2, 2, dtype=torch.long))
+
+
+def test_the_metrics_are_refused_to_a_task_of_another_kind() -> None:
+    from rnnkit_segrefine import plugin
+
+    from rnnvision_kit import MetricsContext, RegistryError
+    from rnnvision_kit.testing import plugin_host
+
+    host = plugin_host(segrefine=plugin)
+    config = host.registries.tasks.get("seg-refine").factory().default_config()
+    ctx = MetricsContext(config, _spec(3), host.registries, "other", "other", "video")
+    with pytest.raises(RegistryError, match="'segrefine:miou' is for segmentation data"):
+        ctx.metric("miou")
 
 
 # ----------------------------------------------------------------------------- weights
@@ -348,7 +506,7 @@ def test_segmenter_weights_from_a_local_file(tmp_path: Path) -> None:
     from rnnkit_segrefine.model import create_segmenter
     from rnnkit_segrefine.weights import load_segmenter_weights
 
-    from rnnvision_kit.errors import CheckpointError
+    from rnnvision_kit import CheckpointError
 
     m = SegModelConfig()
     source = create_segmenter(m, num_classes=4)

@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from rnnvision_kit.data.video import ProbeCache, write_video
-from rnnvision_kit.data.video_datasets import (
+from rnnvision_kit import ConfigError, DataError
+from rnnvision_kit.data import (
+    ProbeCache,
     VideoClipDataset,
     VideoSample,
     list_framefolder,
@@ -22,8 +23,8 @@ from rnnvision_kit.data.video_datasets import (
     probe_frame_folder,
     read_frame_folder,
     scan_videos,
+    write_video,
 )
-from rnnvision_kit.errors import ConfigError, DataError
 from tests.bad_videos import write_bad_videos
 
 H, W = 48, 64

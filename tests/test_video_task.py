@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rnnvision_kit.data.video import write_video
+from rnnvision_kit.data import write_video
 from tests.bad_videos import write_bad_videos
 from tests.conftest import CliRunner, run_dirs, torchrun, train_in_process
 
@@ -217,7 +217,7 @@ def test_run_skips_and_counts_bad_files(
 def test_check_data_is_an_error_for_tasks_without_it(rnnkit: CliRunner) -> None:
     result = rnnkit("check-data", "--task", "image-classify")
     assert result.returncode == 2
-    assert "task 'image-classify' does not support check-data" in result.stderr
+    assert "task 'image-classify' (plugin 'classify') does not support check-data" in result.stderr
 
 
 def test_image_sources_and_bad_settings_are_one_line_errors(rnnkit: CliRunner) -> None:
@@ -233,7 +233,7 @@ def test_image_sources_and_bad_settings_are_one_line_errors(rnnkit: CliRunner) -
 def test_frame_cache_gives_the_same_clips(tmp_path: Path, mode: str, clips: int) -> None:
     from rnnkit_video.clips import CachedClipDataset
 
-    from rnnvision_kit.data.video import ProbeCache
+    from rnnvision_kit.data import ProbeCache
 
     samples = [(str(_noise_video(tmp_path / f"{i}.mp4", 12 + 2 * i, seed=i)), i) for i in range(3)]
     options = dict(num_frames=4, stride=2, mode=mode, num_clips=clips, size=(16, 16), seed=3)
@@ -290,3 +290,104 @@ def test_ucf101_and_framefolder_sources_list_their_splits(
     result = rnnkit("check-data", "--task", "video-action", "--data", f"framefolder:{frames}")
     assert result.returncode == 0, result.stderr
     assert "train 2, val 1, test 2" in result.stdout  # val carved out of train: 1 video per class
+
+
+def test_plugin_conforms_and_registers_what_the_contract_needs() -> None:
+    """Task of kind video with its three capabilities, stateless; sources of kind video whose
+    ``reads`` are all settings of the task's data config; metrics for video data; no backbones
+    (the core registers the frame encoders)."""
+    import dataclasses
+
+    from rnnkit_video import plugin
+    from rnnkit_video.config import VideoDataConfig
+
+    from rnnvision_kit.runner.pipeline import open_task
+    from rnnvision_kit.testing import check_plugin, plugin_host
+
+    host = plugin_host(video=plugin)
+    registries = host.registries
+    entry = registries.tasks.get("video:video-action")
+    assert entry.meta["kind"] == "video"
+    assert set(entry.capabilities) == {"predict", "check-data", "report"}
+    fields = {f.name for f in dataclasses.fields(VideoDataConfig)}
+    sources = [e for e in registries.datasets if e.plugin == "video"]
+    assert {e.name for e in sources} == {"moving-digits", "videofolder", "ucf101", "framefolder"}
+    for source in sources:
+        assert source.meta["kind"] == "video" and callable(source.meta["list_samples"])
+        assert {"num_frames", "stride", "size"} <= set(source.meta["reads"]) <= fields
+    assert "videos_per_class" in registries.datasets.get("moving-digits").meta["reads"]
+    assert "fold" in registries.datasets.get("ucf101").meta["reads"]
+    metrics = {e.name: e for e in registries.metrics if e.plugin == "video"}
+    assert set(metrics) == {"clip_acc", "clip_top5", "predictions"}
+    assert all(e.meta["kinds"] == ("video",) for e in metrics.values())
+    assert not [e for e in registries.backbones if e.plugin == "video"]
+
+    results = check_plugin(host, "video", overrides=["data.videos_per_class=[2]"])
+    assert [(r.task, r.ok, r.error) for r in results] == [("video:video-action", True, None)]
+    task = open_task(registries, "video-action").task
+    assert vars(task) == {}  # nothing kept between calls
+
+
+def test_checkpoint_keeps_a_video_spec(trained: tuple[Path, dict]) -> None:
+    from rnnvision_kit import DataSpec, VideoSpec
+    from rnnvision_kit.runner import load_checkpoint
+
+    spec = DataSpec.from_dict(load_checkpoint(trained[0] / "best.pt")["spec"])
+    assert isinstance(spec, VideoSpec) and spec.num_classes == 10
+    assert (spec.channels, spec.height, spec.width, spec.num_frames, spec.stride) == (
+        3,
+        32,
+        32,
+        5,
+        3,
+    )
+    assert spec.mean == (0.485, 0.456, 0.406) and spec.fps == 10.0
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("data.size=4", "data.size: must be in [8, 1024] (got 4)"),
+        ("data.stride=0", "data.stride: must be >= 1 (got 0)"),
+        ("data.val_fraction=1", "data.val_fraction: must be in [0, 1) (got 1.0)"),
+        ("data.cache_mb=-1", "data.cache_mb: must be >= 0 (got -1)"),
+        ("data.videos_per_class=[4,2]", "data.videos_per_class: needs 1 or 3 value(s)"),
+        ("data.videos_per_class=[0]", "data.videos_per_class: must be >= 1 (got [0])"),
+        ("model.dropout=1", "model.dropout: must be in [0, 1) (got 1.0)"),
+        ("model.feature_dim=0", "model.feature_dim: must be >= 1 (got 0)"),
+        ("model.hidden_size=0", "model.hidden_size: must be >= 1 (got 0)"),
+    ],
+)
+def test_settings_are_checked_with_one_line_errors(setting: str, message: str) -> None:
+    from rnnkit_video.task import VideoActionTask
+
+    from rnnvision_kit import ConfigError
+    from rnnvision_kit.config import apply_overrides, validate
+
+    config = VideoActionTask().default_config()
+    validate(config)
+    apply_overrides(config, [setting])
+    with pytest.raises(ConfigError) as error:
+        validate(config)
+    assert str(error.value).startswith(message)
+
+
+def test_report_finds_the_files_of_a_subset(tmp_path: Path) -> None:
+    """The conformance check evaluates ``Subset``s: rows keep the wrapped data set's indices."""
+    from rnnkit_video.clips import CachedClipDataset
+    from rnnkit_video.report import prediction_records, split_files
+    from torch.utils.data import Subset
+
+    samples = [(str(_noise_video(tmp_path / f"{i}.mp4", 8, seed=i)), i % 2) for i in range(3)]
+    dataset = CachedClipDataset(samples, num_frames=2, mode="uniform", num_clips=1, seed=None)
+    files = split_files(Subset(dataset, [2, 0]))
+    assert files == [s[0] for s in samples]
+    rows = torch.tensor([[2, 0, 1, 0, 0.7, 0.3], [0, 0, 0, 1, 0.6, 0.4], [-1, 1, 1, 0, 0.5, 0.5]])
+    records = prediction_records(rows, files, ("a", "b"))  # -1: a source that gives no index
+    assert [r["file"] for r in records] == [None, samples[0][0], samples[2][0]]
+    assert records[2] == {
+        "file": samples[2][0],
+        "label": "a",
+        "predicted": "b",
+        "top5": [{"label": "b", "score": 0.7}, {"label": "a", "score": 0.3}],
+    }

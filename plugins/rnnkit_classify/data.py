@@ -1,8 +1,8 @@
 """Data sources of image-classify: digits (embedded), MNIST, Fashion-MNIST, CIFAR-10, image folders.
 
 Every source returns a DataBundle of in-memory data sets yielding ``(image float C,H,W in [0,1],
-label)``, with ``spec.info`` holding channels, height, width and the train set's per-channel mean
-and std (the model normalises with them, so ``predict`` needs only the checkpoint).
+label)`` and an ``ImageSpec`` holding the train set's per-channel mean and std (the model
+normalises with them, so ``predict`` needs only the checkpoint).
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rnnvision_kit import DataBundle, DataSpec, RunConfig
-from rnnvision_kit.data.cache import cache_dir
-from rnnvision_kit.errors import DataError, warn
+from rnnvision_kit import DataBundle, DataError, ImageSpec, RunConfig, warn
+from rnnvision_kit.data import cache_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 
@@ -38,12 +37,12 @@ class ImageTensors(Dataset):
         return self.images[index].float() / self.scale, self.labels[index]
 
 
-def _spec(train: ImageTensors, class_names: list[str]) -> DataSpec:
+def _spec(train: ImageTensors, class_names: list[str]) -> ImageSpec:
     images = train.images.float() / train.scale
     _, c, h, w = images.shape
     mean = images.mean(dim=(0, 2, 3)).tolist()
     std = images.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist()
-    return DataSpec(class_names, {"channels": c, "height": h, "width": w, "mean": mean, "std": std})
+    return ImageSpec(tuple(class_names), c, h, w, tuple(mean), tuple(std))
 
 
 def stratified_split(

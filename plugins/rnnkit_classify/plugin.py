@@ -3,44 +3,42 @@ torchvision and scikit-learn are imported inside the factories, when a task runs
 
 from __future__ import annotations
 
-from typing import Any
+from rnnvision_kit import RegisterDataSource, RegisterTask, hookimpl, lazy
 
-from rnnvision_kit import hookimpl, lazy
-
-
-def _source(name: str) -> Any:
-    return lazy("rnnkit_classify.data:open_source", name)
+# name -> (description, the data.* settings the source reads)
+SOURCES = {
+    "digits": (
+        "scikit-learn's bundled 8x8 handwritten digits (embedded default)",
+        ("image_size", "val_fraction", "test_fraction"),
+    ),
+    "mnist": ("MNIST from a local path", ()),
+    "fashion-mnist": ("Fashion-MNIST from a local path", ()),
+    "cifar10": ("CIFAR-10 from a local path", ()),
+    "imagefolder": (
+        "a folder per class of images of any size",
+        ("image_size", "channels", "val_fraction", "test_fraction"),
+    ),
+}
 
 
 @hookimpl
-def rnnkit_register_tasks(register: Any) -> None:
+def rnnkit_register_tasks(register: RegisterTask) -> None:
     register(
         "image-classify",
         lazy("rnnkit_classify.task:ImageClassifyTask"),
+        kind="image",
         description="image classification, the image read row by row by an RNN/GRU/LSTM",
+        capabilities=("predict", "report"),
     )
 
 
 @hookimpl
-def rnnkit_register_datasets(register: Any) -> None:
-    kind = "image"
-    register(
-        "digits",
-        _source("digits"),
-        kind=kind,
-        description="scikit-learn's bundled 8x8 handwritten digits (embedded default)",
-    )
-    register("mnist", _source("mnist"), kind=kind, description="MNIST from a local path")
-    register(
-        "fashion-mnist",
-        _source("fashion-mnist"),
-        kind=kind,
-        description="Fashion-MNIST from a local path",
-    )
-    register("cifar10", _source("cifar10"), kind=kind, description="CIFAR-10 from a local path")
-    register(
-        "imagefolder",
-        _source("imagefolder"),
-        kind=kind,
-        description="a folder per class of images of any size",
-    )
+def rnnkit_register_datasets(register: RegisterDataSource) -> None:
+    for name, (description, reads) in SOURCES.items():
+        register(
+            name,
+            lazy("rnnkit_classify.data:open_source", name),
+            kind="image",
+            description=description,
+            reads=reads,
+        )

@@ -8,9 +8,7 @@ from typing import Any
 
 import torch
 
-from rnnvision_kit import RunConfig
-from rnnvision_kit.errors import DataError
-from rnnvision_kit.task import DataCheck
+from rnnvision_kit import DataCheck, DataError, RunConfig
 
 SPLITS = ("train", "val", "test")
 HEADERS = ["kind", "name", "detail"]

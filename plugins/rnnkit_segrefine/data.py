@@ -1,9 +1,11 @@
 """Data sources of seg-refine, all of kind ``segmentation``: items are ``(frames float T,3,H,W in
 [0,1], masks int64 T,H,W)``.
 
-``synthetic-seg`` (embedded default, generated once into the cache), ``maskfolder:PATH``,
-``videomasks:PATH`` and ``camvid:PATH`` (readers of :mod:`rnnvision_kit.data.segmentation`). A
-source without ``val``/``test`` folders is split by video (or image), with a fixed seed.
+``synthetic-seg`` (embedded default, generated once into the cache by
+:mod:`rnnkit_segrefine.synthetic`), ``maskfolder:PATH``, ``videomasks:PATH`` and ``camvid:PATH``
+(readers of :mod:`rnnkit_segrefine.readers`). A source without ``val``/``test`` folders is split
+by video (or image), with a fixed seed. ``plugin.READS`` lists the ``data.*`` settings each one
+reads (a test checks that they read no others).
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from rnnvision_kit import DataBundle, DataSpec, RunConfig
-from rnnvision_kit.data import segmentation as seg
-from rnnvision_kit.errors import DataError
+from rnnkit_segrefine import readers as seg
+from rnnvision_kit import DataBundle, DataError, RunConfig, SegmentationSpec
 
 SPLITS = ("train", "val", "test")
 STAT_CLIPS = 16  # training clips used for the normalisation mean and std
@@ -137,24 +138,23 @@ def bundle(
     height, width = sizes.pop()
     train = splits["train"]
     mean, std = _norm_stats(train)
-    info = {
-        "channels": 3,
-        "height": height,
-        "width": width,
-        "clip_len": int(train[0][0].shape[0]),
-        "mean": mean,
-        "std": std,
-        "ignore_index": readers[0].ignore_index,
-    }
-    skipped = [item for r in readers for item in r.skipped]
-    return DataBundle(
-        splits["train"], splits["val"], splits["test"], DataSpec(names, info), skipped
+    spec = SegmentationSpec(
+        class_names=tuple(names),
+        channels=3,
+        height=height,
+        width=width,
+        mean=tuple(mean),
+        std=tuple(std),
+        clip_len=int(train[0][0].shape[0]),
+        ignore_index=readers[0].ignore_index,
     )
+    skipped = [item for r in readers for item in r.skipped]
+    return DataBundle(splits["train"], splits["val"], splits["test"], spec, skipped)
 
 
 def synthetic_seg(config: RunConfig) -> DataBundle:
     """Moving textured shapes under per-frame corruption (``ensure_synthetic_seg``)."""
-    from rnnvision_kit.data.synthetic_seg import CLASSES, DEFAULT_VIDEOS, ensure_synthetic_seg
+    from rnnkit_segrefine.synthetic import CLASSES, DEFAULT_VIDEOS, ensure_synthetic_seg
 
     d = config.data
     videos = DEFAULT_VIDEOS if d.videos is None else d.videos

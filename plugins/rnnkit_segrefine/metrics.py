@@ -1,8 +1,11 @@
 """Metrics of seg-refine as torchmetrics Metrics (sum states, so DDP-synchronised): mIoU,
 per-class IoU, Dice, pixel accuracy from one confusion matrix, and temporal flicker.
 
-All take label maps ``preds, target: B,T,H,W`` (predicted and true class ids); pixels whose
-target is ``ignore_index`` are left out.
+All take ``target`` class ids ``B,T,H,W`` and ``preds`` as class ids of the same shape or as
+logits ``B,T,K,H,W`` (their argmax over the class dimension is taken), so that the runner's
+default ``metrics.update(preds, targets)`` and ``--set eval.metrics=[...]`` work with them.
+Pixels whose target is ``ignore_index`` are left out. Registered (``plugin.METRICS``) for data of
+kind ``segmentation``; :func:`create_metric` builds one for a ``SegmentationSpec``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,22 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import Metric
+
+from rnnvision_kit import DataSpec
+
+
+def labels_of(preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Class ids from ``preds``: the argmax over the class dimension (third from last) of logits
+    with one dimension more than ``target``, else ``preds`` as they are."""
+    if preds.dim() == target.dim() + 1:
+        return preds.argmax(dim=-3)
+    if preds.shape != target.shape:
+        raise ValueError(
+            f"preds of shape {tuple(preds.shape)} fit neither target {tuple(target.shape)} "
+            "(class ids) nor logits with a class dimension"
+        )
+    return preds.long()
 
 
 class _Confusion(Metric):
@@ -26,6 +44,7 @@ class _Confusion(Metric):
         self.add_state("confmat", default=zeros, dist_reduce_fx="sum")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        preds = labels_of(preds, target)
         k = self.num_classes
         valid = (target >= 0) & (target < k)
         if self.ignore_index is not None:
@@ -103,6 +122,7 @@ class TemporalFlicker(Metric):
         self.add_state("stable", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        preds = labels_of(preds, target)
         if preds.dim() != 4 or preds.shape[1] < 2:
             return
         stable = target[:, 1:] == target[:, :-1]
@@ -116,15 +136,20 @@ class TemporalFlicker(Metric):
         return (self.changed.double() / self.stable.clamp(min=1)).float()
 
 
-def segmentation_metrics(num_classes: int, ignore_index: int | None = None) -> MetricCollection:
-    """``miou``, ``per_class_iou``, ``dice``, ``pixel_acc`` and ``flicker``."""
-    options = {"num_classes": num_classes, "ignore_index": ignore_index}
-    return MetricCollection(
-        {
-            "miou": MeanIoU(**options),
-            "per_class_iou": PerClassIoU(**options),
-            "dice": MeanDice(**options),
-            "pixel_acc": PixelAccuracy(**options),
-            "flicker": TemporalFlicker(ignore_index),
-        }
-    )
+METRICS: dict[str, type[Metric]] = {
+    "miou": MeanIoU,
+    "per_class_iou": PerClassIoU,
+    "dice": MeanDice,
+    "pixel_acc": PixelAccuracy,
+    "flicker": TemporalFlicker,
+}
+NAMES = tuple(METRICS)  # the task's own metrics, in this order
+
+
+def create_metric(name: str, spec: DataSpec, **options: Any) -> Metric:
+    """Metric ``name`` (a key of ``METRICS``) for ``spec``: its classes and ``ignore_index``
+    (``options`` may override ``ignore_index`` and pass torchmetrics keywords)."""
+    options.setdefault("ignore_index", getattr(spec, "ignore_index", None))
+    if name == "flicker":
+        return TemporalFlicker(**options)
+    return METRICS[name](spec.num_classes, **options)

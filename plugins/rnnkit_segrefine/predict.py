@@ -15,9 +15,9 @@ from PIL import Image
 from torch import nn
 
 from rnnkit_segrefine.model import upsample_logits
-from rnnvision_kit import DataSpec, RunConfig
-from rnnvision_kit.data.segmentation import IMAGE_SUFFIXES, write_index_png
-from rnnvision_kit.errors import DataError
+from rnnkit_segrefine.readers import IMAGE_SUFFIXES, write_index_png
+from rnnvision_kit import DataError, DataSpec, RunConfig
+from rnnvision_kit.data import VIDEO_SUFFIXES, probe_video, read_frames
 
 Reader = Callable[[int, int], torch.Tensor]  # (start, stop) -> uint8 T,3,h,w at the model size
 
@@ -46,8 +46,6 @@ def read_image(
 
 def _open(path: Path, size: tuple[int, int]) -> tuple[str, int, tuple[int, int], Reader]:
     """(kind, frame count, original (H, W), reader) of a video file, frame folder or image."""
-    from rnnvision_kit.data.video import VIDEO_SUFFIXES
-
     if path.is_dir():
         files = sorted(
             (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
@@ -74,8 +72,6 @@ def _open(path: Path, size: tuple[int, int]) -> tuple[str, int, tuple[int, int],
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        from rnnvision_kit.data.video import probe_video, read_frames
-
         info = probe_video(path)
 
         def read_video(start: int, stop: int) -> torch.Tensor:
@@ -95,13 +91,20 @@ def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
 
 
 def predict_file(
-    model: nn.Module, path: Path, config: RunConfig, spec: DataSpec, out_dir: Path
+    model: nn.Module,
+    path: Path,
+    config: RunConfig,
+    spec: DataSpec,
+    out_dir: Path,
+    device: torch.device | None = None,
 ) -> dict[str, Any]:
-    """Write the masks of one input under ``out_dir`` and return its JSON-able record."""
-    size = (int(spec.info["height"]), int(spec.info["width"]))
+    """Write the masks of one input under ``out_dir`` and return its JSON-able record; the model
+    (a SegRefiner in eval mode) runs on ``device`` (default: where its parameters are)."""
+    size = (spec.height, spec.width)
     kind, count, original, read = _open(path, size)
-    device = next(model.parameters()).device
-    chunk = max(1, int(spec.info.get("clip_len") or config.data.clip_len))
+    if device is None:
+        device = next(model.parameters()).device
+    chunk = max(1, int(getattr(spec, "clip_len", 0) or config.data.clip_len))
     target = out_dir if kind == "image" else out_dir / path.stem
     target.mkdir(parents=True, exist_ok=True)
     pixels = torch.zeros(spec.num_classes, dtype=torch.long)

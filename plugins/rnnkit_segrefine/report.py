@@ -11,7 +11,7 @@ from PIL import Image
 from torch import nn
 
 from rnnvision_kit import DataSpec
-from rnnvision_kit.runner.records import write_json
+from rnnvision_kit.runner import write_json
 
 OVERLAY_CLIPS = 3  # test clips drawn
 ALPHA = 0.5  # mask opacity over the frame

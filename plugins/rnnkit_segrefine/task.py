@@ -1,54 +1,40 @@
 """Task seg-refine: an smp segmenter per frame, refined across frames (or iterations) by a
-ConvGRU/ConvLSTM; cross-entropy + Dice loss; mIoU, Dice, pixel accuracy and temporal flicker."""
+ConvGRU/ConvLSTM; cross-entropy + Dice loss (held by the model); mIoU, Dice, pixel accuracy and
+temporal flicker. Stateless: everything comes from the contexts."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MetricCollection
 
 from rnnkit_segrefine.config import SegDataConfig, SegModelConfig
-from rnnkit_segrefine.metrics import segmentation_metrics
-from rnnvision_kit import DataBundle, DataSpec, RunConfig, StepOutput, Task, TrainConfig
-from rnnvision_kit.task import DataCheck
+from rnnkit_segrefine.metrics import NAMES
+from rnnvision_kit import (
+    DataCheck,
+    DataContext,
+    MetricsContext,
+    ModelContext,
+    PredictContext,
+    ReportContext,
+    RunConfig,
+    StepContext,
+    StepOutput,
+    Task,
+    TrainConfig,
+)
 
 
-class SegLoss(nn.Module):
-    """``CE + dice_weight * Dice`` on ``B,T,K,H,W`` logits against ``B,T,H,W`` class ids."""
-
-    def __init__(self, dice_weight: float, ignore_index: int | None) -> None:
-        super().__init__()
-        from segmentation_models_pytorch.losses import DiceLoss
-
-        self.dice_weight = dice_weight
-        self.ignore_index = -100 if ignore_index is None else ignore_index
-        self.dice = DiceLoss("multiclass", from_logits=True, ignore_index=ignore_index)
-
-    def forward(self, logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        logits, masks = logits.flatten(0, 1).float(), masks.flatten(0, 1)
-        loss = F.cross_entropy(logits, masks, ignore_index=self.ignore_index)
-        if self.dice_weight:
-            loss = loss + self.dice_weight * self.dice(logits, masks)
-        return loss
+def _unwrapped(model: nn.Module) -> nn.Module:
+    """The SegRefiner itself, also when the runner wraps it (DistributedDataParallel)."""
+    return getattr(model, "module", model)
 
 
 class SegRefineTask(Task):
-    name = "seg-refine"
-    description = "segmentation of video frames by an smp model, refined by a ConvGRU across frames"
-
-    def __init__(self) -> None:
-        self.test_data: Any = None  # for the report's overlays
-        self.loss: SegLoss | None = None
-        self.aux_weight = 0.0
-        self._data_built = False  # build_model loads starting weights only for fresh training
-
     def default_config(self) -> RunConfig:
         return RunConfig(
-            task=self.name,
+            task="seg-refine",
             data=SegDataConfig(),
             model=SegModelConfig(),
             train=TrainConfig(
@@ -62,15 +48,9 @@ class SegRefineTask(Task):
             ),
         )
 
-    def build_data(self, config: RunConfig, registries: Any) -> DataBundle:
-        config.data.validate()
-        entry = registries.datasets.get_data_source(config.data.source, "segmentation", self.name)
-        data = entry.factory(config)
-        self.test_data, self._data_built = data.test, True
-        return data
-
-    def build_model(self, config: RunConfig, spec: DataSpec, registries: Any) -> nn.Module:
+    def build_model(self, ctx: ModelContext) -> nn.Module:
         from rnnkit_segrefine.model import (
+            SegLoss,
             SegRefiner,
             TemporalRefiner,
             create_segmenter,
@@ -78,74 +58,57 @@ class SegRefineTask(Task):
         )
         from rnnkit_segrefine.weights import load_segmenter_checkpoint, load_segmenter_weights
 
-        m: SegModelConfig = config.model
-        m.validate()
-        info = spec.info
+        m: SegModelConfig = ctx.config.model
+        spec = ctx.spec
         segmenter = create_segmenter(m, spec.num_classes)
-        probe_segmenter(segmenter, m, info["height"], info["width"])
-        if self._data_built:  # not for `predict`: the run's own checkpoint is loaded after
+        probe_segmenter(segmenter, m, spec.height, spec.width)
+        if ctx.purpose == "train":  # otherwise the runner loads the run's checkpoint after
             if m.segmenter_checkpoint:
                 load_segmenter_checkpoint(segmenter, m.segmenter_checkpoint, m, spec.class_names)
             elif m.segmenter_weights:
                 load_segmenter_weights(segmenter, m.segmenter_weights)
         refiner = None if m.refine == "none" else TemporalRefiner(spec.num_classes, m)
-        self.loss = SegLoss(m.dice_weight, info.get("ignore_index"))
-        self.aux_weight = 0.0 if refiner is None or m.freeze_segmenter else m.aux_weight
-        return SegRefiner(segmenter, refiner, info["mean"], info["std"], m.freeze_segmenter)
+        return SegRefiner(
+            segmenter,
+            refiner,
+            spec.mean,
+            spec.std,
+            m.freeze_segmenter,
+            criterion=SegLoss(m.dice_weight, getattr(spec, "ignore_index", None)),
+            aux_weight=m.aux_weight,
+        )
 
-    def step(self, model: nn.Module, batch: Any) -> StepOutput:
-        frames, masks = batch
+    def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
+        frames, masks = batch[0], batch[1]
         refined, per_frame = model(frames)
-        assert self.loss is not None, "build_model sets the loss"
-        loss = self.loss(refined, masks)
-        if self.aux_weight:
-            loss = loss + self.aux_weight * self.loss(per_frame, masks)
+        loss = _unwrapped(model).loss(refined, per_frame, masks)
         return StepOutput(loss, refined.detach(), masks)
 
-    def metrics(self, config: RunConfig, spec: DataSpec) -> Any:
-        return segmentation_metrics(spec.num_classes, spec.info.get("ignore_index"))
+    def metrics(self, ctx: MetricsContext) -> MetricCollection:
+        """``miou``, ``per_class_iou``, ``dice``, ``pixel_acc`` and ``flicker``, built through
+        the metrics registry; they take the ``B,T,K,H,W`` logits of ``StepOutput.preds``."""
+        return MetricCollection({name: ctx.metric(f"{ctx.plugin}:{name}") for name in NAMES})
 
-    def update_metrics(self, metrics: Any, output: StepOutput) -> None:
-        """The metrics take label maps: the argmax of the ``B,T,K,H,W`` logits."""
-        metrics.update(output.preds.argmax(2), output.targets)
-
-    def report(
-        self,
-        run_dir: Path,
-        split: str,
-        results: dict[str, Any],
-        spec: DataSpec,
-        *,
-        model: nn.Module | None = None,
-        config: RunConfig | None = None,
-    ) -> None:
-        """``per_class_iou_<split>.json``; with the model, overlays and GIFs of a few clips."""
+    def report(self, ctx: ReportContext) -> None:
+        """``per_class_iou_<split>.json``; overlays and GIFs of the split's first clips
+        (``overlays/`` for the test split, ``overlays_<split>/`` for another)."""
         from rnnkit_segrefine.report import write_overlays, write_per_class_iou
 
-        write_per_class_iou(run_dir, split, results, spec)
-        if model is not None and self.test_data is not None and split == "test":
-            write_overlays(model, self.test_data, spec, run_dir / "overlays")
+        write_per_class_iou(ctx.run_dir, ctx.split, ctx.results, ctx.spec)
+        folder = "overlays" if ctx.split == "test" else f"overlays_{ctx.split}"
+        write_overlays(ctx.model, ctx.dataset, ctx.spec, ctx.run_dir / folder)
 
-    def check_data(self, config: RunConfig, registries: Any) -> DataCheck:
+    def check_data(self, ctx: DataContext) -> DataCheck:
         """Clips and frames per split, pixels per class, and the files a run would skip."""
         from rnnkit_segrefine.check import check_segmentation
 
-        config.data.validate()
-        entry = registries.datasets.get_data_source(config.data.source, "segmentation", self.name)
-        return check_segmentation(entry.factory, config)
+        return check_segmentation(ctx.source().factory, ctx.config)
 
-    def predict(
-        self,
-        model: nn.Module,
-        files: Sequence[str],
-        config: RunConfig,
-        spec: DataSpec,
-        *,
-        top_k: int = 5,
-        out_dir: Path | None = None,
-    ) -> list[dict[str, Any]]:
-        """One mask PNG per frame (video file, frame folder) or image, under ``out_dir``."""
+    def predict(self, ctx: PredictContext) -> list[dict[str, Any]]:
+        """One mask PNG per frame (video file, frame folder) or image, under ``ctx.out_dir``."""
         from rnnkit_segrefine.predict import predict_file
 
-        out = out_dir if out_dir is not None else Path("predict")
-        return [predict_file(model, Path(file), config, spec, out) for file in files]
+        return [
+            predict_file(ctx.model, file, ctx.config, ctx.spec, ctx.out_dir, ctx.device)
+            for file in ctx.files
+        ]

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from rnnkit_segrefine.config import SegModelConfig
-from rnnvision_kit.errors import CheckpointError
+from rnnvision_kit import CheckpointError
+from rnnvision_kit.runner import load_checkpoint
 
 PREFIX = "segmenter."
 
@@ -94,8 +95,6 @@ def load_segmenter_checkpoint(
     segmenter: nn.Module, source: str, m: SegModelConfig, class_names: list[str]
 ) -> Path:
     """Copy the segmenter of a seg-refine run's checkpoint into ``segmenter``; return its path."""
-    from rnnvision_kit.runner.checkpoint import load_checkpoint
-
     path = checkpoint_path(source)
     checkpoint = load_checkpoint(path)
     saved = checkpoint["config"].get("model") or {}

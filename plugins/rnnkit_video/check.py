@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections import Counter
 
 from rnnkit_video.data import SPLITS, Listing
-from rnnvision_kit import RunConfig
-from rnnvision_kit.data.samplers import clip_span
-from rnnvision_kit.data.video import ProbeCache
-from rnnvision_kit.data.video_datasets import ScanReport, scan_videos
-from rnnvision_kit.task import DataCheck
+from rnnvision_kit import DataCheck, DataContext, DataError, RunConfig
+from rnnvision_kit.data import ProbeCache, ScanReport, clip_span, scan_videos
+
+
+def check_data(ctx: DataContext) -> DataCheck:
+    """The scan of ``data.source``'s listing (its ``list_samples``): nothing is trained."""
+    entry = ctx.source()
+    lister = entry.meta.get("list_samples")
+    if lister is None:
+        raise DataError(
+            f"data source {entry.qualified_name!r} cannot be scanned (it registers no list_samples)"
+        )
+    return check_listing(lister(ctx.config), ctx.config)
 
 
 def check_listing(listing: Listing, config: RunConfig) -> DataCheck:

@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import get_worker_info
 
-from rnnvision_kit.data.video import read_frames
-from rnnvision_kit.data.video_datasets import VideoClipDataset
+from rnnvision_kit.data import VideoClipDataset, read_frames
 
 # Videos of at most this many times a clip's frames are decoded whole into the frame cache.
 CACHE_WHOLE_FACTOR = 4

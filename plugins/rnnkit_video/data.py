@@ -16,17 +16,17 @@ from typing import Any
 import numpy as np
 
 from rnnkit_video.clips import CachedClipDataset
-from rnnvision_kit import DataBundle, DataSpec, RunConfig
-from rnnvision_kit.data.video_datasets import (
+from rnnvision_kit import DataBundle, DataError, RunConfig, VideoSpec
+from rnnvision_kit.data import (
+    ProbeCache,
     VideoSample,
     list_framefolder,
     list_ucf101,
     list_videofolder,
 )
-from rnnvision_kit.errors import DataError
 
 SPLITS = ("train", "val", "test")
-# Frames are normalised with ImageNet statistics (what torchvision encoders expect).
+# The model normalises frames with ImageNet statistics (what torchvision encoders expect).
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -40,6 +40,7 @@ class Listing:
     splits: dict[str, list[VideoSample]]
     class_names: list[str]
     root: str = ""
+    fps: float | None = None  # frame rate of every video, where the source knows one
 
 
 def stratified_split(
@@ -105,12 +106,14 @@ def _folders(root: Path, lister: Lister, config: RunConfig) -> Listing:
 
 
 def _moving_digits(config: RunConfig) -> Listing:
-    from rnnvision_kit.data.moving_digits import ensure_moving_digits
+    from rnnkit_video.moving_digits import FPS, ensure_moving_digits
 
     counts = config.data.videos_per_class
     size = 32 if config.data.size <= 32 else 64  # rendering at 32 px is 3x faster
     root = ensure_moving_digits(counts[0] if len(counts) == 1 else tuple(counts), size=size)
-    return _folders(root, list_videofolder, config)
+    listing = _folders(root, list_videofolder, config)  # train/val/test folders: no fractions
+    listing.fps = float(FPS)
+    return listing
 
 
 def _ucf101(config: RunConfig) -> Listing:
@@ -175,10 +178,9 @@ def clip_datasets(
 
 
 def build_bundle(listing: Listing, config: RunConfig) -> DataBundle:
-    """The DataBundle of a listing. The three splits share one ``skipped`` list, so files found
-    unreadable while training or testing reach the run summary too."""
-    from rnnvision_kit.data.video import ProbeCache
-
+    """The DataBundle of a listing (items float in [0, 1]; the model normalises with the spec's
+    mean/std). The three splits share one ``skipped`` list, so files found unreadable while
+    training or testing reach the run summary too."""
     sets = clip_datasets(listing, config, ProbeCache())
     skipped = [item for split in SPLITS for item in sets[split].skipped]
     for dataset in sets.values():
@@ -187,18 +189,18 @@ def build_bundle(listing: Listing, config: RunConfig) -> DataBundle:
         if len(sets[split]) == 0:
             raise DataError(f"{listing.root}: no readable video in the {split} split")
     d = config.data
-    info = {
-        "channels": 3,
-        "height": d.size,
-        "width": d.size,
-        "num_frames": d.num_frames,
-        "stride": d.stride,
-        "mean": list(MEAN),
-        "std": list(STD),
-    }
-    return DataBundle(
-        sets["train"], sets["val"], sets["test"], DataSpec(listing.class_names, info), skipped
+    spec = VideoSpec(
+        class_names=tuple(listing.class_names),
+        channels=3,
+        height=d.size,
+        width=d.size,
+        mean=MEAN,
+        std=STD,
+        num_frames=d.num_frames,
+        stride=d.stride,
+        fps=listing.fps,
     )
+    return DataBundle(sets["train"], sets["val"], sets["test"], spec, skipped)
 
 
 def open_source(name: str, config: RunConfig) -> DataBundle:

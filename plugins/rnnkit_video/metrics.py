@@ -1,18 +1,29 @@
-"""Metrics of video-action: video-level (averaged clips) and clip-level accuracy, per-video records."""
+"""Metrics of video-action: clip-level accuracy and per-video prediction records.
+
+Registered for the ``video`` kind (``plugin.py``): ``clip_acc``, ``clip_top5`` and
+``predictions``. The task feeds ``clip_*`` each clip's logits and the video-level metrics (the
+core's ``acc``, ``top5``, ...) the average of a video's clips; added to another video task with
+``eval.metrics``, they get that task's ``StepOutput.preds``/``targets``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-from torchmetrics import Metric, MetricCollection
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassAccuracy
 
-from rnnvision_kit.classification import classification_metrics
+from rnnvision_kit import DataSpec
 
 
 class VideoPredictions(Metric):
-    """Rows ``[index, label, k classes, k probabilities]`` per video, gathered across processes."""
+    """Rows ``[index, label, k classes, k probabilities]`` per video, gathered across processes.
+
+    ``indices`` are the videos' indices in their data set (the third item of an evaluation
+    sample); without them (a source whose items carry none, or an ``eval.metrics`` addition) a
+    row's index is -1: unknown.
+    """
 
     full_state_update = False
 
@@ -21,7 +32,11 @@ class VideoPredictions(Metric):
         self.k = k
         self.add_state("rows", default=[], dist_reduce_fx="cat")
 
-    def update(self, logits: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor) -> None:
+    def update(
+        self, logits: torch.Tensor, targets: torch.Tensor, indices: torch.Tensor | None = None
+    ) -> None:
+        if indices is None:
+            indices = torch.full_like(targets, -1)
         scores, classes = torch.softmax(logits.float(), dim=-1).topk(self.k, dim=-1)
         columns = [indices[:, None], targets[:, None], classes, scores]
         # Flat float32 blocks: a process without a batch syncs torchmetrics' empty 1-D float32
@@ -39,12 +54,14 @@ class VideoPredictions(Metric):
         return torch.cat(blocks)
 
 
-def video_metrics(num_classes: int) -> MetricCollection:
-    """``acc``, ``top5``, ``mean_class_acc``, ``per_class_acc``, ``confmat`` on videos (averaged
-    clip logits); ``clip_acc`` and ``clip_top5`` on single clips; ``predictions`` per video."""
-    metrics: dict[str, Metric] = dict(classification_metrics(num_classes).items(keep_base=True))
-    metrics["clip_acc"] = MulticlassAccuracy(num_classes, average="micro")
-    if num_classes >= 5:
-        metrics["clip_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-    metrics["predictions"] = VideoPredictions(min(5, num_classes))
-    return MetricCollection(metrics, compute_groups=False)
+def create_metric(name: str, spec: DataSpec, **options: Any) -> Metric:
+    """The registered metric ``name`` (``clip_acc``, ``clip_top5``, ``predictions``) for
+    ``spec``; ``options`` go to the metric (``k`` for ``predictions``: labels per row)."""
+    k = min(5, spec.num_classes)
+    if name == "clip_acc":
+        return MulticlassAccuracy(spec.num_classes, **{"average": "micro", **options})
+    if name == "clip_top5":
+        return MulticlassAccuracy(spec.num_classes, **{"average": "micro", "top_k": k, **options})
+    if name == "predictions":
+        return VideoPredictions(**{"k": k, **options})
+    raise KeyError(f"unknown video-action metric {name!r}")

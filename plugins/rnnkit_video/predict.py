@@ -3,27 +3,31 @@
 A video no longer than a clip gets the average of ``data.test_clips`` uniform clips (segment
 centres for a model trained on segments). A longer one is read as clips in a sliding window (hop:
 half a clip span); each window gets its top-k, the video the average of the windows' logits, and a
-PNG plot shows the class scores over time.
+PNG plot in ``ctx.out_dir`` (``--out``, else ``RUN_DIR/predict``) shows the class scores over time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from rnnvision_kit import DataSpec, RunConfig
+from rnnvision_kit import PredictContext, RunConfig, VideoSpec
 from rnnvision_kit.classification import top_k as top_labels
-from rnnvision_kit.data.samplers import (
+from rnnvision_kit.data import (
+    VideoInfo,
     apply_short_policy,
     clip_span,
+    probe_frame_folder,
+    probe_video,
+    read_frame_folder,
+    read_frames,
     segment_indices,
     uniform_clip_indices,
 )
-from rnnvision_kit.data.video import VideoInfo, probe_video, read_frames
-from rnnvision_kit.data.video_datasets import probe_frame_folder, read_frame_folder
 
 WINDOWS_PER_READ = 32  # windows decoded and classified together (bounds memory on long videos)
 PLOTTED_CLASSES = 8
@@ -33,25 +37,28 @@ def _probe(path: Path) -> VideoInfo:
     return probe_frame_folder(path) if path.is_dir() else probe_video(path)
 
 
-def _read(path: Path, indices: list[int], info: VideoInfo, size: int) -> torch.Tensor:
+def _read(path: Path, indices: list[int], info: VideoInfo, spec: VideoSpec) -> torch.Tensor:
     reader = read_frame_folder if path.is_dir() else read_frames
-    return reader(path, indices, info, size=(size, size))
+    return reader(path, indices, info, size=(spec.height, spec.width))
 
 
 def _logits(
-    model: nn.Module, path: Path, info: VideoInfo, clips: list[list[int]], config: RunConfig
+    model: nn.Module,
+    path: Path,
+    info: VideoInfo,
+    clips: list[list[int]],
+    config: RunConfig,
+    spec: VideoSpec,
+    device: torch.device,
 ) -> torch.Tensor:
     """Logits ``(len(clips), K)`` of clips given as frame index lists."""
-    d = config.data
-    device = next(model.parameters()).device
+    policy = config.data.short_policy
     out = []
     for first in range(0, len(clips), WINDOWS_PER_READ):
         chunk = clips[first : first + WINDOWS_PER_READ]
-        flat = [
-            i for clip in chunk for i in apply_short_policy(clip, info.num_frames, d.short_policy)
-        ]
-        frames = _read(path, flat, info, d.size).to(device, torch.float32).div_(255.0)
-        out.append(model(frames.view(len(chunk), d.num_frames, *frames.shape[1:])).float().cpu())
+        flat = [i for clip in chunk for i in apply_short_policy(clip, info.num_frames, policy)]
+        frames = _read(path, flat, info, spec).to(device, torch.float32).div_(255.0)
+        out.append(model(frames.view(len(chunk), spec.num_frames, *frames.shape[1:])).float().cpu())
     return torch.cat(out)
 
 
@@ -64,57 +71,63 @@ def window_starts(num_frames: int, span: int, hop: int) -> list[int]:
     return starts
 
 
-def predict_video(
-    model: nn.Module,
-    path: Path,
-    config: RunConfig,
-    spec: DataSpec,
-    *,
-    top_k: int = 5,
-    out_dir: Path | None = None,
-) -> dict[str, Any]:
-    """One JSON-able record: file, frames, fps, top-k; plus timeline (and its PNG) when long."""
-    d = config.data
+def predict(ctx: PredictContext) -> list[dict[str, Any]]:
+    """One record per file of ``ctx.files`` (a video file or a folder of frames)."""
+    return [predict_video(ctx, Path(file)) for file in ctx.files]
+
+
+def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
+    """One JSON-able record: file, frames, fps, top-k; plus timeline (and its PNG) when long.
+
+    Clip length and stride are the model's (``ctx.spec``); sampling, test clips and the short
+    policy are the run's ``data.*`` settings."""
+    d, spec, k = ctx.config.data, ctx.spec, ctx.top_k
+    assert isinstance(spec, VideoSpec)
     info = _probe(path)
-    n, span = info.num_frames, clip_span(d.num_frames, d.stride)
+    n, span = info.num_frames, clip_span(spec.num_frames, spec.stride)
     record: dict[str, Any] = {
         "file": str(path),
         "frames": n,
         "fps": round(info.fps, 3),
         "duration_s": round(info.duration, 3),
     }
+
+    def logits_of(clips: list[list[int]]) -> torch.Tensor:
+        return _logits(ctx.model, path, info, clips, ctx.config, spec, ctx.device)
+
     if n <= span:
         if d.sampling == "segment":
-            clips = [segment_indices(n, d.num_frames)]
+            clips = [segment_indices(n, spec.num_frames)]
         else:
-            clips = uniform_clip_indices(n, d.num_frames, d.stride, d.test_clips)
-        record["top"] = top_labels(
-            _logits(model, path, info, clips, config).mean(0), spec.class_names, top_k
-        )
+            clips = uniform_clip_indices(n, spec.num_frames, spec.stride, d.test_clips)
+        record["top"] = top_labels(logits_of(clips).mean(0), spec.class_names, k)
         return record
     starts = window_starts(n, span, max(1, span // 2))
-    clips = [[s + i * d.stride for i in range(d.num_frames)] for s in starts]
-    logits = _logits(model, path, info, clips, config)
-    record["top"] = top_labels(logits.mean(0), spec.class_names, top_k)
+    clips = [[s + i * spec.stride for i in range(spec.num_frames)] for s in starts]
+    logits = logits_of(clips)
+    record["top"] = top_labels(logits.mean(0), spec.class_names, k)
     record["timeline"] = [
         {
             "start_s": round(s / info.fps, 3),
             "end_s": round((s + span) / info.fps, 3),
-            "top": top_labels(row, spec.class_names, top_k),
+            "top": top_labels(row, spec.class_names, k),
         }
         for s, row in zip(starts, logits, strict=True)
     ]
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        png = out_dir / f"{path.stem}_timeline.png"
-        centres = [(s + span / 2) / info.fps for s in starts]
-        plot_timeline(centres, torch.softmax(logits, dim=-1), spec.class_names, png, path.name)
-        record["timeline_png"] = str(png)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    png = ctx.out_dir / f"{path.stem}_timeline.png"
+    centres = [(s + span / 2) / info.fps for s in starts]
+    plot_timeline(centres, torch.softmax(logits, dim=-1), spec.class_names, png, path.name)
+    record["timeline_png"] = str(png)
     return record
 
 
 def plot_timeline(
-    times: list[float], scores: torch.Tensor, class_names: list[str], path: Path, title: str
+    times: list[float],
+    scores: torch.Tensor,
+    class_names: Sequence[str],
+    path: Path,
+    title: str,
 ) -> None:
     """Class probabilities over time: the classes that score highest anywhere, one line each."""
     import matplotlib

@@ -1,23 +1,35 @@
-"""Task video-action: a frame encoder per frame, then a recurrent (or mean) head over the clip."""
+"""Task video-action: a frame encoder per frame, then a recurrent (or mean) head over the clip.
+
+Stateless: data, model, metrics and the report all come from the contexts the runner passes.
+Capabilities (declared in ``plugin.py``): ``predict`` (``predict.py``), ``check-data``
+(``check.py``) and ``report`` (``report.py``).
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import Metric, MetricCollection
 
 from rnnkit_video.config import VideoDataConfig, VideoModelConfig
-from rnnkit_video.metrics import video_metrics
-from rnnvision_kit import DataBundle, DataSpec, RunConfig, StepOutput, Task, TrainConfig
-from rnnvision_kit.classification import write_classification_report
-from rnnvision_kit.errors import DataError
-from rnnvision_kit.task import DataCheck
+from rnnvision_kit import (
+    DataCheck,
+    DataContext,
+    MetricsContext,
+    ModelContext,
+    PredictContext,
+    ReportContext,
+    RunConfig,
+    StepContext,
+    StepOutput,
+    Task,
+    TrainConfig,
+)
+from rnnvision_kit.classification import classification_metrics
 
 
 @dataclass
@@ -29,20 +41,17 @@ class VideoStepOutput(StepOutput):
     indices: torch.Tensor | None = None
 
 
-def _video_entry(registries: Any, source: str) -> Any:
-    return registries.datasets.get_data_source(source, "video", VideoActionTask.name)
-
-
 class VideoActionTask(Task):
-    name = "video-action"
-    description = "video action recognition: a frame encoder, then a GRU/LSTM over the clip"
+    """``B,T,3,H,W`` clips -> frame encoder (``model.backbone``) -> head (``model.head``).
 
-    def __init__(self) -> None:
-        self.files: dict[str, list[str]] = {}  # split -> file of each data set index
+    Validation and test average the logits of ``data.test_clips`` clips per video: ``acc`` and
+    the other core metrics are per video, ``clip_acc``/``clip_top5`` per clip, and
+    ``predictions`` keeps each video's top 5 for ``predictions_<split>.jsonl``.
+    """
 
     def default_config(self) -> RunConfig:
         return RunConfig(
-            task=self.name,
+            task="video-action",
             data=VideoDataConfig(),
             model=VideoModelConfig(),
             train=TrainConfig(
@@ -60,35 +69,28 @@ class VideoActionTask(Task):
             ),
         )
 
-    def build_data(self, config: RunConfig, registries: Any) -> DataBundle:
-        config.data.validate()
-        bundle = _video_entry(registries, config.data.source).factory(config)
-        self.files = {
-            split: [s.path for s in getattr(getattr(bundle, split), "samples", [])]
-            for split in ("train", "val", "test")
-        }
-        return bundle
-
-    def build_model(self, config: RunConfig, spec: DataSpec, registries: Any) -> nn.Module:
+    def build_model(self, ctx: ModelContext) -> nn.Module:
         from rnnkit_video.model import ClipClassifier
 
-        m: VideoModelConfig = config.model
-        encoder = registries.backbones.create(
-            m.backbone, feature_dim=m.feature_dim, weights=m.backbone_weights
+        m: VideoModelConfig = ctx.config.model
+        # Starting weights only for a fresh model: eval and predict load the run's checkpoint.
+        weights = m.backbone_weights if ctx.purpose in ("train", "check") else None
+        encoder = ctx.registries.backbones.create(
+            m.backbone, feature_dim=m.feature_dim, weights=weights
         )
-        head = registries.heads.create(
+        head = ctx.registries.heads.create(
             m.head,
             encoder.out_features,
-            spec.num_classes,
+            ctx.spec.num_classes,
             hidden_size=m.hidden_size,
             num_layers=m.num_layers,
             bidirectional=m.bidirectional,
             pooling=m.pooling,
             dropout=m.dropout,
         )
-        return ClipClassifier(encoder, head, spec.info["mean"], spec.info["std"])
+        return ClipClassifier(encoder, head, ctx.spec.mean, ctx.spec.std)
 
-    def step(self, model: nn.Module, batch: Any) -> StepOutput:
+    def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
         clips, labels = batch[0], batch[1]
         indices = batch[2] if len(batch) > 2 else None
         if clips.dim() == 6:  # B,N,T,C,H,W: N uniform clips per video, logits averaged
@@ -108,10 +110,19 @@ class VideoActionTask(Task):
             indices=indices,
         )
 
-    def metrics(self, config: RunConfig, spec: DataSpec) -> Any:
-        return video_metrics(spec.num_classes)
+    def metrics(self, ctx: MetricsContext) -> MetricCollection:
+        """The core's ``acc``, ``top5``, ``mean_class_acc``, ``per_class_acc``, ``confmat`` on
+        videos (averaged clip logits); ``clip_acc`` and ``clip_top5`` on single clips;
+        ``predictions`` per video."""
+        metrics: dict[str, Metric] = dict(classification_metrics(ctx).items(keep_base=True))
+        names = ["clip_acc", "clip_top5", "predictions"]
+        if ctx.spec.num_classes < 5:
+            names.remove("clip_top5")
+        for name in names:
+            metrics[name] = ctx.metric(f"{ctx.plugin}:{name}")
+        return MetricCollection(metrics, compute_groups=False)
 
-    def update_metrics(self, metrics: Any, output: StepOutput) -> None:
+    def update_metrics(self, metrics: MetricCollection, output: StepOutput) -> None:
         """Video-level metrics get the averaged logits, ``clip_*`` ones each clip's logits."""
         clip_preds = getattr(output, "clip_preds", None)
         clip_targets = getattr(output, "clip_targets", None)
@@ -123,54 +134,24 @@ class VideoActionTask(Task):
                     output.targets if clip_targets is None else clip_targets,
                 )
             elif name == "predictions":
-                if indices is not None:
-                    metric.update(output.preds, output.targets, indices)
+                metric.update(output.preds, output.targets, indices)
             else:
                 metric.update(output.preds, output.targets)
 
-    def report(self, run_dir: Path, split: str, results: dict[str, Any], spec: DataSpec) -> None:
+    # ---------------------------------------------------------------- capabilities
+
+    def predict(self, ctx: PredictContext) -> list[dict[str, Any]]:
+        from rnnkit_video.predict import predict
+
+        return predict(ctx)
+
+    def check_data(self, ctx: DataContext) -> DataCheck:
+        from rnnkit_video.check import check_data
+
+        return check_data(ctx)
+
+    def report(self, ctx: ReportContext) -> None:
         """Confusion matrix PNG, per-class accuracy and ``predictions_<split>.jsonl``."""
-        write_classification_report(run_dir, split, results, spec.class_names)
-        rows = results.get(f"{split}/predictions")
-        files = self.files.get(split)
-        if rows is None or not files:
-            return
-        names = spec.class_names
-        k = (len(rows[0]) - 2) // 2 if len(rows) else 0
-        lines = []
-        for row in sorted(rows, key=lambda r: r[0]):
-            index, label = int(row[0]), int(row[1])
-            top = [
-                {"label": names[int(c)], "score": round(float(s), 6)}
-                for c, s in zip(row[2 : 2 + k], row[2 + k :], strict=True)
-            ]
-            record = {"file": files[index], "label": names[label], "predicted": top[0]["label"]}
-            lines.append(json.dumps({**record, "top5": top}))
-        (run_dir / f"predictions_{split}.jsonl").write_text("".join(f"{x}\n" for x in lines))
+        from rnnkit_video.report import write_report
 
-    def predict(
-        self,
-        model: nn.Module,
-        files: Sequence[str],
-        config: RunConfig,
-        spec: DataSpec,
-        *,
-        top_k: int = 5,
-        out_dir: Path | None = None,
-    ) -> list[dict[str, Any]]:
-        from rnnkit_video.predict import predict_video
-
-        return [
-            predict_video(model, Path(file), config, spec, top_k=top_k, out_dir=out_dir)
-            for file in files
-        ]
-
-    def check_data(self, config: RunConfig, registries: Any) -> DataCheck:
-        from rnnkit_video.check import check_listing
-
-        config.data.validate()
-        entry = _video_entry(registries, config.data.source)
-        lister = entry.meta.get("list_samples")
-        if lister is None:
-            raise DataError(f"data source {config.data.source!r} cannot be scanned (no listing)")
-        return check_listing(lister(config), config)
+        write_report(ctx)

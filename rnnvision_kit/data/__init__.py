@@ -1,1 +1,64 @@
-"""Data layer: video I/O on PyAV, clip samplers, folder data sets, generators. Imports nothing else from the core."""
+"""Data layer (public API): video I/O on PyAV, clip samplers, video folder data sets, the cache.
+
+Imports nothing else from the core but ``errors``. Plugins import from this package, not from
+its modules.
+"""
+
+from rnnvision_kit.data.cache import cache_dir, generate_once
+from rnnvision_kit.data.samplers import (
+    SHORT_POLICIES,
+    apply_short_policy,
+    clip_span,
+    random_clip_indices,
+    segment_indices,
+    uniform_clip_indices,
+)
+from rnnvision_kit.data.video import (
+    VIDEO_SUFFIXES,
+    ProbeCache,
+    VideoInfo,
+    probe_video,
+    read_clip,
+    read_frames,
+    write_video,
+)
+from rnnvision_kit.data.video_datasets import (
+    FRAME_SUFFIXES,
+    ScanReport,
+    VideoClipDataset,
+    VideoSample,
+    list_framefolder,
+    list_ucf101,
+    list_videofolder,
+    probe_frame_folder,
+    read_frame_folder,
+    scan_videos,
+)
+
+__all__ = [
+    "FRAME_SUFFIXES",
+    "SHORT_POLICIES",
+    "VIDEO_SUFFIXES",
+    "ProbeCache",
+    "ScanReport",
+    "VideoClipDataset",
+    "VideoInfo",
+    "VideoSample",
+    "apply_short_policy",
+    "cache_dir",
+    "clip_span",
+    "generate_once",
+    "list_framefolder",
+    "list_ucf101",
+    "list_videofolder",
+    "probe_frame_folder",
+    "probe_video",
+    "random_clip_indices",
+    "read_clip",
+    "read_frame_folder",
+    "read_frames",
+    "scan_videos",
+    "segment_indices",
+    "uniform_clip_indices",
+    "write_video",
+]

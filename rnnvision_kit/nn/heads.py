@@ -6,7 +6,7 @@ sequence without looking at its order: the baseline a recurrent head should beat
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -78,3 +78,10 @@ class MeanHead(nn.Module):
 
     def forward(self, sequence: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(sequence.mean(dim=1)))
+
+
+def build_head(cell: str, input_size: int, num_classes: int, **options: Any) -> nn.Module:
+    """The head ``cell`` (``gru``, ``lstm``, ``rnn`` or ``mean``) over ``B,T,input_size``."""
+    if cell == "mean":
+        return MeanHead(input_size, num_classes, **options)
+    return RecurrentHead(input_size, num_classes, cell=cell, **options)

@@ -17,12 +17,15 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from rnnvision_kit.config import RunConfig
+from rnnvision_kit.dataspec import DataSpec
 from rnnvision_kit.errors import ConfigError, RunInterrupted
+from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import capture_rng, restore_rng, save_checkpoint
 from rnnvision_kit.runner.device import Precision, move_to
 from rnnvision_kit.runner.distributed import DistInfo, ShardSampler, SkipSampler, all_reduce_sum
 from rnnvision_kit.runner.optim import build_optimizer, build_scheduler
-from rnnvision_kit.task import DataBundle, Task
+from rnnvision_kit.runner.pipeline import TaskHandle, build_metrics, metric_names
+from rnnvision_kit.task import DataBundle, StepContext
 
 
 @dataclass
@@ -85,7 +88,8 @@ class Trainer:
 
     def __init__(
         self,
-        task: Task,
+        task: TaskHandle,
+        registries: Registries,
         config: RunConfig,
         model: nn.Module,
         data: DataBundle,
@@ -97,6 +101,7 @@ class Trainer:
         on_epoch_end: Any = None,
     ) -> None:
         self.task, self.config, self.data, self.device = task, config, data, device
+        self.registries = registries
         self.dist, self.run_dir, self.quiet = dist_info, run_dir, quiet
         self.on_epoch_end = on_epoch_end
         self.cfg = config.train
@@ -111,6 +116,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, self.cfg, self.steps_per_epoch)
         self.state = LoopState()
         self.stop = _StopFlag()
+        self.step_context = StepContext(config, data.spec, training=True)
         self.metric_names = self._metric_names()
         if self.cfg.monitor not in self.metric_names:
             raise ConfigError(
@@ -120,10 +126,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def _metric_names(self) -> list[str]:
-        names = ["val/loss"]
-        metrics = self.task.metrics(self.config, self.data.spec)
-        names += [f"val/{name}" for name in metrics]
-        return names
+        own, extra = build_metrics(self.task, self.registries, self.config, self.data.spec)
+        return metric_names(own, extra, "val")
 
     def _train_sampler(self, epoch: int, skip: int = 0) -> SkipSampler:
         # DistributedSampler also serves one process: its order depends only on (seed, epoch).
@@ -264,7 +268,7 @@ class Trainer:
 
     def _train_step(self, batch: Any) -> torch.Tensor:
         with self.precision.autocast():
-            output = self.task.step(self.train_model, batch)
+            output = self.task.step(self.step_context, self.train_model, batch)
         loss = output.loss
         scaler = self.precision.scaler
         scaler.scale(loss).backward()
@@ -298,6 +302,7 @@ class Trainer:
         """Loss and metrics on a data set; each sample counted once across DDP processes."""
         return evaluate_model(
             self.task,
+            self.registries,
             self.config,
             self.model,
             dataset,
@@ -312,11 +317,12 @@ class Trainer:
 
 @torch.inference_mode()
 def evaluate_model(
-    task: Task,
+    task: TaskHandle,
+    registries: Registries,
     config: RunConfig,
     model: nn.Module,
     dataset: Dataset,
-    spec: Any,
+    spec: DataSpec,
     device: torch.device,
     dist_info: DistInfo,
     precision: Precision,
@@ -324,7 +330,9 @@ def evaluate_model(
     progress: Any = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Evaluate ``model`` (not its DDP wrapper) on ``dataset``; returns (scalars, other metrics)."""
-    metrics = task.metrics(config, spec).to(device)
+    own, extra = build_metrics(task, registries, config, spec)
+    own, extra = own.to(device), extra.to(device)
+    ctx = StepContext(config, spec, training=False)
     sampler = ShardSampler(len(dataset), dist_info.rank, dist_info.world_size)
     batch_size = config.data.eval_batch_size or config.data.batch_size
     loader = DataLoader(
@@ -340,13 +348,16 @@ def evaluate_model(
     for batch in iterable:
         batch = move_to(batch, device)
         with precision.autocast():
-            output = task.step(model, batch)
+            output = task.step(ctx, model, batch)
         count = output.targets.shape[0]
         totals[0] += output.loss.detach().double() * count
         totals[1] += count
-        task.update_metrics(metrics, output)
+        task.update_metrics(own, output)
+        if extra:
+            extra.update(output.preds, output.targets)
     all_reduce_sum(totals)
-    scalars, others = split_metrics(metrics.compute(), split)
+    computed = {**own.compute(), **(extra.compute() if extra else {})}
+    scalars, others = split_metrics(computed, split)
     scalars[f"{split}/loss"] = float(totals[0] / totals[1].clamp(min=1))
     scalars[f"{split}/samples"] = int(totals[1])  # each sample counted once, all ranks
     return scalars, others

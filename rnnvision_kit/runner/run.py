@@ -1,51 +1,42 @@
-"""Runs: build a task's config, data and model, then fit, evaluate or predict; own the run folder.
+"""Runs: train, evaluate, predict and check data for any task; own the run folder.
 
 A run folder ``runs/<task>/<timestamp>/`` holds ``config.yaml``, ``metrics.jsonl``, ``last.pt``,
-``best.pt``, ``summary.json`` and plots. Only rank 0 writes files.
+``best.pt``, ``summary.json`` and plots. Only rank 0 writes files. Each function reads top to
+bottom: open the task, configure, build (``runner.pipeline``), then fit / evaluate / predict.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import inspect
 import platform
-import random
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from rnnvision_kit.config import RunConfig, apply_mapping, load_yaml, save_yaml, validate
-from rnnvision_kit.errors import CheckpointError, RnnkitError, RunInterrupted, TaskError
-from rnnvision_kit.plugins import PluginHost
+from rnnvision_kit.config import RunConfig, apply_mapping, save_yaml
+from rnnvision_kit.errors import RunInterrupted
+from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import load_checkpoint
 from rnnvision_kit.runner.device import Precision, select_device
 from rnnvision_kit.runner.distributed import DistInfo, init_distributed, shutdown_distributed
+from rnnvision_kit.runner.events import NO_EVENTS, Run, RunEvents
 from rnnvision_kit.runner.loop import Trainer, evaluate_model
+from rnnvision_kit.runner.pipeline import (
+    Built,
+    build,
+    files_of,
+    load_run,
+    open_task,
+    seed_everything,
+)
 from rnnvision_kit.runner.plots import plot_curves
 from rnnvision_kit.runner.records import MetricsLog, to_jsonable, write_json
-from rnnvision_kit.task import DataBundle, DataSpec, Task
+from rnnvision_kit.task import DataCheck, PredictContext, ReportContext
 
-
-@dataclass
-class Run:
-    """What runner-event hooks receive: the config, the run folder and the task."""
-
-    config: RunConfig
-    dir: Path | None
-    task: Task
-    dist: DistInfo
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+__all__ = ["Run", "check_data", "evaluate_run", "predict_files", "seed_everything", "train"]
 
 
 def versions() -> dict[str, str]:
@@ -56,13 +47,6 @@ def versions() -> dict[str, str]:
         "torch": str(torch.__version__),
         "python": platform.python_version(),
     }
-
-
-def config_from_dict(task: Task, values: dict[str, Any]) -> RunConfig:
-    """A task's defaults with a saved or user mapping applied on top."""
-    config = task.default_config()
-    apply_mapping(config, {k: v for k, v in values.items() if k != "task"})
-    return config
 
 
 def new_run_dir(config: RunConfig, task_name: str) -> Path:
@@ -80,81 +64,52 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-@contextlib.contextmanager
-def blame(host: PluginHost, task: Task, stage: str) -> Iterator[None]:
-    """Turn a plain exception raised by task code into a one-line error naming task and plugin
-    (``--debug`` still shows the original traceback as the cause)."""
-    try:
-        yield
-    except (RnnkitError, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        name = task.registry_name or task.name
-        plugin = host.registries.tasks.get(name).plugin if name in host.registries.tasks else "?"
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise TaskError(
-            f"task {name!r} (plugin {plugin!r}) failed in {stage}: {type(error).__name__}: {detail}"
-        ) from error
-
-
-def _build(
-    host: PluginHost, task: Task, config: RunConfig, dist_info: DistInfo = DistInfo()
-) -> tuple[DataBundle, torch.nn.Module]:
-    validate(config)
-    if config.train.threads:
-        torch.set_num_threads(config.train.threads)
-    seed_everything(config.seed)
-    # Rank 0 builds first so that generated data sets are written into the cache only once.
-    if dist_info.enabled and not dist_info.is_main:
-        torch.distributed.barrier()
-    with blame(host, task, "build_data"):
-        data = task.build_data(config, host.registries)
-    if dist_info.enabled and dist_info.is_main:
-        torch.distributed.barrier()
-    with blame(host, task, "build_model"):
-        model = task.build_model(config, data.spec, host.registries)
-    return data, model
-
-
 def train(
-    host: PluginHost,
+    registries: Registries,
     config: RunConfig,
     *,
+    events: RunEvents = NO_EVENTS,
     resume_dir: Path | None = None,
     quiet: bool = False,
-    echo: Any = print,
+    echo: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     """Fit, keep the best checkpoint, evaluate it on the test split and write the summary."""
-    task = host.task(config.task)
+    task = open_task(registries, config.task)
     checkpoint = None
     if resume_dir is not None:
         checkpoint = load_checkpoint(resume_dir / "last.pt")  # before anything is written
     dist_info = init_distributed(config.train.device)
     try:
-        return _train(host, task, config, dist_info, resume_dir, checkpoint, quiet, echo)
+        device = select_device(config.train.device, dist_info.local_rank)
+        built = build(task, registries, config, "train", dist=dist_info)
+        return _fit_and_test(
+            built, registries, events, dist_info, device, resume_dir, checkpoint, quiet, echo
+        )
     finally:
         shutdown_distributed()
 
 
-def _train(
-    host: PluginHost,
-    task: Task,
-    config: RunConfig,
+def _fit_and_test(
+    built: Built,
+    registries: Registries,
+    events: RunEvents,
     dist_info: DistInfo,
+    device: torch.device,
     resume_dir: Path | None,
     checkpoint: dict[str, Any] | None,
     quiet: bool,
-    echo: Any,
+    echo: Callable[[str], Any],
 ) -> dict[str, Any]:
-    device = select_device(config.train.device, dist_info.local_rank)
-    data, model = _build(host, task, config, dist_info)
+    task, config, model = built.task, built.config, built.model
+    data = built.data
+    assert data is not None
     run_dir = resume_dir
     if run_dir is None and dist_info.is_main:
-        run_dir = new_run_dir(config, task.registry_name or config.task)
+        run_dir = new_run_dir(config, task.name)
         save_yaml(config, run_dir / "config.yaml")
     if not dist_info.is_main:
         run_dir = None
-    run = Run(config, run_dir, task, dist_info)
+    run = Run(config, run_dir, task.name, task.plugin, dist_info)
     log = (
         MetricsLog(run_dir / "metrics.jsonl", checkpoint["epoch"] if checkpoint else None)
         if run_dir
@@ -171,10 +126,11 @@ def _train(
                 f"epoch {row['epoch'] + 1}/{config.train.epochs}  "
                 + "  ".join(f"{k}={v:.4f}" for k, v in shown.items() if k != "val/samples")
             )
-        host.notify("rnnkit_on_epoch_end", run=run, epoch=row["epoch"], metrics=row)
+        events.on_epoch_end(run, row["epoch"], row)
 
     trainer = Trainer(
         task,
+        registries,
         config,
         model,
         data,
@@ -186,25 +142,24 @@ def _train(
     )
     if checkpoint is not None:
         trainer.load_state_dict(checkpoint)
-    extra = {"config": config.to_dict(), "spec": _spec_dict(data.spec), "versions": versions()}
+    extra = {"config": config.to_dict(), "spec": data.spec.to_dict(), "versions": versions()}
     if dist_info.is_main:
         if not quiet:
             echo(
                 f"task {config.task}: {len(data.train)} train / {len(data.val)} val / "
-                f"{len(data.test)} test samples, {len(data.spec.class_names)} classes, "
+                f"{len(data.test)} test samples, {data.spec.num_classes} classes, "
                 f"{count_parameters(model):,} parameters, device {device}, "
                 f"precision {config.train.precision}, {dist_info.world_size} process(es)"
             )
             if data.skipped:
                 echo(f"skipped {len(data.skipped)} unreadable file(s); see summary.json")
-        host.notify("rnnkit_on_run_start", run=run)
+        events.on_run_start(run)
     started = time.perf_counter()
     try:
-        with blame(host, task, "training"):
-            state = trainer.fit(extra)
+        state = trainer.fit(extra)
     except BaseException as error:
         if dist_info.is_main:
-            host.notify("rnnkit_on_exception", run=run, error=error)
+            events.on_exception(run, error)
         if isinstance(error, RunInterrupted) and run_dir is not None:
             raise RunInterrupted(
                 f"interrupted; resume with: rnnkit run --resume {run_dir}"
@@ -223,7 +178,7 @@ def _train(
         model.load_state_dict(load_checkpoint(best_path)["model"])
     precision = Precision(config.train.precision, device)
     test_scalars, test_other = evaluate_model(
-        task, config, model, data.test, data.spec, device, dist_info, precision, "test"
+        task, registries, config, model, data.test, data.spec, device, dist_info, precision, "test"
     )
     summary = {
         "task": config.task,
@@ -252,33 +207,14 @@ def _train(
     if run_dir is not None:
         write_json(run_dir / "summary.json", summary)
         plot_curves(state.history, run_dir / "curves.png")
-        with blame(host, task, "report"):
-            call_report(
-                task,
-                run_dir,
-                "test",
-                {**test_scalars, **test_other},
-                data.spec,
-                model=model,
-                config=config,
+        model.eval()
+        task.report(
+            ReportContext(
+                run_dir, "test", {**test_scalars, **test_other}, data.spec, config, model, data.test
             )
-        host.notify("rnnkit_on_run_end", run=run, summary=to_jsonable(summary))
+        )
+        events.on_run_end(run, to_jsonable(summary))
     return summary
-
-
-def call_report(
-    task: Task, run_dir: Path, split: str, results: dict[str, Any], spec: DataSpec, **optional: Any
-) -> None:
-    """Call ``task.report``, passing only the optional keywords (model, config) it accepts."""
-    parameters = inspect.signature(task.report).parameters
-    takes_all = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-    task.report(
-        run_dir,
-        split,
-        results,
-        spec,
-        **{k: v for k, v in optional.items() if takes_all or k in parameters},
-    )
 
 
 def _best_path_from_rank0(path: Path) -> Path:
@@ -288,34 +224,8 @@ def _best_path_from_rank0(path: Path) -> Path:
     return Path(paths[0])
 
 
-def _spec_dict(spec: DataSpec) -> dict[str, Any]:
-    return {"class_names": list(spec.class_names), "info": to_jsonable(spec.info)}
-
-
-def load_run(
-    host: PluginHost, run_dir: Path, checkpoint_name: str = "best.pt"
-) -> tuple[Task, RunConfig, DataSpec, dict[str, Any]]:
-    """Task, config, data spec and checkpoint of a finished (or interrupted) run folder."""
-    run_dir = Path(run_dir).expanduser()
-    if not (run_dir / "config.yaml").is_file():
-        raise RnnkitError(f"{run_dir}: not a run folder (no config.yaml)")
-    path = run_dir / checkpoint_name
-    if not path.is_file() and checkpoint_name == "best.pt":
-        path = run_dir / "last.pt"
-    checkpoint = load_checkpoint(path)
-    saved = load_yaml(run_dir / "config.yaml")
-    task_name = saved.get("task")
-    if not isinstance(task_name, str):
-        raise CheckpointError(f"{run_dir / 'config.yaml'}: no task recorded")
-    task = host.task(task_name)
-    config = config_from_dict(task, saved)
-    spec_values = checkpoint["spec"]
-    spec = DataSpec(list(spec_values["class_names"]), dict(spec_values["info"]))
-    return task, config, spec, checkpoint
-
-
 def evaluate_run(
-    host: PluginHost,
+    registries: Registries,
     run_dir: Path,
     *,
     overrides: dict[str, Any] | None = None,
@@ -323,25 +233,28 @@ def evaluate_run(
     checkpoint_name: str = "best.pt",
 ) -> dict[str, Any]:
     """Re-evaluate a run's checkpoint on a split of its data (or of other data)."""
-    task, config, _, checkpoint = load_run(host, run_dir, checkpoint_name)
+    saved = load_run(registries, run_dir, checkpoint_name)
+    config = saved.config
     if overrides:
         apply_mapping(config, overrides)
-    device = select_device(config.train.device)
-    data, model = _build(host, task, config)
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError:
-        raise CheckpointError(
-            f"{run_dir}: checkpoint weights do not fit the model built from this data "
-            "(different number of classes or input size?)"
-        ) from None
-    dataset = {"train": data.train, "val": data.val, "test": data.test}[split]
-    scalars, others = evaluate_model(
-        task,
+    built = build(
+        saved.task,
+        registries,
         config,
-        model.to(device),
+        "eval",
+        weights=saved.checkpoint["model"],
+        weights_source=str(saved.checkpoint_path),
+    )
+    assert built.data is not None
+    device = select_device(config.train.device)
+    dataset = {"train": built.data.train, "val": built.data.val, "test": built.data.test}[split]
+    scalars, others = evaluate_model(
+        saved.task,
+        registries,
+        config,
+        built.model.to(device),
         dataset,
-        data.spec,
+        built.spec,
         device,
         DistInfo(),
         Precision(config.train.precision, device),
@@ -350,16 +263,17 @@ def evaluate_run(
     result = {
         "run_dir": str(run_dir),
         "split": split,
+        "checkpoint": saved.checkpoint_path.name,
         "metrics": scalars,
         "details": others,
-        "skipped_files": len(data.skipped),
+        "skipped_files": len(built.data.skipped),
     }
     write_json(Path(run_dir) / f"eval-{split}.json", result)
     return result
 
 
 def predict_files(
-    host: PluginHost,
+    registries: Registries,
     run_dir: Path,
     files: Sequence[str],
     *,
@@ -367,13 +281,39 @@ def predict_files(
     out_dir: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Predictions of a run's best checkpoint for user files, through the task's ``predict``;
-    files a task writes (plots) go to ``out_dir``, by default ``<run_dir>/predict``."""
-    task, config, spec, checkpoint = load_run(host, run_dir)
-    out_dir = out_dir if out_dir is not None else Path(run_dir) / "predict"
+    files a task writes (plots, masks) go to ``out_dir``, by default ``<run_dir>/predict``."""
+    saved = load_run(registries, run_dir)
+    saved.task.require("predict")
+    config = saved.config
+    built = build(
+        saved.task,
+        registries,
+        config,
+        "predict",
+        spec=saved.spec,
+        weights=saved.checkpoint["model"],
+        weights_source=str(saved.checkpoint_path),
+    )
     device = select_device(config.train.device)
-    seed_everything(config.seed)
-    model = task.build_model(config, spec, host.registries)
-    model.load_state_dict(checkpoint["model"])
-    model.to(device).eval()
+    model = built.model.to(device).eval()
+    ctx = PredictContext(
+        model,
+        files_of(files),
+        config,
+        built.spec,
+        device,
+        top_k,
+        out_dir if out_dir is not None else Path(run_dir) / "predict",
+    )
     with torch.inference_mode():
-        return task.predict(model, files, config, spec, top_k=top_k, out_dir=out_dir)
+        return saved.task.predict(ctx)
+
+
+def check_data(registries: Registries, config: RunConfig) -> DataCheck:
+    """The task's scan of its configured data (``rnnkit check-data``), without training."""
+    from rnnvision_kit.config import validate
+
+    task = open_task(registries, config.task)
+    task.require("check-data")
+    validate(config)
+    return task.check_data(task.data_context(config, registries, "check-data"))

@@ -6,16 +6,18 @@ from rnnvision_kit import DataConfig, RunConfig, Task, TrainConfig, hookimpl
 
 
 class FailsAtBuild(Task):
-    name = "fails-at-build"
-    description = "a task whose data cannot be built"
-
     def default_config(self) -> RunConfig:
-        return RunConfig(task=self.name, data=DataConfig(source="nowhere"), train=TrainConfig())
+        return RunConfig(task="", data=DataConfig(source="nowhere"), train=TrainConfig())
 
-    def build_data(self, config: RunConfig, registries: Any) -> Any:
+    def build_data(self, ctx: Any) -> Any:
         raise ValueError("cannot find the data")
 
 
 @hookimpl
 def rnnkit_register_tasks(register: Any) -> None:
-    register("fails-at-build", FailsAtBuild, description=FailsAtBuild.description)
+    register(
+        "fails-at-build",
+        FailsAtBuild,
+        kind="image",
+        description="a task whose data cannot be built",
+    )

@@ -13,7 +13,13 @@ def _task() -> Any:
 
 @hookimpl
 def rnnkit_register_tasks(register: Any) -> None:
-    register("image-classify", _task, description="the clash plugin's image-classify")
+    register(
+        "image-classify",
+        _task,
+        kind="image",
+        description="the clash plugin's image-classify",
+        capabilities=("predict", "report"),
+    )
 
 
 @hookimpl

@@ -2,35 +2,38 @@
 
 from typing import Any
 
-from rnnvision_kit import DataBundle, DataConfig, DataSpec, RunConfig, Task, TrainConfig, hookimpl
+from rnnvision_kit import (
+    DataBundle,
+    DataConfig,
+    ImageSpec,
+    RunConfig,
+    Task,
+    TrainConfig,
+    hookimpl,
+)
 
 
 class Explode(Task):
-    name = "explode"
-    description = "a task whose training step raises"
-
     def default_config(self) -> RunConfig:
         train = TrainConfig(epochs=1, monitor="val/mean", mode="min", device="cpu")
-        return RunConfig(
-            task=self.name, data=DataConfig(source="inline", batch_size=4), train=train
-        )
+        return RunConfig(task="", data=DataConfig(source="inline", batch_size=4), train=train)
 
-    def build_data(self, config: RunConfig, registries: Any) -> DataBundle:
+    def build_data(self, ctx: Any) -> DataBundle:
         import torch
         from torch.utils.data import TensorDataset
 
-        data = TensorDataset(torch.zeros(8, 2), torch.zeros(8, dtype=torch.long))
-        return DataBundle(data, data, data, DataSpec(["a", "b"]))
+        data = TensorDataset(torch.zeros(8, 1, 1, 2), torch.zeros(8, dtype=torch.long))
+        return DataBundle(data, data, data, ImageSpec(("a", "b"), 1, 1, 2, (0.0,), (1.0,)))
 
-    def build_model(self, config: RunConfig, spec: DataSpec, registries: Any) -> Any:
+    def build_model(self, ctx: Any) -> Any:
         import torch
 
         return torch.nn.Linear(2, 2)
 
-    def step(self, model: Any, batch: Any) -> Any:
+    def step(self, ctx: Any, model: Any, batch: Any) -> Any:
         raise RuntimeError("exploded in step")
 
-    def metrics(self, config: RunConfig, spec: DataSpec) -> Any:
+    def metrics(self, ctx: Any) -> Any:
         from torchmetrics import MeanMetric, MetricCollection
 
         return MetricCollection({"mean": MeanMetric()})
@@ -38,4 +41,4 @@ class Explode(Task):
 
 @hookimpl
 def rnnkit_register_tasks(register: Any) -> None:
-    register("explode", Explode, description=Explode.description)
+    register("explode", Explode, kind="image", description="a task whose training step raises")

@@ -7,7 +7,9 @@ from rnnvision_kit import hookimpl
 
 @hookimpl
 def rnnkit_register_tasks(register: Any) -> None:
-    register("half-registered", lambda: None, description="must not survive the rollback")
+    register(
+        "half-registered", lambda: None, kind="image", description="must not survive the rollback"
+    )
 
 
 @hookimpl

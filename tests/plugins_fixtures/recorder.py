@@ -14,7 +14,7 @@ def _record(event: str, **values: Any) -> None:
 
 @hookimpl
 def rnnkit_on_run_start(run: Any) -> None:
-    _record("run_start", task=run.task.name, run_dir=str(run.dir), epochs=run.config.train.epochs)
+    _record("run_start", task=run.task, run_dir=str(run.dir), epochs=run.config.train.epochs)
 
 
 @hookimpl

@@ -25,10 +25,10 @@ def _head(input_size: int, num_classes: int, **options: Any) -> Any:
     return LastStep()
 
 
-def _metric(num_classes: int, **options: Any) -> Any:
+def _metric(spec: Any, **options: Any) -> Any:
     from torchmetrics.classification import MulticlassAccuracy
 
-    return MulticlassAccuracy(num_classes, average="micro")
+    return MulticlassAccuracy(spec.num_classes, average="micro")
 
 
 def _source(config: Any) -> Any:
@@ -40,7 +40,9 @@ def rnnkit_register_tasks(register: Any) -> None:
     register(
         "all-task",
         lazy("rnnkit_classify.task:ImageClassifyTask"),
+        kind="image",
         description="image-classify under another name",
+        capabilities=("predict", "report"),
     )
 
 
@@ -61,4 +63,4 @@ def rnnkit_register_heads(register: Any) -> None:
 
 @hookimpl
 def rnnkit_register_metrics(register: Any) -> None:
-    register("all-acc", _metric)
+    register("all-acc", _metric, kinds=("image", "video"), description="accuracy")

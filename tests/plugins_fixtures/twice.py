@@ -7,7 +7,7 @@ from rnnvision_kit import hookimpl
 
 @hookimpl
 def rnnkit_register_tasks(register: Any) -> None:
-    register("twice-task", lambda: None)
+    register("twice-task", lambda: None, kind="image")
 
 
 @hookimpl

@@ -1,15 +1,32 @@
-"""The ``digit-levels`` data source: scikit-learn's bundled 8x8 digits (values 0..16) quantised to
-a few intensity levels, items ``H,W`` int64 tensors of level indices, fixed train/val/test split."""
+"""The ``levels`` data kind and its source ``digit-levels``: scikit-learn's bundled 8x8 digits
+(values 0..16) quantised to a few intensity levels, fixed train/val/test split.
+
+``levels`` is this plugin's own kind, so the core checks its spec type (``LevelSpec``) but not its
+items: an item is one ``H,W`` int64 tensor of level indices ``0..levels-1``.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rnnvision_kit import ConfigError, DataBundle, DataSpec, RunConfig
+from rnnkit_pixel_generate.config import MAX_VALUE
+from rnnvision_kit import DataBundle, DataSpec, RunConfig
 
-MAX_VALUE = 16  # digits' pixel values are 0..16
+
+@dataclass(frozen=True)
+class LevelSpec(DataSpec):
+    """Spec of ``levels`` data: one channel of ``levels`` discrete intensities. ``class_names``
+    name the levels; ``mean``/``std`` are 0 and 1 (the model reads levels one-hot, unnormalised).
+    Defining the class registers the kind, so checkpoints read it back with ``DataSpec.from_dict``."""
+
+    levels: int
+
+    kind: ClassVar[str] = "levels"
 
 
 class LevelImages(Dataset):
@@ -31,17 +48,11 @@ def quantise(values: np.ndarray, levels: int) -> np.ndarray:
 
 
 def digit_levels(config: RunConfig) -> DataBundle:
-    """Digits quantised to ``data.levels`` levels; the split depends on nothing but the fractions."""
+    """Digits quantised to ``data.levels`` levels, split by ``data.val_fraction`` and
+    ``data.test_fraction`` (checked by the config); the split depends on nothing else."""
     from sklearn.datasets import load_digits
 
     d = config.data
-    if not 2 <= d.levels <= MAX_VALUE + 1:
-        raise ConfigError(f"data.levels: must be between 2 and {MAX_VALUE + 1} (got {d.levels})")
-    if min(d.val_fraction, d.test_fraction) <= 0 or d.val_fraction + d.test_fraction >= 1:
-        raise ConfigError(
-            f"data.val_fraction={d.val_fraction} and data.test_fraction={d.test_fraction} must be "
-            "> 0 and sum to less than 1"
-        )
     images = torch.from_numpy(quantise(load_digits().images, d.levels))
     order = torch.from_numpy(np.random.default_rng(0).permutation(len(images)))
     n_test = round(len(images) * d.test_fraction)
@@ -51,8 +62,13 @@ def digit_levels(config: RunConfig) -> DataBundle:
         for index in (order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :])
     )
     _, height, width = images.shape
-    spec = DataSpec(
-        [f"level {i}" for i in range(d.levels)],
-        {"height": height, "width": width, "levels": d.levels},
+    spec = LevelSpec(
+        class_names=tuple(f"level {i}" for i in range(d.levels)),
+        channels=1,
+        height=height,
+        width=width,
+        mean=(0.0,),
+        std=(1.0,),
+        levels=d.levels,
     )
     return DataBundle(train, val, test, spec)

@@ -1,8 +1,10 @@
 """Tests of rnnkit-pixel-generate: registration without torch, the model's causality, the metric,
-conformance with the Task contract, and learning (held-out bits per dimension drop)."""
+the spec, the settings' checks, conformance with the Task contract, the report, and learning
+(held-out bits per dimension drop). Only the public API of rnnvision_kit is used."""
 
 from __future__ import annotations
 
+import ast
 import math
 import subprocess
 import sys
@@ -10,12 +12,31 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 from rnnkit_pixel_generate import plugin
+from rnnkit_pixel_generate.data import LevelSpec
 from rnnkit_pixel_generate.metrics import BitsPerDim
 from rnnkit_pixel_generate.model import RowLSTM
+from rnnkit_pixel_generate.task import PixelGenerateTask
 
+from rnnvision_kit import (
+    DataContext,
+    DataSpec,
+    ModelContext,
+    ReportContext,
+    StepContext,
+)
 from rnnvision_kit.testing import check_plugin, plugin_host
+
+TASK = "pixel-generate"
+PACKAGE = Path(__file__).resolve().parents[1] / "rnnkit_pixel_generate"
+PUBLIC = {  # the public API of rnnvision_kit; everything else may change between versions
+    "rnnvision_kit",
+    "rnnvision_kit.data",
+    "rnnvision_kit.nn",
+    "rnnvision_kit.classification",
+    "rnnvision_kit.runner",
+    "rnnvision_kit.testing",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -34,10 +55,26 @@ def test_hook_module_does_not_import_torch() -> None:
     assert result.stdout.strip() == "False", result.stderr
 
 
-def test_registers_task_and_data_source() -> None:
-    host = plugin_host(pixel=plugin)
-    assert host.registries.tasks.get("pixel-generate").plugin == "pixel"
-    assert host.registries.datasets.get("digit-levels").meta["kind"] == "levels"
+@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+def test_imports_only_the_public_api(path: Path) -> None:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+    private = {m for m in modules if m.split(".")[0] == "rnnvision_kit"} - PUBLIC
+    assert not private, f"{path.name} imports {private}"
+
+
+def test_registers_task_data_source_and_metric() -> None:
+    registries = plugin_host(pixel=plugin).registries
+    task = registries.tasks.get(TASK)
+    assert (task.plugin, task.meta["kind"], task.capabilities) == ("pixel", "levels", ("report",))
+    source = registries.datasets.get("digit-levels")
+    assert source.meta["kind"] == "levels"
+    assert source.meta["reads"] == ("levels", "val_fraction", "test_fraction")
+    assert registries.metrics.get("pixel:bpd").meta["kinds"] == ("levels",)
 
 
 def test_each_logit_sees_only_earlier_pixels() -> None:
@@ -61,15 +98,16 @@ def test_untrained_model_is_uniform() -> None:
     model = RowLSTM(8, 8, 4)
     images = torch.randint(0, 4, (3, 8, 8))
     metric = BitsPerDim()
-    metric.update(F.cross_entropy(model(images), images, reduction="none"), images)
+    metric.update(model(images), images)
     assert metric.compute().item() == pytest.approx(2.0, abs=1e-6)  # log2(4 levels)
 
 
 def test_bits_per_dim_weights_every_pixel_equally() -> None:
     metric = BitsPerDim()
-    metric.update(torch.full((2, 3), math.log(2)))
-    metric.update(torch.full((1, 6), 3 * math.log(2)))
-    assert metric.compute().item() == pytest.approx(2.0)
+    metric.update(torch.zeros(1, 2, 2, 3), torch.zeros(1, 2, 3, dtype=torch.long))  # 6 px, 1 bit
+    sure = torch.tensor([0.0, -1e4]).view(1, 2, 1, 1).expand(3, 2, 2, 3)  # 18 px, 0 bits
+    metric.update(sure, torch.zeros(3, 2, 3, dtype=torch.long))
+    assert metric.compute().item() == pytest.approx(6 / 24)
 
 
 def test_samples_have_the_shape_and_levels_of_the_data() -> None:
@@ -78,32 +116,77 @@ def test_samples_have_the_shape_and_levels_of_the_data() -> None:
     assert images.min() >= 0 and images.max() <= 3
 
 
+def build(levels: int = 4):
+    """Config, data and untrained model of the task, built through its context records."""
+    registries = plugin_host(pixel=plugin).registries
+    task = PixelGenerateTask()
+    config = task.default_config()
+    config.data.levels = levels
+    data = task.build_data(DataContext(config, registries, TASK, "pixel", "levels", "train"))
+    torch.manual_seed(0)
+    model = task.build_model(ModelContext(config, data.spec, registries, TASK, "pixel", "train"))
+    return task, config, data, model
+
+
+def test_data_is_levels_with_a_typed_spec_that_round_trips() -> None:
+    _, _, data, _ = build(levels=3)
+    spec = data.spec
+    assert isinstance(spec, LevelSpec) and spec.kind == "levels"
+    assert (spec.levels, spec.channels, spec.height, spec.width) == (3, 1, 8, 8)
+    assert spec.class_names == ("level 0", "level 1", "level 2")
+    assert DataSpec.from_dict(spec.to_dict()) == spec  # what a checkpoint stores
+    assert (len(data.train), len(data.val), len(data.test)) == (1258, 180, 359)
+    item = data.train[0]
+    assert item.shape == (8, 8) and item.dtype == torch.long
+    assert int(item.min()) >= 0 and int(item.max()) <= 2
+
+
 def test_task_conforms_to_the_contract() -> None:
     results = check_plugin(plugin_host(pixel=plugin), "pixel")
     assert [(r.task, r.ok, r.error) for r in results] == [("pixel:pixel-generate", True, None)]
 
 
-def test_training_lowers_held_out_bits_per_dim() -> None:
-    from rnnkit_pixel_generate.task import PixelGenerateTask
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.levels=1"], "data.levels: must be in [2, 17] (got 1)"),
+        (["model.hidden_size=0"], "model.hidden_size: must be >= 1 (got 0)"),
+        (
+            ["data.val_fraction=0.5", "data.test_fraction=0.5"],
+            "data.test_fraction: val_fraction + test_fraction must be below 1",
+        ),
+    ],
+)
+def test_bad_settings_are_one_line_config_errors(overrides: list[str], message: str) -> None:
+    (result,) = check_plugin(plugin_host(pixel=plugin), "pixel", overrides=overrides)
+    assert (result.ok, result.stage) == (False, "build")
+    assert result.error.startswith(f"ConfigError: {message}"), result.error
 
-    host = plugin_host(pixel=plugin)
-    task = PixelGenerateTask()
-    config = task.default_config()
-    data = task.build_data(config, host.registries)
-    torch.manual_seed(0)
-    model = task.build_model(config, data.spec, host.registries)
+
+def test_report_writes_samples_of_the_test_split_only(tmp_path: Path) -> None:
+    task, config, data, model = build()
+    config.model.samples = 6
+    model.eval()
+    for split in ("val", "test"):
+        task.report(ReportContext(tmp_path, split, {}, data.spec, config, model, data.test))
+        assert (tmp_path / "samples.png").exists() == (split == "test")
+
+
+def test_training_lowers_held_out_bits_per_dim() -> None:
+    task, config, data, model = build()
     test = torch.stack([data.test[i] for i in range(len(data.test))])
+    ctx = StepContext(config, data.spec, training=True)
 
     def held_out_bpd() -> float:
         with torch.no_grad():
-            return F.cross_entropy(model(test), test).item() / math.log(2)
+            return task.step(ctx, model, test).loss.item() / math.log(2)
 
     before = held_out_bpd()
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     train = torch.stack([data.train[i] for i in range(len(data.train))])
     for _ in range(150):
         batch = train[torch.randint(0, len(train), (32,))]
-        loss = task.step(model, batch).loss
+        loss = task.step(ctx, model, batch).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -1,4 +1,4 @@
-"""Segmentation data sets: image/mask folders, per-video frame/mask folders and CamVid.
+"""Segmentation readers of seg-refine: image/mask folders, per-video frame/mask folders, CamVid.
 
 Every reader returns a :class:`SegmentationClips` map-style data set whose items are
 ``(frames, masks)``: ``float32 T,3,H,W`` in ``[0, 1]`` and ``int64 T,H,W`` class ids (``T = 1``
@@ -33,7 +33,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from rnnvision_kit.errors import ConfigError, DataError, warn
+from rnnvision_kit import ConfigError, DataError, warn
 
 __all__ = [
     "CAMVID_CLASSES",

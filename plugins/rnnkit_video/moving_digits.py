@@ -1,4 +1,5 @@
-"""Moving digits: a small built-in video data set whose classes only temporal order separates.
+"""Moving digits, the embedded data set of video-action: videos whose classes only temporal order
+separates.
 
 Handwritten digits (``sklearn.datasets.load_digits``) move over a textured background. The ten
 classes come in pairs whose videos are the same frame sequences played backwards (left/right,
@@ -15,12 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rnnvision_kit.data.cache import generate_once
-from rnnvision_kit.data.video import write_video
+from rnnvision_kit.data import generate_once, write_video
 
 __all__ = [
     "CLASSES",
     "DEFAULT_VIDEOS_PER_CLASS",
+    "FPS",
     "PAIRS",
     "SPLITS",
     "VERSION",
@@ -43,7 +44,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 DEFAULT_VIDEOS_PER_CLASS: tuple[int, int, int] = (60, 15, 20)
 # Disjoint digit images per split (load_digits has 1797), so test digits are unseen.
 _DIGIT_RANGES = {"train": (0, 1200), "val": (1200, 1500), "test": (1500, 1797)}
-_FPS = 10
+FPS = 10  # frames per second of the written videos
 
 VideosPerClass = int | tuple[int, int, int] | Mapping[str, int]
 
@@ -178,7 +179,7 @@ def generate_moving_digits(
                 rng = np.random.default_rng(seq)
                 digit = digits[rng.integers(lo, hi)]
                 frames = _render_video(digit, kind, rng, num_frames, size)
-                write_video(folder / f"{number:04d}.mp4", frames, fps=_FPS)
+                write_video(folder / f"{number:04d}.mp4", frames, fps=FPS)
     return root
 
 
@@ -208,7 +209,7 @@ def ensure_moving_digits(
         "num_frames": num_frames,
         "size": size,
         "seed": seed,
-        "fps": _FPS,
+        "fps": FPS,
     }
 
     def generate(folder: Path) -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from rnnvision_kit.data.cache import generate_once
-from rnnvision_kit.data.segmentation import write_index_png
+from rnnkit_segrefine.readers import write_index_png
+from rnnvision_kit.data import generate_once
 
 __all__ = [
     "CLASSES",

@@ -1,0 +1,41 @@
+"""The image-classify model: normalise, read the image as rows (and/or columns), sum the heads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RowSequenceClassifier(nn.Module):
+    """Normalise, turn ``B,C,H,W`` into a ``B,H,C*W`` row sequence (and/or columns), apply heads."""
+
+    def __init__(self, heads: dict[str, nn.Module], mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        self.heads = nn.ModuleDict(heads)
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images - self.mean) / self.std
+        b, c, h, w = x.shape
+        logits = 0
+        if "rows" in self.heads:
+            logits = logits + self.heads["rows"](x.permute(0, 2, 1, 3).reshape(b, h, c * w))
+        if "columns" in self.heads:
+            logits = logits + self.heads["columns"](x.permute(0, 3, 1, 2).reshape(b, w, c * h))
+        return logits
+
+
+def random_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:
+    """Shift each image of a batch by its own random offset of up to ``max_shift`` pixels."""
+    b, _, h, w = images.shape
+    offsets = torch.randint(-max_shift, max_shift + 1, (b, 2), device=images.device)
+    theta = torch.zeros(b, 2, 3, device=images.device, dtype=images.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, 0, 2] = offsets[:, 0] * 2.0 / w
+    theta[:, 1, 2] = offsets[:, 1] * 2.0 / h
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="nearest", padding_mode="zeros", align_corners=False)

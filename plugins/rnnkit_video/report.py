@@ -1,0 +1,52 @@
+"""The report of an evaluated split: confusion matrix PNG, per-class accuracy, and
+``predictions_<split>.jsonl`` with one record per video (file, label, predicted, top 5)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from rnnvision_kit import ReportContext
+from rnnvision_kit.classification import write_classification_report
+
+
+def split_files(dataset: Dataset) -> list[str] | None:
+    """The file of each index of the clip data set under ``dataset`` (through ``Subset``s, whose
+    items keep the index of the data set they wrap), or None when it lists no samples."""
+    while not hasattr(dataset, "samples") and hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    samples = getattr(dataset, "samples", None)
+    return None if samples is None else [str(s.path) for s in samples]
+
+
+def prediction_records(
+    rows: Any, files: list[str], class_names: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Records of ``predictions`` rows ``[index, label, k classes, k probabilities]``, by index;
+    ``file`` is None for rows without a data set index."""
+    k = (len(rows[0]) - 2) // 2 if len(rows) else 0
+    records = []
+    for row in sorted(rows, key=lambda r: r[0]):
+        index, label = int(row[0]), int(row[1])
+        top = [
+            {"label": class_names[int(c)], "score": round(float(s), 6)}
+            for c, s in zip(row[2 : 2 + k], row[2 + k :], strict=True)
+        ]
+        file = files[index] if 0 <= index < len(files) else None  # -1: the source gave no index
+        record = {"file": file, "label": class_names[label], "predicted": top[0]["label"]}
+        records.append({**record, "top5": top})
+    return records
+
+
+def write_report(ctx: ReportContext) -> None:
+    """``confusion_<split>.png``, ``per_class_<split>.json`` and ``predictions_<split>.jsonl``."""
+    names = ctx.spec.class_names
+    write_classification_report(ctx.run_dir, ctx.split, ctx.results, names)
+    rows = ctx.results.get(f"{ctx.split}/predictions")
+    files = split_files(ctx.dataset)
+    if rows is None or not files:
+        return
+    lines = [json.dumps(record) for record in prediction_records(rows, files, names)]
+    (ctx.run_dir / f"predictions_{ctx.split}.jsonl").write_text("".join(f"{x}\n" for x in lines))

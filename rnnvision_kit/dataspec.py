@@ -1,0 +1,205 @@
+"""Data specs: what a model needs to know about its data, one typed record per data kind, and the
+item format each kind promises (checked on the first items when a source is opened).
+
+=============  ==============================================================================
+kind           item
+=============  ==============================================================================
+image          ``(image, label)``: float32 ``C,H,W`` in [0, 1]; int64 class id
+video          train: ``(clip, label)``, clip float32 ``T,C,H,W`` in [0, 1]; val/test:
+               ``(clips, label[, index])``, ``T,C,H,W`` or ``N,T,C,H,W`` (N clips of one video)
+               and the video's index in its split (for per-video records)
+segmentation   ``(frames, masks)``: float32 ``T,C,H,W`` in [0, 1]; int64 ``T,H,W`` class ids
+               (``ignore_index`` allowed)
+=============  ==============================================================================
+
+Sources never normalise: the model normalises with ``spec.mean``/``spec.std``. A spec is saved
+in every checkpoint, so ``rnnkit predict`` rebuilds the model without the data set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rnnvision_kit.errors import CheckpointError, DataError
+
+if TYPE_CHECKING:
+    from rnnvision_kit.task import DataBundle
+
+SPEC_TYPES: dict[str, type[DataSpec]] = {}  # kind -> spec class (subclasses register themselves)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Fields every kind has. ``mean``/``std`` hold one value per channel."""
+
+    class_names: tuple[str, ...]  # class id -> name; its length is the number of classes
+    channels: int  # C of the items
+    height: int  # H of the items
+    width: int  # W of the items
+    mean: tuple[float, ...]  # per channel, what the model subtracts (items are in [0, 1])
+    std: tuple[float, ...]  # per channel, what the model divides by
+
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            SPEC_TYPES[cls.kind] = cls
+
+    def __post_init__(self) -> None:
+        for name in ("class_names", "mean", "std"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise DataError(
+                f"{type(self).__name__}: mean and std need {self.channels} value(s) "
+                f"(one per channel), got {len(self.mean)} and {len(self.std)}"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists, numbers, strings) for checkpoints and JSON, with ``kind``."""
+        values = dataclasses.asdict(self)
+        return {
+            "kind": self.kind,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
+        }
+
+    @staticmethod
+    def from_dict(values: dict[str, Any]) -> DataSpec:
+        """The spec :meth:`to_dict` wrote (its kind's class must be imported)."""
+        kind = values.get("kind")
+        cls = SPEC_TYPES.get(str(kind))
+        if cls is None:
+            raise CheckpointError(
+                f"data spec of unknown kind {kind!r} (known: {', '.join(SPEC_TYPES)})"
+            )
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ImageSpec(DataSpec):
+    """Spec of ``image`` data."""
+
+    kind: ClassVar[str] = "image"
+
+
+@dataclass(frozen=True)
+class VideoSpec(DataSpec):
+    """Spec of ``video`` data: clips of ``num_frames`` frames, every ``stride``-th frame."""
+
+    num_frames: int = 1  # T of a clip
+    stride: int = 1  # a clip takes every stride-th frame of the video
+    fps: float | None = None  # frames per second of the videos, when one rate holds for all
+
+    kind: ClassVar[str] = "video"
+
+
+@dataclass(frozen=True)
+class SegmentationSpec(DataSpec):
+    """Spec of ``segmentation`` data: clips of ``clip_len`` frames with class-id masks."""
+
+    clip_len: int = 1  # T of a clip
+    ignore_index: int | None = None  # mask value left out of loss and metrics
+
+    kind: ClassVar[str] = "segmentation"
+
+
+# ------------------------------------------------------------------------------ item checks
+
+
+def _describe(value: Any) -> str:
+    shape = tuple(getattr(value, "shape", ()))
+    return f"{type(value).__name__} {getattr(value, 'dtype', '')} shape {shape}".replace("  ", " ")
+
+
+def _check_frames(value: Any, spec: DataSpec, dims: tuple[int, ...], what: str) -> str | None:
+    import torch
+
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        return f"{what} must be a float tensor, got {_describe(value)}"
+    if value.dim() not in dims:
+        return (
+            f"{what} has shape {tuple(value.shape)}; expected {'/'.join(map(str, dims))} dimensions"
+        )
+    if tuple(value.shape[-3:]) != (spec.channels, spec.height, spec.width):
+        return (
+            f"{what} has shape {tuple(value.shape)}; the spec says C,H,W = "
+            f"{spec.channels},{spec.height},{spec.width}"
+        )
+    low, high = float(value.min()), float(value.max())
+    if low < 0.0 or high > 1.0:
+        return (
+            f"{what} values lie in [{low:.3g}, {high:.3g}]; sources return [0, 1] and never "
+            "normalise (the model normalises with spec.mean/spec.std)"
+        )
+    return None
+
+
+def _check_label(value: Any, spec: DataSpec, what: str) -> str | None:
+    import torch
+
+    label = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    if label.is_floating_point() or label.dim() != 0:
+        return f"{what} must be an integer class id, got {_describe(value)}"
+    if not 0 <= int(label) < spec.num_classes:
+        return f"{what} {int(label)} is not a class id in 0..{spec.num_classes - 1}"
+    return None
+
+
+def check_item(kind: str, item: Any, spec: DataSpec, split: str) -> str | None:
+    """What is wrong with one item of ``split`` by the contract of ``kind``; None when it fits
+    (or when ``kind`` is a plugin's own, which the core does not know)."""
+    import torch
+
+    if kind not in ("image", "video", "segmentation"):
+        return None
+    if not isinstance(item, tuple | list) or len(item) < 2:
+        return f"{split} item must be a tuple (input, target, ...), got {type(item).__name__}"
+    if kind == "image":
+        return _check_frames(item[0], spec, (3,), f"{split} image") or _check_label(
+            item[1], spec, f"{split} label"
+        )
+    if kind == "video":
+        dims = (4,) if split == "train" else (4, 5)
+        return _check_frames(item[0], spec, dims, f"{split} clip") or _check_label(
+            item[1], spec, f"{split} label"
+        )
+    frames, masks = item[0], item[1]
+    problem = _check_frames(frames, spec, (4,), f"{split} frames")
+    if problem:
+        return problem
+    if not isinstance(masks, torch.Tensor) or masks.dtype != torch.int64:
+        return f"{split} masks must be an int64 tensor of class ids, got {_describe(masks)}"
+    if tuple(masks.shape) != (frames.shape[0], spec.height, spec.width):
+        return f"{split} masks have shape {tuple(masks.shape)}; expected T,H,W = {(frames.shape[0], spec.height, spec.width)}"
+    return None
+
+
+def check_bundle(bundle: DataBundle, kind: str, source: str) -> None:
+    """Check the spec's kind and the first item of each split against the kind's contract; a
+    DataError naming ``source`` and the problem otherwise."""
+    expected = SPEC_TYPES.get(kind)
+    if expected is not None and not isinstance(bundle.spec, expected):
+        raise DataError(
+            f"data source {source!r}: its spec is {type(bundle.spec).__name__}; {kind} data "
+            f"needs a {expected.__name__}"
+        )
+    for split in ("train", "val", "test"):
+        dataset = getattr(bundle, split)
+        if len(dataset) == 0:
+            raise DataError(f"data source {source!r}: the {split} split is empty")
+        problem = check_item(kind, dataset[0], bundle.spec, split)
+        if problem:
+            raise DataError(f"data source {source!r}: {problem}")

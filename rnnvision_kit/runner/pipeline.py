@@ -1,0 +1,338 @@
+"""The one path every command builds through: task, config, validation, data, model, weights.
+
+``rnnkit run``, ``eval``, ``predict``, ``check-data`` and the plugin conformance check call, in
+this order, :func:`open_task`, :func:`configure` (or :func:`load_run`), then :func:`build`.
+Every task method is called through a :class:`TaskHandle`, which turns a plugin's exception into
+one line naming the task, its plugin and the method.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+
+from rnnvision_kit.config import (
+    RunConfig,
+    apply_mapping,
+    apply_overrides,
+    load_yaml,
+    parse_data_source,
+    validate,
+)
+from rnnvision_kit.dataspec import DataSpec
+from rnnvision_kit.errors import (
+    CheckpointError,
+    ConfigError,
+    PluginError,
+    RnnkitError,
+    TaskError,
+)
+from rnnvision_kit.registry import Entry, Registries
+from rnnvision_kit.runner.checkpoint import load_checkpoint
+from rnnvision_kit.runner.distributed import DistInfo
+from rnnvision_kit.task import (
+    CAPABILITY_METHODS,
+    DataBundle,
+    DataCheck,
+    DataContext,
+    MetricsContext,
+    ModelContext,
+    PredictContext,
+    Purpose,
+    ReportContext,
+    StepContext,
+    StepOutput,
+    Task,
+)
+
+
+class TaskHandle:
+    """A task with its registration (name, plugin, kind, capabilities). Each method calls the
+    task's own; whatever it raises besides an ``RnnkitError`` becomes a one-line ``TaskError``
+    naming task, plugin and method (the original is its cause, shown with ``--debug``)."""
+
+    def __init__(self, entry: Entry, task: Task, requested: str = "") -> None:
+        self.entry, self.task = entry, task
+        self.name, self.plugin = entry.name, entry.plugin
+        self.requested = requested or entry.name  # as the user named it (maybe plugin:name)
+        self.kind: str = entry.meta["kind"]
+        self.capabilities = entry.capabilities
+
+    @contextmanager
+    def blame(self, method: str) -> Iterator[None]:
+        try:
+            yield
+        except (RnnkitError, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            detail = (str(error).strip().splitlines() or [""])[0]
+            raise TaskError(
+                f"task {self.name!r} (plugin {self.plugin!r}) failed in {method}: "
+                f"{type(error).__name__}: {detail}".rstrip(": "),
+                method,
+            ) from error
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def require(self, capability: str) -> None:
+        if not self.supports(capability):
+            offered = ", ".join(self.capabilities) or "training and evaluation only"
+            raise RnnkitError(
+                f"task {self.name!r} (plugin {self.plugin!r}) does not support {capability} "
+                f"(it supports: {offered})"
+            )
+
+    # The task's methods, each behind blame().
+    def default_config(self) -> RunConfig:
+        with self.blame("default_config"):
+            config = self.task.default_config()
+        config.task = self.requested
+        return config
+
+    def build_data(self, ctx: DataContext) -> DataBundle:
+        with self.blame("build_data"):
+            return self.task.build_data(ctx)
+
+    def build_model(self, ctx: ModelContext) -> nn.Module:
+        with self.blame("build_model"):
+            return self.task.build_model(ctx)
+
+    def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
+        with self.blame("step"):
+            return self.task.step(ctx, model, batch)
+
+    def metrics(self, ctx: MetricsContext) -> MetricCollection:
+        with self.blame("metrics"):
+            return self.task.metrics(ctx)
+
+    def update_metrics(self, metrics: MetricCollection, output: StepOutput) -> None:
+        with self.blame("update_metrics"):
+            self.task.update_metrics(metrics, output)
+
+    def predict(self, ctx: PredictContext) -> list[dict[str, Any]]:
+        self.require("predict")
+        with self.blame("predict"):
+            return self.task.predict(ctx)  # type: ignore[attr-defined]
+
+    def check_data(self, ctx: DataContext) -> DataCheck:
+        self.require("check-data")
+        with self.blame("check_data"):
+            return self.task.check_data(ctx)  # type: ignore[attr-defined]
+
+    def report(self, ctx: ReportContext) -> None:
+        if self.supports("report"):
+            with self.blame("report"):
+                self.task.report(ctx)  # type: ignore[attr-defined]
+
+    # Contexts for this task.
+    def data_context(
+        self, config: RunConfig, registries: Registries, purpose: Purpose
+    ) -> DataContext:
+        return DataContext(config, registries, self.name, self.plugin, self.kind, purpose)
+
+    def metrics_context(
+        self, config: RunConfig, spec: DataSpec, registries: Registries
+    ) -> MetricsContext:
+        return MetricsContext(config, spec, registries, self.name, self.plugin, self.kind)
+
+
+def open_task(registries: Registries, name: str) -> TaskHandle:
+    """The task registered as ``name`` (bare or ``plugin:name``), checked against the contract:
+    a ``Task`` whose methods match the capabilities it declared."""
+    entry = registries.tasks.get(name)
+    where = f"plugin {entry.plugin!r}: task {entry.name!r}"
+    try:
+        task = entry.factory()
+    except RnnkitError:
+        raise
+    except Exception as error:
+        raise PluginError(
+            f"{where}: its factory failed: {type(error).__name__}: {error}"
+        ) from error
+    if not isinstance(task, Task):
+        raise PluginError(f"{where}: the factory returned {type(task).__name__}, not a Task")
+    for capability, method in CAPABILITY_METHODS.items():
+        declared = capability in entry.capabilities
+        defined = callable(getattr(task, method, None))
+        if declared and not defined:
+            raise PluginError(f"{where} declares {capability} but has no {method}() method")
+        if defined and not declared:
+            raise PluginError(
+                f"{where} has a {method}() method but does not declare capability {capability!r}"
+            )
+    return TaskHandle(entry, task, name)
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+def configure(
+    task: TaskHandle,
+    *,
+    config_file: str | None = None,
+    data: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    overrides: Iterable[str] = (),
+) -> RunConfig:
+    """The task's defaults < a YAML file < ``--data`` < ``settings`` (CLI shortcuts, dotted keys)
+    < ``--set`` overrides. Not yet validated: :func:`build` does that."""
+    config = task.default_config()
+    if config_file:
+        values = load_yaml(config_file)
+        values.pop("task", None)
+        apply_mapping(config, values)
+    if data:
+        config.data.source, config.data.path = parse_data_source(data)
+    apply_mapping(config, {k: v for k, v in (settings or {}).items() if v is not None})
+    apply_overrides(config, overrides)
+    return config
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """A run folder read back: its task, config, data spec and one checkpoint."""
+
+    dir: Path
+    task: TaskHandle
+    config: RunConfig
+    spec: DataSpec
+    checkpoint: dict[str, Any]
+    checkpoint_path: Path
+
+
+def load_run(registries: Registries, run_dir: Path, checkpoint_name: str = "best.pt") -> SavedRun:
+    """Task, config, spec and checkpoint of a finished (or interrupted) run folder; ``best.pt``
+    falls back to ``last.pt`` when no epoch finished with an improvement."""
+    run_dir = Path(run_dir).expanduser()
+    if not (run_dir / "config.yaml").is_file():
+        raise RnnkitError(f"{run_dir}: not a run folder (no config.yaml)")
+    path = run_dir / checkpoint_name
+    if not path.is_file() and checkpoint_name == "best.pt":
+        path = run_dir / "last.pt"
+    checkpoint = load_checkpoint(path)
+    saved = load_yaml(run_dir / "config.yaml")
+    task_name = saved.get("task")
+    if not isinstance(task_name, str):
+        raise CheckpointError(f"{run_dir / 'config.yaml'}: no task recorded")
+    task = open_task(registries, task_name)
+    config = task.default_config()
+    apply_mapping(config, {k: v for k, v in saved.items() if k != "task"})
+    config.task = task_name
+    spec = DataSpec.from_dict(checkpoint["spec"])
+    return SavedRun(run_dir, task, config, spec, checkpoint, path)
+
+
+# ------------------------------------------------------------------------------------ build
+
+
+@dataclass(frozen=True)
+class Built:
+    """What :func:`build` returns: the validated config, the data (None for ``predict``), the
+    spec and the model (on the CPU; checkpoint weights loaded when given)."""
+
+    task: TaskHandle
+    config: RunConfig
+    data: DataBundle | None
+    spec: DataSpec
+    model: nn.Module
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build(
+    task: TaskHandle,
+    registries: Registries,
+    config: RunConfig,
+    purpose: Purpose,
+    *,
+    spec: DataSpec | None = None,
+    weights: Mapping[str, torch.Tensor] | None = None,
+    weights_source: str = "checkpoint",
+    dist: DistInfo = DistInfo(),
+) -> Built:
+    """Validate ``config``, set threads and seed, build the data (unless ``purpose`` is
+    ``predict``, which takes ``spec``) and the model, then load ``weights`` into it."""
+    validate(config)
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    seed_everything(config.seed)
+    data = None
+    if purpose != "predict":
+        # Rank 0 builds first so that generated data sets are written into the cache only once.
+        if dist.enabled and not dist.is_main:
+            torch.distributed.barrier()
+        data = task.build_data(task.data_context(config, registries, purpose))
+        if dist.enabled and dist.is_main:
+            torch.distributed.barrier()
+        spec = data.spec
+    if spec is None:
+        raise ValueError("build(purpose='predict') needs the spec of the checkpoint")
+    model = task.build_model(
+        ModelContext(config, spec, registries, task.name, task.plugin, purpose)
+    )
+    if weights is not None:
+        load_weights(model, weights, weights_source)
+    return Built(task, config, data, spec, model)
+
+
+def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load a state dict strictly, or raise one line naming ``source`` and the first mismatch."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if wrong:
+        key = wrong[0]
+        raise CheckpointError(
+            f"{source}: weights do not fit the model: {key} has shape "
+            f"{tuple(state[key].shape)} in the checkpoint, {tuple(own[key].shape)} in the model "
+            f"({len(wrong)} mismatch(es); different classes, input size or settings?)"
+        )
+    if missing or unexpected:
+        first = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
+        raise CheckpointError(
+            f"{source}: weights do not fit the model: {first} ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected; another model or task?)"
+        )
+    model.load_state_dict(state)
+
+
+# ---------------------------------------------------------------------------------- metrics
+
+
+def build_metrics(
+    task: TaskHandle, registries: Registries, config: RunConfig, spec: DataSpec
+) -> tuple[MetricCollection, MetricCollection]:
+    """The task's own metrics, and the registered ones ``eval.metrics`` adds (updated by the
+    runner with ``StepOutput.preds`` and ``targets``)."""
+    ctx = task.metrics_context(config, spec, registries)
+    own = task.metrics(ctx)
+    extra: dict[str, Any] = {}
+    for name in config.eval.metrics:
+        key = name.rpartition(":")[2]
+        if key in own or key in extra:
+            raise ConfigError(f"eval.metrics: {name!r} clashes with a metric named {key!r}")
+        extra[key] = ctx.metric(name)
+    return own, MetricCollection(extra, compute_groups=False)
+
+
+def metric_names(own: MetricCollection, extra: MetricCollection, split: str) -> list[str]:
+    return [f"{split}/loss", *(f"{split}/{name}" for name in [*own, *extra])]
+
+
+def files_of(values: Sequence[str]) -> tuple[Path, ...]:
+    return tuple(Path(v).expanduser() for v in values)
