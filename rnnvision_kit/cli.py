@@ -157,6 +157,7 @@ def _configure(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any
     }
     return configure(
         open_task(host.registries, task_name),
+        registries=host.registries,
         config_file=options.get("config_file"),
         data=options.get("data"),
         settings=shortcuts,
@@ -344,7 +345,9 @@ def predict(
         out_dir=Path(out_dir).expanduser() if out_dir else None,
     )
     if as_json:
-        click.echo(json.dumps(records, indent=2))
+        from rnnvision_kit.runner.records import to_jsonable
+
+        click.echo(json.dumps(to_jsonable(records), indent=2, default=str))
         return
     for record in records:
         click.echo(_prediction_lines(record))

@@ -1,16 +1,11 @@
 """Data specs: what a model needs to know about its data, one typed record per data kind, and the
 item format each kind promises (checked on the first items when a source is opened).
 
-=============  ==============================================================================
-kind           item
-=============  ==============================================================================
-image          ``(image, label)``: float32 ``C,H,W`` in [0, 1]; int64 class id
-video          train: ``(clip, label)``, clip float32 ``T,C,H,W`` in [0, 1]; val/test:
-               ``(clips, label[, index])``, ``T,C,H,W`` or ``N,T,C,H,W`` (N clips of one video)
-               and the video's index in its split (for per-video records)
-segmentation   ``(frames, masks)``: float32 ``T,C,H,W`` in [0, 1]; int64 ``T,H,W`` class ids
-               (``ignore_index`` allowed)
-=============  ==============================================================================
+| kind | item |
+|---|---|
+| `image` | `(image, label)`: float32 `C,H,W` in [0, 1]; int64 class id |
+| `video` | train: `(clip, label)`, clip float32 `T,C,H,W` in [0, 1]; val/test: `(clips, label[, index])`, `T,C,H,W` or `N,T,C,H,W` (N clips of one video) and the video's index in its split (for per-video records) |
+| `segmentation` | `(frames, masks)`: float32 `T,C,H,W` in [0, 1]; int64 `T,H,W` class ids (`ignore_index` allowed) |
 
 Sources never normalise: the model normalises with ``spec.mean``/``spec.std``. A spec is saved
 in every checkpoint, so ``rnnkit predict`` rebuilds the model without the data set.
@@ -46,6 +41,13 @@ class DataSpec:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.kind:
+            taken = SPEC_TYPES.get(cls.kind)
+            name = f"{cls.__module__}.{cls.__qualname__}"
+            if taken is not None and f"{taken.__module__}.{taken.__qualname__}" != name:
+                raise TypeError(
+                    f"data kind {cls.kind!r} of {name} is already the kind of "
+                    f"{taken.__module__}.{taken.__qualname__}; choose another kind name"
+                )
             SPEC_TYPES[cls.kind] = cls
 
     def __post_init__(self) -> None:

@@ -16,7 +16,9 @@ class RegistryError(RnnkitError):
 
 
 class PluginError(RnnkitError):
-    """A plugin failed to load or to register (raised only in strict mode)."""
+    """A plugin failed to load or register (raised in strict mode; otherwise it is listed as
+    broken), breaks the contract (a task whose capabilities and methods differ), or a factory it
+    registered (data source, backbone, head, metric) raised."""
 
 
 class DataError(RnnkitError):

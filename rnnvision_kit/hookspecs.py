@@ -60,7 +60,8 @@ class RegisterDataSource(Protocol):
 
 class RegisterBackbone(Protocol):
     """``register`` of ``rnnkit_register_backbones``; ``factory(**options) -> nn.Module`` whose
-    forward maps ``B,C,H,W`` to ``B,F`` and whose ``out_features`` is F."""
+    forward maps ``B,C,H,W`` to ``B,F`` and whose ``out_features`` is F. video-action passes
+    ``feature_dim`` and ``weights`` (``None`` values are dropped)."""
 
     def __call__(
         self, name: str, factory: Callable[..., Any], *, description: str = ""
@@ -69,7 +70,8 @@ class RegisterBackbone(Protocol):
 
 class RegisterHead(Protocol):
     """``register`` of ``rnnkit_register_heads``; ``factory(input_size, num_classes, **options)
-    -> nn.Module`` mapping ``B,T,F`` to ``B,K`` logits."""
+    -> nn.Module`` mapping ``B,T,F`` to ``B,K`` logits. The built-in tasks pass
+    ``hidden_size``, ``num_layers``, ``bidirectional``, ``pooling`` and ``dropout``."""
 
     def __call__(
         self, name: str, factory: Callable[..., Any], *, description: str = ""

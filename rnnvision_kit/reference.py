@@ -49,7 +49,9 @@ def signature(spec: Callable[..., object], name: str | None = None) -> str:
         text = stars + param.name
         if param.annotation is not inspect.Parameter.empty:
             text += f": {_annotation(param.annotation)}"
-        if param.default is not inspect.Parameter.empty:
+        if param.default is dataclasses.MISSING:
+            text += " = MISSING"
+        elif param.default is not inspect.Parameter.empty:
             text += f" = {param.default!r}"
         params.append(text)
     returns = spec.__annotations__.get("return")
@@ -125,7 +127,9 @@ def _methods(cls: type, names: Sequence[str]) -> str:
 
 def record_reference(cls: type, methods: Sequence[str] = ()) -> str:
     """A record's heading, docstring, a table of its fields and its methods."""
-    rows = "\n".join(f"| `{n}` | `{t}` | {c} |" for n, t, c in _fields(cls))
+    rows = "\n".join(
+        f"| `{n}` | `{t}` | {c} |".replace(" | None`", " \\| None`") for n, t, c in _fields(cls)
+    )
     text = f"#### `{cls.__name__}`\n\n{inspect.getdoc(cls) or ''}\n\n"
     text += f"| field | type | meaning |\n|---|---|---|\n{rows}\n"
     if methods:

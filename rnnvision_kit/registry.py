@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnvision_kit.errors import RegistryError
+from rnnvision_kit.errors import PluginError, RegistryError, RnnkitError
 
 KINDS = ("tasks", "datasets", "backbones", "heads", "metrics")
 
@@ -35,6 +35,21 @@ class Entry:
     @property
     def description(self) -> str:
         return str(self.meta.get("description", ""))
+
+    def create(self, *args: Any, **kwargs: Any) -> Any:
+        """``factory(*args, **kwargs)``; an exception that is not an ``RnnkitError`` becomes a
+        one-line PluginError naming this entry and the plugin that registered it."""
+        try:
+            return self.factory(*args, **kwargs)
+        except RnnkitError:
+            raise
+        except Exception as error:
+            detail = (str(error).strip().splitlines() or [""])[0]
+            what = "data source" if self.kind == "datasets" else self.kind[:-1]
+            raise PluginError(
+                f"{what} {self.qualified_name!r} (plugin {self.plugin!r}) failed: "
+                f"{type(error).__name__}: {detail}".rstrip(": ")
+            ) from error
 
     @property
     def capabilities(self) -> tuple[str, ...]:
@@ -171,9 +186,9 @@ class Registry:
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call the factory registered as ``name``; ``None`` keyword arguments are dropped so that
-        unset options never override a factory's defaults."""
-        factory = self.get(name).factory
-        return factory(*args, **{k: v for k, v in kwargs.items() if v is not None})
+        unset options never override a factory's defaults. A factory's exception that is not an
+        ``RnnkitError`` becomes one line naming the entry and its plugin (``PluginError``)."""
+        return self.get(name).create(*args, **{k: v for k, v in kwargs.items() if v is not None})
 
 
 class Registries:

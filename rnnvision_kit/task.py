@@ -110,7 +110,7 @@ class DataContext:
         from rnnvision_kit.dataspec import check_bundle
 
         entry = self.source()
-        bundle = entry.factory(self.config)
+        bundle = entry.create(self.config)
         if not isinstance(bundle, DataBundle):
             raise DataError(
                 f"data source {entry.qualified_name!r} returned {type(bundle).__name__}, "
@@ -122,8 +122,8 @@ class DataContext:
 
 @dataclass(frozen=True)
 class ModelContext:
-    """What ``build_model`` receives. With ``purpose`` ``"train"`` a task loads its own starting
-    weights (e.g. a pretrained part); otherwise the runner loads a checkpoint after the build."""
+    """What ``build_model`` receives. For a fresh model (``ctx.fresh``) a task loads its own
+    starting weights (e.g. a pretrained part); otherwise the runner loads a checkpoint after."""
 
     config: RunConfig  # the validated run config
     spec: DataSpec  # of the data just built, or of the checkpoint (eval, predict)
@@ -131,6 +131,12 @@ class ModelContext:
     task: str  # the name the task is registered under
     plugin: str  # the plugin that registered it
     purpose: Purpose  # train: load starting weights; otherwise a checkpoint is loaded after
+
+    @property
+    def fresh(self) -> bool:
+        """True for a new model (``train``, and the conformance ``check``): load starting weights
+        (a pretrained part) here; for ``eval`` and ``predict`` the runner loads a checkpoint."""
+        return self.purpose in ("train", "check")
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,7 @@ class MetricsContext:
                 f"metric {entry.qualified_name!r} is for {', '.join(kinds)} data; "
                 f"task {self.task} reads {self.kind} data"
             )
-        return entry.factory(self.spec, **options)
+        return entry.create(self.spec, **options)
 
 
 @dataclass(frozen=True)
@@ -182,15 +188,18 @@ class PredictContext:
 
 @dataclass(frozen=True)
 class ReportContext:
-    """What ``report`` receives after a split is evaluated."""
+    """What ``report`` receives after a split is evaluated: after training, the test split (the
+    conformance check: a few test samples, maybe as a ``torch.utils.data.Subset``). The call runs
+    under ``torch.inference_mode()``."""
 
     run_dir: Path  # write report files here
-    split: str  # train, val or test
+    split: str  # the evaluated split: test after training
     results: dict[str, Any]  # "<split>/<metric>" -> float, or list for per-class/confusion ones
     spec: DataSpec  # of the evaluated data
     config: RunConfig  # the run's config
     model: nn.Module  # the evaluated (best) model, in eval mode
-    dataset: Dataset  # the evaluated split
+    dataset: Dataset  # the evaluated split (a Subset in the conformance check)
+    device: torch.device  # where the model is
 
 
 class Task:

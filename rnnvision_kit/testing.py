@@ -159,11 +159,12 @@ def check_task(
             raise ValueError(f"metric {monitored!r} missing (got: {', '.join(scalars)})")
         stage = "report"
         with tempfile.TemporaryDirectory(prefix="rnnkit-check-") as folder:
-            model.eval()
             results = {**scalars, **others}
-            task.report(
-                ReportContext(Path(folder), "test", results, data.spec, config, model, data.test)
+            report = ReportContext(
+                Path(folder), "test", results, data.spec, config, model.eval(), data.test, cpu
             )
+            with torch.inference_mode():
+                task.report(report)
         stage = "stateless"
         kept = sorted(vars(task.task))
         if kept:

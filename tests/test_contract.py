@@ -40,7 +40,7 @@ def test_third_party_image_source_feeds_image_classify(rnnkit: CliRunner) -> Non
             "--task",
             "image-classify",
             "--data",
-            "bars",
+            "third_party:bars",  # a qualified source name, no path
             "--epochs",
             "6",
             "--set",

@@ -62,7 +62,7 @@ class SegRefineTask(Task):
         spec = ctx.spec
         segmenter = create_segmenter(m, spec.num_classes)
         probe_segmenter(segmenter, m, spec.height, spec.width)
-        if ctx.purpose == "train":  # otherwise the runner loads the run's checkpoint after
+        if ctx.fresh:  # eval and predict: the runner loads the run's checkpoint after
             if m.segmenter_checkpoint:
                 load_segmenter_checkpoint(segmenter, m.segmenter_checkpoint, m, spec.class_names)
             elif m.segmenter_weights:

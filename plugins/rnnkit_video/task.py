@@ -74,7 +74,7 @@ class VideoActionTask(Task):
 
         m: VideoModelConfig = ctx.config.model
         # Starting weights only for a fresh model: eval and predict load the run's checkpoint.
-        weights = m.backbone_weights if ctx.purpose in ("train", "check") else None
+        weights = m.backbone_weights if ctx.fresh else None
         encoder = ctx.registries.backbones.create(
             m.backbone, feature_dim=m.feature_dim, weights=weights
         )

@@ -1,10 +1,25 @@
 """The shared runner: fit, evaluate and predict for any task (device, precision, DDP, checkpoints).
 
-Public API for plugins: checkpoint reading and the run folder's record writers below.
+Public API: the commands' functions (what ``rnnkit run``, ``eval``, ``predict`` and ``check-data``
+call, for tests and embedding), the ``Run`` record that runner events receive, checkpoint reading
+and the run folder's record writers.
 """
 
 from rnnvision_kit.runner.checkpoint import load_checkpoint
+from rnnvision_kit.runner.events import Run, RunEvents
 from rnnvision_kit.runner.plots import plot_confusion
 from rnnvision_kit.runner.records import to_jsonable, write_json
+from rnnvision_kit.runner.run import check_data, evaluate_run, predict_files, train
 
-__all__ = ["load_checkpoint", "plot_confusion", "to_jsonable", "write_json"]
+__all__ = [
+    "Run",
+    "RunEvents",
+    "check_data",
+    "evaluate_run",
+    "load_checkpoint",
+    "plot_confusion",
+    "predict_files",
+    "to_jsonable",
+    "train",
+    "write_json",
+]

@@ -40,6 +40,9 @@ class RunEvents(Protocol):
 class NoEvents:
     """``RunEvents`` that do nothing (tests, embedding without plugins)."""
 
+    def __repr__(self) -> str:
+        return "NO_EVENTS"
+
     def on_run_start(self, run: Run) -> None:
         pass
 

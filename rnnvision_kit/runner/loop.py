@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from rnnvision_kit.config import RunConfig
 from rnnvision_kit.dataspec import DataSpec
-from rnnvision_kit.errors import ConfigError, RunInterrupted
+from rnnvision_kit.errors import ConfigError, RnnkitError, RunInterrupted
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import capture_rng, restore_rng, save_checkpoint
 from rnnvision_kit.runner.device import Precision, move_to
@@ -315,6 +315,21 @@ class Trainer:
         )
 
 
+@contextlib.contextmanager
+def added_metrics(config: RunConfig) -> Iterator[None]:
+    """Errors of the metrics ``eval.metrics`` adds become one line naming the setting."""
+    try:
+        yield
+    except (RnnkitError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        detail = (str(error).strip().splitlines() or [""])[0]
+        names = ", ".join(config.eval.metrics)
+        raise ConfigError(
+            f"eval.metrics: a metric of [{names}] failed: {type(error).__name__}: {detail}"
+        ) from error
+
+
 @torch.inference_mode()
 def evaluate_model(
     task: TaskHandle,
@@ -354,9 +369,14 @@ def evaluate_model(
         totals[1] += count
         task.update_metrics(own, output)
         if extra:
-            extra.update(output.preds, output.targets)
+            with added_metrics(config):
+                extra.update(output.preds, output.targets)
     all_reduce_sum(totals)
-    computed = {**own.compute(), **(extra.compute() if extra else {})}
+    with task.blame("metrics (compute)"):
+        computed = own.compute()
+    if extra:
+        with added_metrics(config):
+            computed.update(extra.compute())
     scalars, others = split_metrics(computed, split)
     scalars[f"{split}/loss"] = float(totals[0] / totals[1].clamp(min=1))
     scalars[f"{split}/samples"] = int(totals[1])  # each sample counted once, all ranks

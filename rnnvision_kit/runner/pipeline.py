@@ -183,9 +183,11 @@ def configure(
     data: str | None = None,
     settings: Mapping[str, Any] | None = None,
     overrides: Iterable[str] = (),
+    registries: Registries | None = None,
 ) -> RunConfig:
     """The task's defaults < a YAML file < ``--data`` < ``settings`` (CLI shortcuts, dotted keys)
-    < ``--set`` overrides. Not yet validated: :func:`build` does that."""
+    < ``--set`` overrides. Not yet validated: :func:`build` does that. With ``registries``,
+    ``--data plugin:name`` names a qualified source (no path) when ``plugin`` is no source."""
     config = task.default_config()
     if config_file:
         values = load_yaml(config_file)
@@ -193,6 +195,10 @@ def configure(
         apply_mapping(config, values)
     if data:
         config.data.source, config.data.path = parse_data_source(data)
+        qualified = f"{config.data.source}:{config.data.path}"
+        known = registries.datasets if registries is not None else ()
+        if config.data.source not in known and config.data.path and qualified in known:
+            config.data.source, config.data.path = qualified, None  # plugin:name, no path
     apply_mapping(config, {k: v for k, v in (settings or {}).items() if v is not None})
     apply_overrides(config, overrides)
     return config

@@ -207,12 +207,13 @@ def _fit_and_test(
     if run_dir is not None:
         write_json(run_dir / "summary.json", summary)
         plot_curves(state.history, run_dir / "curves.png")
-        model.eval()
-        task.report(
-            ReportContext(
-                run_dir, "test", {**test_scalars, **test_other}, data.spec, config, model, data.test
+        results = {**test_scalars, **test_other}
+        with torch.inference_mode():
+            task.report(
+                ReportContext(
+                    run_dir, "test", results, data.spec, config, model.eval(), data.test, device
+                )
             )
-        )
         events.on_run_end(run, to_jsonable(summary))
     return summary
 

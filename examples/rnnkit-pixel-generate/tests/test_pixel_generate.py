@@ -168,7 +168,10 @@ def test_report_writes_samples_of_the_test_split_only(tmp_path: Path) -> None:
     config.model.samples = 6
     model.eval()
     for split in ("val", "test"):
-        task.report(ReportContext(tmp_path, split, {}, data.spec, config, model, data.test))
+        report = ReportContext(
+            tmp_path, split, {}, data.spec, config, model, data.test, torch.device("cpu")
+        )
+        task.report(report)
         assert (tmp_path / "samples.png").exists() == (split == "test")
 
 
