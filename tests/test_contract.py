@@ -115,8 +115,18 @@ def test_third_party_video_source_and_metric_feed_video_action(
             ("--set", "eval.metrics=[core:acc]"),
             "rnnkit: error: eval.metrics: 'core:acc' clashes with a metric named 'acc'",
         ),
+        (
+            ("--data", "broken"),
+            "rnnkit: error: data source 'third_party:broken' (plugin 'third_party') failed: "
+            "OSError: share not mounted",
+        ),
+        (
+            ("--set", "eval.metrics=[explodes]", "--set", "train.max_steps_per_epoch=1"),
+            "rnnkit: error: eval.metrics: a metric of [explodes] failed: ValueError: bad shapes",
+        ),
     ],
-    ids=["normalised", "missing-setting", "wrong-kind", "metric-kind", "metric-clash"],
+    ids=["normalised", "missing-setting", "wrong-kind", "metric-kind", "metric-clash"]
+    + ["source-raises", "metric-raises"],
 )
 def test_contract_breaches_are_one_line_errors(
     rnnkit: CliRunner, args: tuple[str, ...], message: str

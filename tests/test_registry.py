@@ -67,3 +67,24 @@ def test_lazy_imports_the_target_only_when_called(tmp_path, monkeypatch) -> None
     assert "lazy_target_mod" in sys.modules
     with pytest.raises(ValueError, match="expected 'package.module:attribute'"):
         lazy("no_colon_here")
+
+
+def test_a_factory_that_raises_is_one_line_naming_the_entry_and_plugin() -> None:
+    from rnnvision_kit.errors import DataError, PluginError
+
+    registry = Registry("backbones")
+
+    def broken(**options: object) -> None:
+        raise KeyError("conv9")
+
+    def refuses(**options: object) -> None:
+        raise DataError("weights.pt: not a state dict")
+
+    registry.add("broken", broken, "mine")
+    registry.add("refuses", refuses, "mine")
+    with pytest.raises(PluginError) as caught:
+        registry.create("broken", feature_dim=None)
+    assert str(caught.value) == "backbone 'mine:broken' (plugin 'mine') failed: KeyError: 'conv9'"
+    assert isinstance(caught.value.__cause__, KeyError)
+    with pytest.raises(DataError, match="^weights.pt: not a state dict$"):  # user errors pass
+        registry.create("refuses")

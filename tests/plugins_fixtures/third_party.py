@@ -67,6 +67,20 @@ def _normalised(config: RunConfig) -> DataBundle:
     return DataBundle(shifted, shifted, shifted, bundle.spec)
 
 
+def _broken(config: RunConfig) -> DataBundle:
+    raise OSError("share not mounted")
+
+
+def _explodes(spec: Any, **options: Any) -> Any:
+    from torchmetrics import MeanMetric
+
+    class Explodes(MeanMetric):
+        def update(self, *args: Any) -> None:  # type: ignore[override]
+            raise ValueError("bad shapes")
+
+    return Explodes()
+
+
 def _brier(spec: Any, **options: Any) -> Any:
     import torch
     from torchmetrics import MeanMetric
@@ -88,9 +102,11 @@ def rnnkit_register_datasets(register: RegisterDataSource) -> None:
     register("dots", _clips, kind="video", description="a dot moving", reads=("num_frames",))
     register("normalised-bars", _normalised, kind="image", description="breaks the contract")
     register("patches", _images, kind="image", description="needs a setting", reads=("patch_size",))
+    register("broken", _broken, kind="image", description="its factory raises")
 
 
 @hookimpl
 def rnnkit_register_metrics(register: RegisterMetric) -> None:
     register("brier", _brier, kinds=("image", "video"), description="Brier score")
     register("seg-only", _brier, kinds=("segmentation",), description="wrong kind for classifiers")
+    register("explodes", _explodes, kinds=("image",), description="raises in update")
