@@ -124,6 +124,64 @@ def plugins(ctx: click.Context, check: bool) -> None:
         click.echo(f"disabled by RNNKIT_DISABLE_PLUGINS: {', '.join(sorted(host.disabled))}")
 
 
+def _entries(ctx: click.Context, kind: str, data_kind: str | None) -> list[Any]:
+    registry = _host(ctx).registries[kind]
+    entries = [registry.get(name) for name in registry.names()]
+    if data_kind:
+        key = "kind" if kind == "datasets" else "kinds"
+        entries = [e for e in entries if data_kind in (e.meta.get(key) or ())]
+    return entries
+
+
+def _shown_name(entry: Any, registry_names: set[str]) -> str:
+    return entry.name if entry.name in registry_names else entry.qualified_name
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--kind", "data_kind", help="Only sources of this data kind (image, video, ...).")
+@click.pass_context
+def sources(ctx: click.Context, data_kind: str | None) -> None:
+    """List data sources: kind, the data.* settings each reads, description.
+
+    A task reads every source of its kind (see `rnnkit tasks`); its settings must include what
+    the source reads.
+
+    \b
+    Example:
+      rnnkit sources --kind video
+    """
+    names = set(_host(ctx).registries.datasets.names())
+    rows = [
+        (
+            _shown_name(e, names),
+            e.plugin,
+            e.meta.get("kind", ""),
+            ", ".join(e.meta.get("reads", ())) or "-",
+            e.description,
+        )
+        for e in _entries(ctx, "datasets", data_kind)
+    ]
+    click.echo(format_table(["source", "plugin", "kind", "reads data.*", "description"], rows))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--kind", "data_kind", help="Only metrics for this data kind.")
+@click.pass_context
+def metrics(ctx: click.Context, data_kind: str | None) -> None:
+    """List registered metrics and the data kinds they serve (add one: --set eval.metrics=[NAME]).
+
+    \b
+    Example:
+      rnnkit metrics --kind segmentation
+    """
+    names = set(_host(ctx).registries.metrics.names())
+    rows = [
+        (_shown_name(e, names), e.plugin, ", ".join(e.meta.get("kinds", ())), e.description)
+        for e in _entries(ctx, "metrics", data_kind)
+    ]
+    click.echo(format_table(["metric", "plugin", "kinds", "description"], rows))
+
+
 @cli.command("new-plugin", context_settings=CONTEXT)
 @click.argument("name")
 @click.option(
@@ -282,12 +340,14 @@ def eval_command(
     Example:
       rnnkit eval runs/image-classify/2026-11-23T10-00-00 --data imagefolder:~/digits-test
     """
-    from rnnvision_kit.config import parse_data_source, parse_override
+    from rnnvision_kit.config import parse_override
     from rnnvision_kit.runner.run import evaluate_run
 
     values: dict[str, Any] = {}
     if data:
-        source, path = parse_data_source(data)
+        from rnnvision_kit.runner.pipeline import data_source
+
+        source, path = data_source(data, _host(ctx).registries)
         values["data"] = {"source": source, "path": path}
     for text in overrides:
         key, value = parse_override(text)

@@ -72,10 +72,13 @@ class PluginHost:
         self.disabled = set(_env_list("RNNKIT_DISABLE_PLUGINS"))
 
     # ----------------------------------------------------------------- loading
-    def load_entry_points(self) -> None:
-        """Load every plugin declared in the ``rnnvision_kit`` entry-point group (built-ins included)."""
+    def load_entry_points(self, distribution: str | None = None) -> None:
+        """Load every plugin declared in the ``rnnvision_kit`` entry-point group (built-ins
+        included), or only those of ``distribution`` (``"rnnvision-kit"``: the built-ins)."""
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             dist = getattr(ep, "dist", None)
+            if distribution and (dist is None or dist.metadata["Name"] != distribution):
+                continue
             record = PluginRecord(
                 name=ep.name,
                 source="entry point",

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from rnnvision_kit.errors import PluginError, TaskError
+from rnnvision_kit.errors import PluginError, RegistryError, TaskError
 from rnnvision_kit.plugins import PluginHost, _one_line
 from rnnvision_kit.task import DataBundle
 
@@ -57,17 +57,23 @@ def _default_name(plugin: object) -> str:
     return type(plugin).__name__.lower()
 
 
-def plugin_host(*plugins: object, strict: bool = True, **named: object) -> PluginHost:
+def plugin_host(
+    *plugins: object, strict: bool = True, builtins: bool = False, **named: object
+) -> PluginHost:
     """A PluginHost with only the core and the given plugin modules or objects (no entry points).
 
     Positional plugins are named after their module (``my_pkg.plugin``) or class; keyword ones
     after the keyword, e.g. ``plugin_host(mine=plugin)``, so that ``mine:task`` resolves. With
-    ``strict`` (the default) a plugin that fails to load raises PluginError instead of being
-    listed as broken. ``RNNKIT_DISABLE_PLUGINS`` and ``RNNKIT_PLUGINS`` do not apply.
+    ``builtins`` the built-in plugins are loaded too (their tasks and data sources: a task whose
+    default data is ``digits`` needs them). With ``strict`` (the default) a plugin that fails to
+    load raises PluginError instead of being listed as broken. ``RNNKIT_DISABLE_PLUGINS`` and
+    ``RNNKIT_PLUGINS`` do not apply.
     """
     host = PluginHost(strict=strict)
     host.disabled = set()
     host.load_core()
+    if builtins:
+        host.load_entry_points(distribution="rnnvision-kit")
     for plugin in plugins:
         host.load_object(plugin, _default_name(plugin))
     for name, plugin in named.items():
@@ -172,10 +178,12 @@ def check_task(
     except Exception as error:  # report, never raise: one broken task must not hide the others
         if isinstance(error, TaskError) and error.__cause__ is not None:
             stage, error = error.method, error.__cause__  # the task method and what it raised
+        message = _one_line(error)
+        if isinstance(error, RegistryError) and "unknown" in message:
+            message += " (the host holds only the core and the plugins given to plugin_host; "
+            message += "plugin_host(..., builtins=True) adds the built-in ones)"
         elapsed = time.perf_counter() - started
-        return CheckResult(
-            entry.qualified_name, entry.plugin, False, stage, _one_line(error), elapsed
-        )
+        return CheckResult(entry.qualified_name, entry.plugin, False, stage, message, elapsed)
     elapsed = time.perf_counter() - started
     return CheckResult(entry.qualified_name, entry.plugin, True, seconds=elapsed)
 

@@ -262,3 +262,43 @@ def test_item_checks_of_each_kind() -> None:
         "video", ((clips * 255).to(torch.uint8), 0), video, "val"
     )
     assert check_item("levels", object(), video, "train") is None  # a plugin's own kind
+
+
+def test_sources_and_metrics_list_kinds_and_settings(rnnkit: CliRunner) -> None:
+    lines = rnnkit(*THIRD_PARTY, "sources", "--kind", "image").stdout.splitlines()
+    rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in lines[2:]}
+    assert rows["digits"][1:4] == ["classify", "image", "image_size, val_fraction, test_fraction"]
+    assert rows["patches"][1:4] == ["third_party", "image", "patch_size"]
+    assert "moving-digits" not in rows and "dots" not in rows  # video sources
+    lines = rnnkit(*THIRD_PARTY, "metrics", "--kind", "video").stdout.splitlines()
+    rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in lines[2:]}
+    assert rows["brier"][1:3] == ["third_party", "image, video"]
+    assert rows["clip_acc"][1:3] == ["video", "video"] and "seg-only" not in rows
+
+
+def test_eval_reads_a_qualified_source_name_as_run_does(rnnkit: CliRunner) -> None:
+    with one_thread():
+        trained = rnnkit(
+            *THIRD_PARTY, "run", "--task", "image-classify", "--data", "third_party:bars",
+            "--epochs", "1", "--set", "model.hidden_size=8", "--json",
+        )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    run_dir = _summary(trained.stdout)["run_dir"]
+    result = rnnkit(*THIRD_PARTY, "eval", run_dir, "--data", "third_party:bars", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["metrics"]["test/samples"] == 32
+
+
+def test_plugin_host_with_builtins_holds_their_tasks_and_sources() -> None:
+    from rnnvision_kit.testing import check_plugin, plugin_host
+    from tests.plugins_fixtures import contract_breakers
+
+    alone = plugin_host(breakers=contract_breakers)
+    assert "digits" not in alone.registries.datasets
+    (result,) = [r for r in check_plugin(alone, "breakers") if r.task == "breakers:predict-raises"]
+    assert result.error.startswith("RegistryError: unknown dataset 'digits'")
+    assert result.error.endswith("plugin_host(..., builtins=True) adds the built-in ones)")
+    host = plugin_host(builtins=True, breakers=contract_breakers)
+    assert {"digits", "moving-digits", "synthetic-seg"} <= set(host.registries.datasets.names())
+    names = {r.name for r in host.records.values()}
+    assert names == {"core", "classify", "segrefine", "video", "breakers"}

@@ -194,14 +194,20 @@ def configure(
         values.pop("task", None)
         apply_mapping(config, values)
     if data:
-        config.data.source, config.data.path = parse_data_source(data)
-        qualified = f"{config.data.source}:{config.data.path}"
-        known = registries.datasets if registries is not None else ()
-        if config.data.source not in known and config.data.path and qualified in known:
-            config.data.source, config.data.path = qualified, None  # plugin:name, no path
+        config.data.source, config.data.path = data_source(data, registries)
     apply_mapping(config, {k: v for k, v in (settings or {}).items() if v is not None})
     apply_overrides(config, overrides)
     return config
+
+
+def data_source(text: str, registries: Registries | None = None) -> tuple[str, str | None]:
+    """``--data NAME[:PATH]`` as (source, path); with ``registries``, ``plugin:name`` (no path)
+    is read as a qualified source name when ``plugin`` is not itself a source."""
+    source, path = parse_data_source(text)
+    known = registries.datasets if registries is not None else ()
+    if path and source not in known and f"{source}:{path}" in known:
+        return f"{source}:{path}", None
+    return source, path
 
 
 @dataclass(frozen=True)
