@@ -83,7 +83,7 @@ def lazy(target: str, *bound: Any) -> Callable[..., Any]:
 
 # What each kind's ``register(...)`` requires beyond name and factory.
 REQUIRED_META = {"tasks": ("kind",), "datasets": ("kind",), "metrics": ("kinds",)}
-CAPABILITIES = ("predict", "check-data", "report")
+CAPABILITIES = ("predict", "check-data", "report", "stream", "export")
 
 
 def _names(value: Any, what: str) -> tuple[str, ...]:

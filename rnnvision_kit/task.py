@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from rnnvision_kit.registry import Entry, Registries
 
 Purpose = Literal["train", "eval", "predict", "check-data", "check"]
-Capability = Literal["predict", "check-data", "report"]
+Capability = Literal["predict", "check-data", "report", "stream", "export"]
 # capability (``rnnvision_kit.registry.CAPABILITIES``) -> the Task method that provides it
 CAPABILITY_METHODS: dict[str, str] = {
     "predict": "predict",
     "check-data": "check_data",
     "report": "report",
+    "stream": "stream",
+    "export": "export",
 }
 
 

@@ -216,7 +216,7 @@ def test_a_task_without_a_capability_says_what_it_supports(rnnkit: CliRunner) ->
             "tasks",
             {"kind": "image", "capabilities": ["stream-ish"]},
             "plugin 'p': task 't': unknown capabilities ['stream-ish'] (known: predict, "
-            "check-data, report)",
+            "check-data, report, stream, export)",
         ),
         ("datasets", {"kind": "image", "reads": [3]}, "plugin 'p': dataset 't': reads: expected"),
     ],
