@@ -11,7 +11,15 @@ data sets, cache), ``rnnvision_kit.nn`` (recurrent blocks, heads, encoders),
 
 from __future__ import annotations
 
-from rnnvision_kit.config import DataConfig, EvalConfig, Rule, RunConfig, TrainConfig, setting
+from rnnvision_kit.config import (
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    Rule,
+    RunConfig,
+    TrainConfig,
+    setting,
+)
 from rnnvision_kit.dataspec import DataSpec, ImageSpec, SegmentationSpec, VideoSpec
 from rnnvision_kit.errors import (
     CheckpointError,
@@ -37,12 +45,16 @@ from rnnvision_kit.task import (
     DataBundle,
     DataCheck,
     DataContext,
+    Exportable,
+    ExportContext,
     MetricsContext,
     ModelContext,
     PredictContext,
     ReportContext,
     StepContext,
     StepOutput,
+    StreamContext,
+    StreamFrame,
     Task,
 )
 
@@ -59,8 +71,11 @@ __all__ = [
     "DataSpec",
     "Entry",
     "EvalConfig",
+    "ExportContext",
+    "Exportable",
     "ImageSpec",
     "MetricsContext",
+    "ModelConfig",
     "ModelContext",
     "PluginError",
     "PredictContext",
@@ -80,6 +95,8 @@ __all__ = [
     "SegmentationSpec",
     "StepContext",
     "StepOutput",
+    "StreamContext",
+    "StreamFrame",
     "Task",
     "TaskError",
     "TrainConfig",

@@ -1,6 +1,7 @@
 """The core's own hook implementations, loaded first as plugin ``core``: the shared sequence heads
-and frame encoders of ``rnnvision_kit.nn`` and the classification metrics, so that every task
-plugin (and a third party's) can use them without registering them again."""
+and frame encoders of ``rnnvision_kit.nn`` (with the backbone families ``tv:MODEL`` and
+``timm:MODEL``) and the classification metrics, so that every task plugin (and a third party's)
+can use them without registering them again."""
 
 from __future__ import annotations
 
@@ -15,8 +16,21 @@ HEADS = {
 }
 ENCODERS = {
     "small-cnn": "conv-bn-relu-pool blocks keeping a 4x4 grid (fast on a CPU)",
-    "resnet18": "torchvision ResNet-18 (weights=None or a local state dict file)",
-    "mobilenet_v3_small": "torchvision MobileNetV3-Small (weights=None or a local file)",
+    "resnet18": "torchvision ResNet-18 (random, a local state dict file, or weights by name)",
+    "mobilenet_v3_small": "torchvision MobileNetV3-Small (random, a local file, or weights by name)",
+}
+# backbone families (registry: FAMILY:MODEL): factory(model_name, **options), models(pattern)
+FAMILIES = {
+    "tv": (
+        "any torchvision classification model, e.g. tv:resnet50 (model.weights=DEFAULT, ...)",
+        "torchvision_encoder",
+        "list_torchvision",
+    ),
+    "timm": (
+        "any timm model, e.g. timm:convnext_nano (model.weights=pretrained or a tag)",
+        "timm_encoder",
+        "list_timm",
+    ),
 }
 # the metrics of rnnvision_kit.classification (METRIC_OPTIONS), for image and video tasks
 METRICS = {
@@ -39,6 +53,14 @@ def rnnkit_register_backbones(register: RegisterBackbone) -> None:
     for name, description in ENCODERS.items():
         register(
             name, lazy("rnnvision_kit.nn.encoders:build_encoder", name), description=description
+        )
+    for name, (description, factory, models) in FAMILIES.items():
+        register(
+            name,
+            lazy(f"rnnvision_kit.nn.families:{factory}"),
+            description=description,
+            family=True,
+            models=lazy(f"rnnvision_kit.nn.families:{models}"),
         )
 
 

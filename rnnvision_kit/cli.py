@@ -182,6 +182,57 @@ def metrics(ctx: click.Context, data_kind: str | None) -> None:
     click.echo(format_table(["metric", "plugin", "kinds", "description"], rows))
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("pattern", required=False)
+@click.option("--pretrained", is_flag=True, help="Only models with pretrained weights.")
+@click.pass_context
+def backbones(ctx: click.Context, pattern: str | None, pretrained: bool) -> None:
+    """List frame encoders (model.backbone; image-classify: model.encoder): the registered ones
+    and the families tv:MODEL (torchvision) and timm:MODEL, with their weights by name.
+
+    PATTERN is an fnmatch pattern as in timm.list_models('*resnet*'), matched against names
+    with and without their family prefix; a pattern without wildcards matches as *PATTERN*.
+    Without PATTERN each family is one line.
+
+    \b
+    Examples:
+      rnnkit backbones
+      rnnkit backbones '*resnet*'
+      rnnkit backbones 'timm:convnext*' --pretrained
+    """
+    import fnmatch
+
+    registry = _host(ctx).registries.backbones
+    if pattern and not any(c in pattern for c in "*?["):
+        pattern = f"*{pattern}*"
+    names = set(registry.names())
+    rows = []
+    for entry in registry:
+        shown = _shown_name(entry, names)
+        if not entry.is_family:
+            if (
+                not pattern
+                or fnmatch.fnmatch(shown, pattern)
+                or fnmatch.fnmatch(entry.name, pattern)
+            ):
+                rows.append((shown, entry.plugin, "", entry.description))
+            continue
+        lister = entry.meta.get("models")
+        if not pattern or lister is None:
+            if not pattern or fnmatch.fnmatch(f"{shown}:MODEL", pattern):
+                rows.append((f"{shown}:MODEL", entry.plugin, "", entry.description))
+            continue
+        prefix, colon, rest = pattern.partition(":")
+        if colon and prefix not in (entry.name, shown, "*"):
+            continue  # a pattern for another family
+        for model, weights in lister(rest if colon else pattern, pretrained):
+            rows.append((f"{shown}:{model}", entry.plugin, weights, ""))
+    if not rows:
+        click.echo(f"no backbone matches {pattern!r}")
+        return
+    click.echo(format_table(["backbone", "plugin", "weights (model.weights)", "description"], rows))
+
+
 @cli.command("new-plugin", context_settings=CONTEXT)
 @click.argument("name")
 @click.option(
@@ -411,6 +462,142 @@ def predict(
         return
     for record in records:
         click.echo(_prediction_lines(record))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path())
+@click.argument("source")
+@click.option(
+    "--every",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="A record every N frames the model reads (it still steps on every one).",
+)
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="FILE.jsonl for the records, FILE.mp4 for an overlay video (seg-refine), or a folder "
+    "(DIR/stream.jsonl and the files a task writes). Default: records on stdout, files in "
+    "RUN_DIR/stream/NAME.",
+)
+@click.option(
+    "--timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for the next frame (and for the source to open); 0: forever.",
+)
+@click.option("--max-frames", type=click.IntRange(min=1), help="Stop after reading N frames.")
+@click.option("--top-k", default=5, show_default=True, help="Labels per record (video-action).")
+@click.option(
+    "--realtime",
+    is_flag=True,
+    help="Pace frames at the source's frame rate (a file plays as a camera would) and drop, "
+    "counting them, those that come while the model is busy (no growing lag).",
+)
+@click.pass_context
+def stream(
+    ctx: click.Context,
+    run_dir: str,
+    source: str,
+    every: int,
+    out: str | None,
+    timeout: float,
+    max_frames: int | None,
+    top_k: int,
+    realtime: bool,
+) -> None:
+    """Run a recurrent model on a video stream frame by frame, carrying its state.
+
+    SOURCE is a video file, a folder of frames, a camera (/dev/video0, through v4l2) or a URL
+    PyAV opens (rtsp://, http://). Each new frame costs one encoder call and one recurrent
+    step. Records are JSON lines (video-action: top labels per frame, then a label timeline;
+    seg-refine: a mask per frame); a closing line on stderr gives frames read, frames per
+    second and the real-time factor (seconds of video per second; >= 1 keeps up). It ends at
+    the end of the stream, after --max-frames, on Ctrl-C, or, with exit code 1, when no frame
+    comes for --timeout seconds or a read error breaks it. Models that need the whole clip (bidirectional, mean or attention
+    pooling) are refused: train with --set model.bidirectional=false (and model.pooling=last).
+
+    \b
+    Examples:
+      rnnkit stream runs/video-action/2026-11-23T10-00-00 long.mp4 --every 5 --out long.jsonl
+      rnnkit stream runs/video-action/2026-11-23T10-00-00 /dev/video0 --top-k 3
+      rnnkit stream runs/seg-refine/2026-11-23T10-00-00 rtsp://camera/live --out masks.mp4
+    """
+    from rnnvision_kit.runner.stream import stream_run
+
+    summary = stream_run(
+        _host(ctx).registries,
+        Path(run_dir).expanduser(),
+        source,
+        every=every,
+        out=Path(out).expanduser() if out else None,
+        timeout=timeout,
+        max_frames=max_frames,
+        top_k=top_k,
+        realtime=realtime,
+    )
+    click.echo(summary.line(), err=True)
+    ctx.exit(1 if summary.failed else 0)
+
+
+@cli.command("export", context_settings=CONTEXT)
+@click.argument("run_dir", type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["onnx", "exported-program"]),
+    default="onnx",
+    show_default=True,
+    help="onnx (needs the export extra) or exported-program (torch.export, .pt2).",
+)
+@click.option(
+    "--out",
+    type=click.Path(),
+    help="The model file (default RUN_DIR/export/model.onnx or model.pt2); the JSON sidecar "
+    "is written beside it as FILE.json.",
+)
+@click.option(
+    "--checkpoint", type=click.Choice(["best", "last"]), default="best", show_default=True
+)
+@click.pass_context
+def export_command(
+    ctx: click.Context, run_dir: str, fmt: str, out: str | None, checkpoint: str
+) -> None:
+    """Export a run's model for deployment, its recurrent state as explicit inputs and outputs.
+
+    A model that streams (video-action with a unidirectional head and last pooling, seg-refine
+    with a unidirectional refinement) takes new frames and the state, and returns the logits
+    and the next state; any other takes a whole clip. The time axis is dynamic (an exported
+    program: one frame per call, or the training clip's length). Before the file is written,
+    onnxruntime (or the reloaded program) is checked against PyTorch on inputs of several
+    lengths; the export fails above a difference of 1e-4. The JSON sidecar lists inputs,
+    outputs, states, preprocessing (frame size, mean/std) and class names: onnxruntime and
+    PyAV are all a user needs (docs/deploy.md).
+
+    \b
+    Examples:
+      rnnkit export runs/video-action/2026-11-23T10-00-00
+      rnnkit export runs/seg-refine/2026-11-23T10-00-00 --out seg.onnx
+      rnnkit export runs/image-classify/2026-11-23T10-00-00 --format exported-program
+    """
+    from rnnvision_kit.runner.export import export_run
+
+    result = export_run(
+        _host(ctx).registries,
+        Path(run_dir).expanduser(),
+        fmt=fmt,
+        out=Path(out).expanduser() if out else None,
+        checkpoint_name=f"{checkpoint}.pt",
+    )
+    sizes = ", ".join(f"{result.vary}={n}: {d:.1e}" for n, d in result.differences.items())
+    click.echo(f"exported {result.task} ({result.mode}) to {result.path}")
+    click.echo(
+        f"checked with {result.checked_with} against PyTorch: {sizes}; largest difference "
+        f"{result.largest:.1e} (tolerance {result.tolerance:.0e})"
+    )
+    click.echo(f"sidecar: {result.sidecar}")
 
 
 def _labels(top: list[dict[str, Any]]) -> str:

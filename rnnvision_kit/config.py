@@ -153,6 +153,15 @@ class EvalConfig:
 
 
 @dataclass
+class ModelConfig:
+    """Settings every task's model may have; tasks subclass it for their ``model.*`` settings."""
+
+    # start training from another run's checkpoint (RUN_DIR: its best.pt, else last.pt) or a
+    # weights file: parameters whose names and shapes match are copied, the rest listed
+    init_from: str | None = None
+
+
+@dataclass
 class RunConfig:
     """One run: the task, its data and model settings, and the runner's settings."""
 
@@ -207,9 +216,23 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected {len(args)} values, got {len(items)}")
         return tuple(items) if origin is tuple else items
     if origin is dict or annotation is dict:
+        if isinstance(value, str) and value.strip().startswith("{"):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                raise ConfigError(f"{key}: {value!r} is not a mapping like {{a: b}}") from None
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
+        if not args:
+            return dict(value)
+        try:
+            return {_coerce(k, args[0], key): _coerce(v, args[1], key) for k, v in value.items()}
+        except ConfigError:
+            if any(v is None for v in value.values()):  # YAML reads "{0:0}" as a key "0:0"
+                raise ConfigError(
+                    f"{key}: {value!r}: write a mapping as {{a: b}}, a space after each ':'"
+                ) from None
+            raise
     if annotation is bool:
         if isinstance(value, bool):
             return value

@@ -61,10 +61,12 @@ class RegisterDataSource(Protocol):
 class RegisterBackbone(Protocol):
     """``register`` of ``rnnkit_register_backbones``; ``factory(**options) -> nn.Module`` whose
     forward maps ``B,C,H,W`` to ``B,F`` and whose ``out_features`` is F. video-action passes
-    ``feature_dim`` and ``weights`` (``None`` values are dropped)."""
+    ``feature_dim``, ``weights`` (a local file) and ``pretrained`` (a weights name); ``None``
+    values are dropped. ``family=True`` registers a family: ``NAME:MODEL`` calls
+    ``factory(MODEL, **options)``; ``models=`` lists its members for ``rnnkit backbones``."""
 
     def __call__(
-        self, name: str, factory: Callable[..., Any], *, description: str = ""
+        self, name: str, factory: Callable[..., Any], *, description: str = "", **meta: Any
     ) -> Callable[..., Any]: ...
 
 

@@ -162,8 +162,11 @@ def contract_reference() -> str:
     parts.append(record_reference(task.MetricsContext, ["metric"]))
     for record in (task.PredictContext, task.ReportContext):
         parts.append(record_reference(record))
+    for record in (task.StreamContext, task.StreamFrame):
+        parts.append(record_reference(record))
+    parts.append(record_reference(task.ExportContext))
     parts.append("### What tasks return\n")
-    for record in (task.DataBundle, task.StepOutput, task.DataCheck):
+    for record in (task.DataBundle, task.StepOutput, task.DataCheck, task.Exportable):
         parts.append(record_reference(record))
     parts.append("### Data specs and item formats\n")
     parts.append((inspect.getdoc(dataspec) or "") + "\n")
@@ -173,6 +176,7 @@ def contract_reference() -> str:
     parts.append("### Settings\n")
     parts.append(record_reference(config.DataConfig, ["require_path"]))
     parts.append(record_reference(config.EvalConfig))
+    parts.append(record_reference(config.ModelConfig))
     parts.append(function_reference(config.setting, "rnnvision_kit.setting"))
     parts.append(record_reference(config.Rule))
     parts.append("### Helpers\n")

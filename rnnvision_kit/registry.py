@@ -3,6 +3,11 @@
 Every entry is reachable as ``plugin:name``. A bare name claimed by two plugins is an ambiguity
 error when used; one plugin registering a name twice is an error at once; an unknown name lists
 the known ones and the closest match.
+
+An entry registered with ``family=True`` stands for many: ``FAMILY:MODEL`` (e.g. ``tv:resnet50``)
+resolves, when no plugin ``FAMILY`` registered ``MODEL``, to the family's factory bound to
+``MODEL`` (``factory(MODEL, **options)``); its ``models`` meta, when given, lists the members
+(``models(pattern, pretrained) -> [(name, weights), ...]``).
 """
 
 from __future__ import annotations
@@ -50,6 +55,21 @@ class Entry:
                 f"{what} {self.qualified_name!r} (plugin {self.plugin!r}) failed: "
                 f"{type(error).__name__}: {detail}".rstrip(": ")
             ) from error
+
+    @property
+    def is_family(self) -> bool:
+        """True for an entry that stands for many (``FAMILY:MODEL``)."""
+        return bool(self.meta.get("family"))
+
+    def member(self, model: str) -> Entry:
+        """The entry of ``FAMILY:MODEL``: this family's factory bound to ``model``."""
+        factory = self.factory
+
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return factory(model, *args, **kwargs)
+
+        meta = {**self.meta, "family": False, "member_of": self.name}
+        return Entry(self.kind, f"{self.name}:{model}", bound, self.plugin, meta)
 
     @property
     def capabilities(self) -> tuple[str, ...]:
@@ -165,13 +185,28 @@ class Registry:
             out.extend([name] if len(entries) == 1 else [e.qualified_name for e in entries])
         return out
 
-    def get(self, name: str) -> Entry:
-        """Resolve a bare or ``plugin:name`` name to its entry, or raise a helpful RegistryError."""
+    def _candidates(self, name: str) -> list[Entry]:
         plugin, _, bare = name.rpartition(":")
         candidates = self._entries.get(bare, [])
         if plugin:
             candidates = [e for e in candidates if e.plugin == plugin]
+        return candidates
+
+    def get(self, name: str) -> Entry:
+        """Resolve a bare or ``plugin:name`` name to its entry, or raise a helpful RegistryError.
+
+        ``FAMILY:MODEL`` (or ``plugin:FAMILY:MODEL``) resolves to a member of a family entry
+        when no plugin named ``FAMILY`` registered ``MODEL``."""
+        candidates = self._candidates(name)
+        prefix, _, model = name.rpartition(":")
+        if not candidates and prefix and model:
+            candidates = [e.member(model) for e in self._candidates(prefix) if e.is_family]
         if len(candidates) == 1:
+            if candidates[0].is_family:
+                raise RegistryError(
+                    f"{self.kind[:-1]} {name!r} is a family: name one of its models as "
+                    f"'{name}:MODEL' (list them: rnnkit {self.kind} '{name}:*')"
+                )
             return candidates[0]
         if len(candidates) > 1:
             choices = ", ".join(e.qualified_name for e in candidates)
@@ -181,7 +216,9 @@ class Registry:
         known = self.names()
         close = difflib.get_close_matches(name, known + list(self._entries), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        listing = ", ".join(known) if known else "none registered"
+        families = {e.name for e in self if e.is_family}
+        shown = [f"{n}:MODEL" if n.rpartition(":")[2] in families else n for n in known]
+        listing = ", ".join(shown) if shown else "none registered"
         raise RegistryError(f"unknown {self.kind[:-1]} {name!r} (known: {listing}){hint}")
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from torchmetrics import Metric, MetricCollection
 
     from rnnvision_kit.registry import Entry, Registries
+    from rnnvision_kit.runner.stream import FrameStream
 
 Purpose = Literal["train", "eval", "predict", "check-data", "check"]
 Capability = Literal["predict", "check-data", "report", "stream", "export"]
@@ -204,13 +205,84 @@ class ReportContext:
     device: torch.device  # where the model is
 
 
+@dataclass(frozen=True)
+class StreamFrame:
+    """One decoded frame of a stream (``StreamContext.frames``)."""
+
+    index: int  # position in the source, counting frames skipped as corrupt
+    time_s: float  # presentation time, seconds from the stream's first frame
+    image: torch.Tensor  # 3,H,W float32 in [0, 1] at the spec's size, on the context's device
+
+
+@dataclass(frozen=True)
+class StreamContext:
+    """What ``stream`` receives. ``frames`` yields :class:`StreamFrame` records as the source
+    delivers them (a file, a frame folder, a camera, a URL) until it ends, stalls past
+    ``--timeout``, reaches ``--max-frames`` or the user presses Ctrl-C; the runner counts them,
+    times them and writes the records ``stream`` yields. Besides iteration, ``frames`` tells
+    ``name``, ``fps`` (nominal, maybe a guess) and ``size`` (``H, W`` of the source's frames);
+    reading those opens the source. The model is the run's best checkpoint in eval mode on
+    ``device``, and the call runs under ``torch.inference_mode()``."""
+
+    model: nn.Module  # the run's best checkpoint (last.pt if none), eval mode, on device
+    frames: FrameStream  # iterator of StreamFrame; .name, .fps, .size
+    config: RunConfig  # the run's saved config
+    spec: DataSpec  # the checkpoint's spec (class names, size, normalisation)
+    device: torch.device  # where the model and the frames are
+    every: int  # yield a record every ``every`` frames (the model still steps on every frame)
+    top_k: int  # labels per record a classification task returns
+    out_dir: Path  # where files a task writes go (--out DIR, else RUN_DIR/stream); may not exist
+    video_out: Path | None = None  # --out FILE.mp4 (or .mkv, .avi, .webm): an overlay video
+
+
+@dataclass(frozen=True)
+class ExportContext:
+    """What ``export`` receives. The model is the run's best checkpoint on the CPU, in eval mode.
+    The call does not run under ``inference_mode``: the exporters trace the module it returns."""
+
+    model: nn.Module  # the run's best checkpoint (last.pt if none), eval mode, on the CPU
+    config: RunConfig  # the run's saved config
+    spec: DataSpec  # the checkpoint's spec (class names, size, normalisation)
+    format: str  # "onnx" or "exported-program" (torch.export)
+
+
+@dataclass
+class Exportable:
+    """What ``export`` returns: a module to export, its tensors' names, and sample inputs.
+
+    ``module(*inputs)`` takes the tensors named by ``inputs`` (in that order) and returns a tuple
+    of the tensors named by ``outputs``. A recurrent state is an explicit input (``states`` maps
+    it to the output that continues it), so that the exported model streams. ``sample(n, gen)``
+    gives inputs with size ``n`` along the axis named ``vary`` (e.g. ``time``; random frames and
+    a random non-zero state); the runner exports with ``n = 2`` and checks onnxruntime (or the
+    exported program) against ``reference`` (default: ``module`` itself) at every size of
+    ``sizes``. ``info`` goes to the JSON sidecar as it is (e.g. ``mode``, what a step expects).
+    """
+
+    module: nn.Module  # forward(*inputs) -> tuple of outputs; tensors only
+    inputs: tuple[str, ...]  # input names, in forward's order
+    outputs: tuple[str, ...]  # output names, in the order forward returns them
+    sample: Callable[[int, torch.Generator], tuple[torch.Tensor, ...]]  # inputs of size n
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)  # name -> axis -> name
+    states: dict[str, str] = field(default_factory=dict)  # state input -> its next-state output
+    vary: str = "time"  # the dynamic axis ``sample``'s n sets (``time``, or ``batch``)
+    sizes: tuple[int, ...] = (1, 3, 17)  # sizes of ``vary`` checked against PyTorch
+    reference: Callable[..., tuple[torch.Tensor, ...]] | None = None  # the model's own outputs
+    info: dict[str, Any] = field(
+        default_factory=dict
+    )  # extra sidecar fields; "preprocessing" merges
+
+
 class Task:
     """Base class of tasks. The runner owns devices, precision, backward, clipping, optimizer,
     schedule, checkpoints and logging; a task owns its data, model, forward step and metrics.
 
     Optional capabilities, declared at registration (``capabilities=[...]``), each with its
     method: ``predict(ctx: PredictContext) -> list[dict]``, ``check_data(ctx: DataContext) ->
-    DataCheck``, ``report(ctx: ReportContext) -> None``.
+    DataCheck``, ``report(ctx: ReportContext) -> None``, ``stream(ctx: StreamContext) ->
+    Iterator[dict]`` (one JSON-able record per frame or per ``ctx.every`` frames; a model that
+    cannot stream raises a one-line ``ConfigError`` saying why and how to train one that can),
+    ``export(ctx: ExportContext) -> Exportable`` (the module ``rnnkit export`` writes and checks).
     """
 
     def default_config(self) -> RunConfig:

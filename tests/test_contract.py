@@ -156,9 +156,10 @@ def test_tasks_lists_kind_and_capabilities(rnnkit: CliRunner) -> None:
     lines = rnnkit("tasks").stdout.splitlines()
     assert lines[0].split() == ["task", "plugin", "kind", "supports", "description"]
     rows = {line.split()[0]: re.split(r"\s{2,}", line) for line in lines[2:]}
-    assert rows["video-action"][1:4] == ["video", "video", "predict, check-data, report"]
-    assert rows["image-classify"][1:4] == ["classify", "image", "predict, report"]
-    assert rows["seg-refine"][1:4] == ["segrefine", "segmentation", "predict, check-data, report"]
+    both = "predict, check-data, report, stream, export"
+    assert rows["video-action"][1:4] == ["video", "video", both]
+    assert rows["image-classify"][1:4] == ["classify", "image", "predict, report, export"]
+    assert rows["seg-refine"][1:4] == ["segrefine", "segmentation", both]
 
 
 def test_an_exception_in_predict_is_one_line_naming_task_plugin_and_method(
@@ -195,7 +196,7 @@ def test_a_task_without_a_capability_says_what_it_supports(rnnkit: CliRunner) ->
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "rnnkit: error: task 'image-classify' (plugin 'classify') does not support check-data "
-        "(it supports: predict, report)"
+        "(it supports: predict, report, export)"
     )
 
 

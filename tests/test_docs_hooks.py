@@ -210,3 +210,17 @@ def test_on_exception_event_when_a_run_fails(
         "error": "TaskError",
         "message": message,
     }
+
+
+@pytest.mark.parametrize("task", ["image-classify", "video-action", "seg-refine"])
+def test_documented_data_settings_of_each_built_in_task(task: str) -> None:
+    import dataclasses
+
+    from rnnvision_kit.config import DataConfig
+    from rnnvision_kit.runner.pipeline import open_task
+
+    config = open_task(build_host().registries, task).default_config()
+    base = {f.name for f in dataclasses.fields(DataConfig)}
+    names = [f.name for f in dataclasses.fields(config.data) if f.name not in base]
+    row = f"| `{task}` | " + ", ".join(f"`{n}`" for n in names) + " |"
+    assert row in DOCS.read_text(), f"docs/plugins.md should list: {row}"

@@ -1,5 +1,6 @@
-"""seg-refine's segmentation readers (maskfolder, videomasks, camvid), bad-input policies and
-synthetic data (``rnnkit_segrefine.readers``, ``rnnkit_segrefine.synthetic``)."""
+"""seg-refine's segmentation readers (maskfolder, videomasks, camvid), mask values (0/255
+detection, ``mask_values``, ``binary``), bad-input policies, synthetic data and the augmentation
+of training clips (``rnnkit_segrefine.readers``, ``.synthetic``, ``.data``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from rnnkit_segrefine.readers import (
     CAMVID_CLASSES,
@@ -251,6 +253,74 @@ def test_undecodable_jpeg_found_at_load_time_raises_data_error(tmp_path: Path) -
         ds[0]
 
 
+# ----------------------------------------------------------------------------- mask values
+
+
+def write_grey_mask(path: Path, values: tuple[int, ...], size: tuple[int, int] = (H, W)) -> None:
+    """A mode-L mask whose rows cycle through ``values``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = np.array(values, dtype=np.uint8)[np.arange(size[0]) % len(values)]
+    Image.fromarray(np.repeat(rows[:, None], size[1], axis=1)).save(path)
+
+
+def grey_maskfolder(root: Path, *values: tuple[int, ...]) -> Path:
+    for i, vals in enumerate(values):
+        write_image(root / "images" / f"img{i}.png", seed=i)
+        write_grey_mask(root / "masks" / f"img{i}.png", vals)
+    return root
+
+
+def test_masks_storing_0_and_255_are_read_as_0_and_1(tmp_path: Path) -> None:
+    ds = maskfolder(grey_maskfolder(tmp_path, (0, 255), (0,)))
+    assert ds.mask_values == {0: 0, 255: 1} and ds.mask_how == "detected 0/255"
+    assert ds.stored_values == (0, 255) and ds.num_classes == 2
+    assert ds[0][1][0, :2, 0].tolist() == [0, 1] and ds[1][1].eq(0).all()
+    # 255 as the ignore index is not a class: no detection
+    ignoring = maskfolder(tmp_path, ignore_index=255)
+    assert ignoring.mask_values is None and ignoring[0][1].max() == 255
+    assert ignoring.num_classes == 1  # ids 0..0; the data source makes it at least 2
+    # other values too: read as stored
+    write_grey_mask(tmp_path / "masks" / "img1.png", (0, 128))
+    assert maskfolder(tmp_path).mask_values is None and maskfolder(tmp_path).num_classes == 256
+
+
+def test_mask_values_map_stored_values_and_name_a_file_with_another(tmp_path: Path) -> None:
+    root = grey_maskfolder(tmp_path, (0, 10, 20), (0, 20))
+    ds = maskfolder(root, mask_values={0: 0, 10: 2, 20: 1})
+    assert ds.mask_how == "mask_values" and ds.num_classes == 3
+    assert ds[0][1][0, :3, 0].tolist() == [0, 2, 1]
+    with pytest.raises(DataError) as info:
+        maskfolder(root, mask_values={0: 0, 20: 1})
+    assert (
+        str(info.value)
+        == f"{root / 'masks' / 'img0.png'}: value 10 is not in data.mask_values (0, 20)"
+    )
+    skipped = maskfolder(root, mask_values={0: 0, 20: 1}, on_error="skip")
+    assert len(skipped) == 1 and "value 10 is not in data.mask_values" in skipped.skipped[0][1]
+    # the ignore index may stay unmapped; mapped ids are checked against num_classes
+    kept = maskfolder(root, mask_values={0: 0, 20: 1}, ignore_index=10)
+    assert kept[0][1][0, :3, 0].tolist() == [0, 10, 1]
+    with pytest.raises(DataError, match=r"class id 5 outside 0..1, after data.mask_values"):
+        maskfolder(root, mask_values={0: 0, 10: 5, 20: 1}, num_classes=2)
+
+
+def test_binary_makes_every_value_but_0_class_1(tmp_path: Path) -> None:
+    root = grey_maskfolder(tmp_path, (0, 1, 2, 3), (0, 7))
+    ds = maskfolder(root, binary=True)
+    assert ds.mask_values == {0: 0, 1: 1, 2: 1, 3: 1, 7: 1} and ds.num_classes == 2
+    assert ds[0][1][0, :4, 0].tolist() == [0, 1, 1, 1]
+    assert maskfolder(root, binary=True, ignore_index=7)[1][1][0, :2, 0].tolist() == [0, 7]
+    with pytest.raises(ConfigError, match="only one of mask_values and binary"):
+        maskfolder(root, binary=True, mask_values={0: 0})
+
+
+def test_a_grey_mask_saved_as_rgb_is_read_as_grey(tmp_path: Path) -> None:
+    grey = np.zeros((H, W), dtype=np.uint8)
+    grey[: H // 2] = 255
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).save(tmp_path / "rgb.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "rgb.png"), grey)
+
+
 # ----------------------------------------------------------------------------- videomasks
 
 
@@ -360,3 +430,113 @@ def test_synthetic_seg_frames_are_corrupted_masks_clean(
     assert (masks[..., 1:] != masks[..., :-1]).float().mean() < 0.1
     with pytest.raises(ValueError, match="multiples of 32"):
         ensure_synthetic_seg((1, 1, 1), size=48)
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def static_videos(root: Path, videos: int = 10, frames: int = 3) -> Path:
+    """Videos whose frames are their mask drawn white on black (a rectangle that stays put), so
+    frame and mask must stay aligned, and frames of a clip stay equal, under augmentation."""
+    for v in range(videos):
+        mask = np.zeros((32, 48), dtype=np.uint8)
+        mask[4 + v : 20 + v, 6 + 2 * v : 30 + 2 * v] = 1
+        for t in range(frames):
+            for sub in ("frames", "masks"):
+                (root / f"v{v}" / sub).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.stack([mask * 255] * 3, axis=-1)).save(
+                root / f"v{v}" / "frames" / f"{t}.png"
+            )
+            write_index_png(root / f"v{v}" / "masks" / f"{t}.png", mask)
+    return root
+
+
+def seg_config(path: Path, *overrides: str) -> object:
+    from rnnkit_segrefine import plugin
+
+    from rnnvision_kit.config import apply_overrides, validate
+    from rnnvision_kit.runner.pipeline import open_task
+    from rnnvision_kit.testing import plugin_host
+
+    config = open_task(plugin_host(segrefine=plugin).registries, "seg-refine").default_config()
+    config.data.source, config.data.path, config.data.clip_len = "videomasks", str(path), 3
+    apply_overrides(config, overrides)
+    validate(config)
+    return config
+
+
+def test_training_clips_are_augmented_frames_and_masks_together(tmp_path: Path) -> None:
+    from rnnkit_segrefine.data import AugmentedClips
+    from rnnkit_segrefine.data import videomasks as source
+
+    root = static_videos(tmp_path)
+    on = ["data.augment=true", "data.crop_scale=[0.3,1]", "data.hflip=true", "data.jitter=0.3"]
+    plain, bundle = source(seg_config(root)), source(seg_config(root, *on))
+    train = bundle.train
+    assert isinstance(train, AugmentedClips) and not isinstance(bundle.val, AugmentedClips)
+    assert bundle.spec == plain.spec  # normalisation statistics from the clips as stored
+    for split in ("val", "test"):  # evaluation data is never augmented
+        for a, b in zip(getattr(plain, split)[0], getattr(bundle, split)[0], strict=True):
+            assert torch.equal(a, b)
+    changed = 0
+    for epoch in range(3):
+        train.set_epoch(epoch)
+        for i in range(len(train)):
+            frames, masks = train[i]
+            raw_frames, raw_masks = plain.train[i]
+            assert frames.shape == raw_frames.shape and masks.dtype == torch.int64
+            assert set(masks.unique().tolist()) <= {0, 1}
+            for t in range(1, frames.shape[0]):  # one draw for every frame of a clip
+                assert torch.equal(frames[t], frames[0]) and torch.equal(masks[t], masks[0])
+            # the mask is still where its frame shows it (but for resampling at the edges)
+            grey = frames.mean(1)
+            middle = (grey.amax((1, 2), keepdim=True) + grey.amin((1, 2), keepdim=True)) / 2
+            wrong = (grey > middle) != masks.bool()
+            edges = masks.float()[:, None]
+            edges = F.max_pool2d(edges, 5, 1, 2) != -F.max_pool2d(-edges, 5, 1, 2)
+            assert not (wrong & ~edges[:, 0]).any() and wrong.float().mean() < 0.05
+            changed += not torch.equal(masks, raw_masks)
+    assert changed > len(train)  # most draws move the shape
+    # seeded by (run seed, epoch, index): the same item again is the same draw
+    train.set_epoch(1)
+    first = train[2]
+    assert all(torch.equal(a, b) for a, b in zip(first, train[2], strict=True))
+    train.set_epoch(2)
+    assert not torch.equal(first[0], train[2][0])
+    reseeded = source(seg_config(root, *on, "seed=5")).train
+    reseeded.set_epoch(1)
+    assert not torch.equal(first[0], reseeded[2][0])
+
+
+def test_hflip_alone_flips_frames_and_masks_together(tmp_path: Path) -> None:
+    from rnnkit_segrefine.data import videomasks as source
+
+    root = static_videos(tmp_path)
+    plain = source(seg_config(root)).train
+    train = source(
+        seg_config(
+            root, "data.augment=true", "data.crop_scale=[1,1]", "data.hflip=true", "data.jitter=0"
+        )
+    ).train
+    outcomes = set()
+    for i in range(len(train)):
+        (frames, masks), (raw_frames, raw_masks) = train[i], plain[i]
+        if torch.equal(masks, raw_masks):
+            assert torch.equal(frames, raw_frames)
+            outcomes.add("kept")
+        else:
+            assert torch.equal(masks, raw_masks.flip(-1)) and torch.equal(
+                frames, raw_frames.flip(-1)
+            )
+            outcomes.add("flipped")
+    assert outcomes == {"kept", "flipped"}
+
+
+def test_augmentation_that_does_nothing_leaves_the_data_unwrapped(tmp_path: Path) -> None:
+    from rnnkit_segrefine.data import AugmentedClips
+    from rnnkit_segrefine.data import videomasks as source
+
+    root = static_videos(tmp_path)
+    idle = ["data.augment=true", "data.crop_scale=[1,1]", "data.jitter=0"]
+    assert not isinstance(source(seg_config(root, *idle)).train, AugmentedClips)
+    assert not isinstance(source(seg_config(root, "data.hflip=true")).train, AugmentedClips)

@@ -18,6 +18,7 @@ from rnnkit_segrefine.synthetic import CLASSES
 from rnnvision_kit import SegmentationSpec
 from rnnvision_kit.data import write_video
 from tests.conftest import CliRunner, train_in_process
+from tests.test_davis import make_davis
 
 TINY = [
     "--task",
@@ -252,6 +253,31 @@ def test_videomasks_bad_files_stop_or_are_skipped_and_counted(
     assert summary["test"]["test/samples"] == 4  # 2 of 10 videos, 2 clips of 2 frames each
 
 
+def test_davis_masks_0_255_train_a_two_class_model_with_augmentation(
+    tmp_path: Path, one_thread: None
+) -> None:
+    root = make_davis(tmp_path / "DAVIS", 2016)
+    run_dir, summary = train_in_process(
+        tmp_path,
+        *TINY,
+        "--data",
+        f"davis:{root}",
+        "--set",
+        "data.clip_len=2",
+        "--set",
+        "data.augment=true",
+        "--set",
+        "data.hflip=true",
+        "--epochs",
+        "2",
+    )
+    assert summary["test"]["test/samples"] == 4  # the 2 DAVIS val videos, 2 clips each
+    head = [w for k, w in _weights(run_dir).items() if k.endswith("segmentation_head.0.weight")]
+    assert head and head[0].shape[0] == 2  # background, foreground: not 256 classes
+    iou = json.loads((run_dir / "per_class_iou_test.json").read_text())
+    assert iou.keys() == {"background", "foreground"}
+
+
 def test_check_data_lists_splits_class_pixels_and_bad_files(
     tmp_path: Path, rnnkit: CliRunner
 ) -> None:
@@ -308,6 +334,12 @@ def test_a_wrong_data_kind_and_unknown_arch_are_one_line(
         ("data.val_fraction=1", "data.val_fraction: must be in [0, 1) (got 1.0)"),
         ("data.clip_len=0", "data.clip_len: must be >= 1 (got 0)"),
         ("data.num_classes=1", "data.num_classes: must be >= 2 (got 1)"),
+        ("data.mask_values=5", "data.mask_values: expected a mapping, got 5"),
+        ("data.mask_values={0:0,255:1}", "data.mask_values: {'0:0': None, 15301: None}: write a"),
+        ("data.mask_values={0: -1}", "data.mask_values: stored values and class ids must be >= 0"),
+        ("data.crop_scale=[0.9,0.5]", "data.crop_scale: needs [min, max] with min <= max"),
+        ("data.crop_scale=[0,1]", "data.crop_scale: must be in (0, 1] (got [0.0, 1.0])"),
+        ("data.jitter=-1", "data.jitter: must be >= 0 (got -1.0)"),
     ],
 )
 def test_bad_settings_are_one_line(rnnkit: CliRunner, override: str, message: str) -> None:
@@ -378,6 +410,7 @@ def test_each_source_reads_exactly_the_settings_it_declares(
         "maskfolder": _maskfolder(tmp_path / "shapes", 10),
         "videomasks": _videomasks(tmp_path / "videos", videos=10, frames=4),
         "camvid": _camvid(tmp_path / "camvid"),
+        "davis": make_davis(tmp_path / "davis", 2016),
     }
     assert set(paths) == set(plugin.SOURCES)
     for name, path in paths.items():

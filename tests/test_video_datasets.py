@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from rnnvision_kit import ConfigError, DataError
 from rnnvision_kit.data import (
+    ClipAugment,
     ProbeCache,
     VideoClipDataset,
     VideoSample,
@@ -238,6 +239,37 @@ def test_dataset_same_clips_for_any_worker_count(folder: Path) -> None:
         return torch.cat([clips for clips, _ in loader])
 
     assert torch.equal(run(0), run(2))
+
+
+def test_dataset_augments_with_one_seeded_draw_per_clip(folder: Path) -> None:
+    """The same frames are chosen with and without augmentation; the draw depends only on
+    (seed, epoch, index), so a fresh data set (a resumed run, a worker) repeats it; data sets
+    without a seed (evaluation) are not augmented."""
+    samples, _ = list_videofolder(folder)
+    flip = ClipAugment(hflip=True)
+    plain = _dataset(samples, num_frames=3, stride=2, seed=5)
+    flipped = _dataset(samples, num_frames=3, stride=2, seed=5, augment=flip)
+    for epoch in range(3):
+        plain.set_epoch(epoch)
+        flipped.set_epoch(epoch)
+        for i in range(len(plain)):
+            a, b = plain[i][0], flipped[i][0]
+            assert torch.equal(b, a) or torch.equal(b, a.flip(-1))
+    strong = ClipAugment(crop_scale=(0.3, 0.8), hflip=True, jitter=0.5)
+    one = _dataset(samples, num_frames=3, stride=2, size=(24, 32), seed=5, augment=strong)
+    one.set_epoch(2)
+    two = _dataset(samples, num_frames=3, stride=2, size=(24, 32), seed=5, augment=strong)
+    two.set_epoch(2)
+    clips = [one[i][0] for i in range(len(one))]
+    assert all(torch.equal(c, two[i][0]) for i, c in enumerate(clips))
+    assert all(c.shape == (3, 3, 24, 32) and c.min() >= 0 and c.max() <= 1 for c in clips)
+    two.set_epoch(3)
+    assert not any(torch.equal(c, two[i][0]) for i, c in enumerate(clips))
+    loader = DataLoader(one, batch_size=2, num_workers=2)
+    assert torch.equal(torch.cat([c for c, _ in loader]), torch.stack(clips))
+    fixed = _dataset(samples, num_frames=3, seed=None, augment=strong)
+    assert fixed.augment is strong
+    assert torch.equal(fixed[0][0], _dataset(samples, num_frames=3, seed=None)[0][0])
 
 
 def test_dataset_skips_bad_files_with_one_warning_each(

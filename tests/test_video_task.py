@@ -229,29 +229,41 @@ def test_image_sources_and_bad_settings_are_one_line_errors(rnnkit: CliRunner) -
     assert result.returncode == 2 and "/nonexistent: data path does not exist" in result.stderr
 
 
-@pytest.mark.parametrize(("mode", "clips"), [("random", 1), ("uniform", 3), ("segment", 1)])
-def test_frame_cache_gives_the_same_clips(tmp_path: Path, mode: str, clips: int) -> None:
-    from rnnkit_video.clips import CachedClipDataset
+def test_sources_read_through_the_frame_cache_and_augment_training_only(
+    tmp_path: Path,
+) -> None:
+    """``data.frame_cache=FOLDER``: the second epoch decodes nothing; ``data.augment``: training
+    clips change with the epoch, evaluation clips never; ``data.frame_cache=false``: no cache."""
+    from rnnkit_video.data import open_source
+    from rnnkit_video.task import VideoActionTask
 
-    from rnnvision_kit.data import ProbeCache
+    from rnnvision_kit.config import apply_overrides, validate
 
-    samples = [(str(_noise_video(tmp_path / f"{i}.mp4", 12 + 2 * i, seed=i)), i) for i in range(3)]
-    options = dict(num_frames=4, stride=2, mode=mode, num_clips=clips, size=(16, 16), seed=3)
-    plain = CachedClipDataset(samples, probe_cache=ProbeCache(tmp_path), **options)
-    cached = CachedClipDataset(samples, probe_cache=ProbeCache(tmp_path), cache_mb=1, **options)
-    for epoch in range(2):
-        plain.set_epoch(epoch)
-        cached.set_epoch(epoch)
-        for i in range(3):
-            assert torch.equal(plain[i][0], cached[i][0])
-    assert sorted(cached._frames) == [0, 1, 2] and not plain._frames
-    small = CachedClipDataset(samples, probe_cache=ProbeCache(tmp_path), cache_mb=0.01, **options)
-    plain.set_epoch(0)
-    for i in range(3):
-        assert torch.equal(small[i][0], plain[i][0])
-    assert list(small._frames) == [
-        0
-    ]  # 12 frames of 16x16 fit in 0.01 MB; the rest are read clip by clip
+    root = tmp_path / "videos"
+    for c, name in enumerate(("jump", "wave")):
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            _noise_video(root / name / f"{i}.mp4", 18, seed=10 * c + i)
+    config = VideoActionTask().default_config()
+    config.data.source, config.data.path = "videofolder", str(root)
+    apply_overrides(config, [f"data.frame_cache={tmp_path / 'frames'}", "data.augment=true"])
+    validate(config)
+    bundle = open_source("videofolder", config)
+    train, val = bundle.train, bundle.val
+    cache = train.frame_cache
+    assert cache is not None and cache is val.frame_cache and cache.directory == tmp_path / "frames"
+    assert train.augment is not None and val.augment is None and bundle.test.augment is None
+    first = [train[i][0] for i in range(len(train))], [val[i][0] for i in range(len(val))]
+    decodes = cache.stats["decodes"]
+    assert decodes == len(train) + len(val)
+    train.set_epoch(1)
+    again = [train[i][0] for i in range(len(train))], [val[i][0] for i in range(len(val))]
+    assert cache.stats["decodes"] == decodes  # epoch 2: every clip from the cache
+    assert all(torch.equal(a, b) for a, b in zip(first[1], again[1], strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(first[0], again[0], strict=True))
+
+    apply_overrides(config, ["data.frame_cache=false"])
+    assert open_source("videofolder", config).train.frame_cache is None
 
 
 def test_ucf101_and_framefolder_sources_list_their_splits(
@@ -293,7 +305,7 @@ def test_ucf101_and_framefolder_sources_list_their_splits(
 
 
 def test_plugin_conforms_and_registers_what_the_contract_needs() -> None:
-    """Task of kind video with its three capabilities, stateless; sources of kind video whose
+    """Task of kind video with its capabilities, stateless; sources of kind video whose
     ``reads`` are all settings of the task's data config; metrics for video data; no backbones
     (the core registers the frame encoders)."""
     import dataclasses
@@ -308,7 +320,7 @@ def test_plugin_conforms_and_registers_what_the_contract_needs() -> None:
     registries = host.registries
     entry = registries.tasks.get("video:video-action")
     assert entry.meta["kind"] == "video"
-    assert set(entry.capabilities) == {"predict", "check-data", "report"}
+    assert {"predict", "check-data", "report", "stream"} <= set(entry.capabilities)
     fields = {f.name for f in dataclasses.fields(VideoDataConfig)}
     sources = [e for e in registries.datasets if e.plugin == "video"]
     assert {e.name for e in sources} == {"moving-digits", "videofolder", "ucf101", "framefolder"}
@@ -350,7 +362,10 @@ def test_checkpoint_keeps_a_video_spec(trained: tuple[Path, dict]) -> None:
         ("data.size=4", "data.size: must be in [8, 1024] (got 4)"),
         ("data.stride=0", "data.stride: must be >= 1 (got 0)"),
         ("data.val_fraction=1", "data.val_fraction: must be in [0, 1) (got 1.0)"),
-        ("data.cache_mb=-1", "data.cache_mb: must be >= 0 (got -1)"),
+        ("data.frame_cache_gb=0", "data.frame_cache_gb: must be > 0 (got 0.0)"),
+        ("data.crop_scale=[0.8,0.5]", "data.crop_scale: needs [min, max] with min <= max"),
+        ("data.crop_scale=[0,1]", "data.crop_scale: must be in (0, 1] (got [0.0, 1.0])"),
+        ("data.jitter=-1", "data.jitter: must be >= 0 (got -1.0)"),
         ("data.videos_per_class=[4,2]", "data.videos_per_class: needs 1 or 3 value(s)"),
         ("data.videos_per_class=[0]", "data.videos_per_class: must be >= 1 (got [0])"),
         ("model.dropout=1", "model.dropout: must be in [0, 1) (got 1.0)"),
@@ -374,12 +389,13 @@ def test_settings_are_checked_with_one_line_errors(setting: str, message: str) -
 
 def test_report_finds_the_files_of_a_subset(tmp_path: Path) -> None:
     """The conformance check evaluates ``Subset``s: rows keep the wrapped data set's indices."""
-    from rnnkit_video.clips import CachedClipDataset
     from rnnkit_video.report import prediction_records, split_files
     from torch.utils.data import Subset
 
+    from rnnvision_kit.data import VideoClipDataset
+
     samples = [(str(_noise_video(tmp_path / f"{i}.mp4", 8, seed=i)), i % 2) for i in range(3)]
-    dataset = CachedClipDataset(samples, num_frames=2, mode="uniform", num_clips=1, seed=None)
+    dataset = VideoClipDataset(samples, num_frames=2, mode="uniform", num_clips=1, seed=None)
     files = split_files(Subset(dataset, [2, 0]))
     assert files == [s[0] for s in samples]
     rows = torch.tensor([[2, 0, 1, 0, 0.7, 0.3], [0, 0, 0, 1, 0.6, 0.4], [-1, 1, 1, 0, 0.5, 0.5]])

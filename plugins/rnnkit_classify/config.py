@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
-from rnnvision_kit import DataConfig, setting
+from rnnvision_kit import DataConfig, ModelConfig, Rule, setting
 
 
 @dataclass
@@ -20,7 +20,7 @@ class ClassifyDataConfig(DataConfig):
 
 
 @dataclass
-class ClassifyModelConfig:
+class ClassifyModelConfig(ModelConfig):
     head: str = "gru"  # a registered head: gru, lstm, rnn (or a plugin's)
     hidden_size: int = setting(128, ge=1)
     num_layers: int = setting(1, ge=1)
@@ -28,3 +28,28 @@ class ClassifyModelConfig:
     pooling: Literal["last", "mean", "attention"] = "mean"
     scan: Literal["rows", "columns", "both"] = "both"  # both: rows and columns, logits summed
     dropout: float = setting(0.1, ge=0, lt=1)
+    # what the heads read: none (the image's pixel rows/columns) or a backbone's feature map
+    # read as rows/columns (ReNet/CRNN style): small-cnn, resnet18, tv:NAME, timm:NAME, ...
+    encoder: str = setting("none", nonempty=True)
+    backbone_weights: str | None = None  # a local state dict file of the encoder
+    weights: str | None = (
+        None  # the encoder's pretrained weights by name (DEFAULT, pretrained, a tag)
+    )
+    mean: list[float] | None = setting(None, length=(1, 3))  # None: the weights', else the data's
+    std: list[float] | None = setting(None, length=(1, 3), gt=0)
+    freeze: int | Literal["all"] = setting(0, ge=0)  # the encoder's first N stages, or all
+    pretrained_lr: float = setting(1.0, gt=0)  # learning-rate multiplier of the encoder
+    freeze_bn: bool = False  # the encoder's BatchNorm statistics kept fixed
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            "weights",
+            "model.backbone_weights is set too; set only one of them",
+            lambda m: not (m.weights and m.backbone_weights),
+        ),
+        Rule(
+            "weights",
+            "needs model.encoder=<a backbone> (it is none: the heads read pixels)",
+            lambda m: m.encoder != "none" or not (m.weights or m.backbone_weights),
+        ),
+    )

@@ -3,23 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnvision_kit.nn import encoder_trunk, lr_groups
+
 
 class RowSequenceClassifier(nn.Module):
-    """Normalise, turn ``B,C,H,W`` into a ``B,H,C*W`` row sequence (and/or columns), apply heads."""
+    """Normalise, turn ``B,C,H,W`` into a ``B,H,C*W`` row sequence (and/or columns), apply heads.
 
-    def __init__(self, heads: dict[str, nn.Module], mean: Sequence[float], std: Sequence[float]):
+    With an ``encoder`` the heads read its ``B,C',H',W'`` feature map instead of the pixels
+    (ReNet/CRNN style); gray images are repeated to 3 channels for it."""
+
+    def __init__(
+        self,
+        heads: dict[str, nn.Module],
+        mean: Sequence[float],
+        std: Sequence[float],
+        encoder: nn.Module | None = None,
+        gray: bool = False,
+        pretrained_lr: float = 1.0,
+    ):
         super().__init__()
         self.heads = nn.ModuleDict(heads)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        self.encoder = encoder
+        self.gray = gray and encoder is not None
+        self.pretrained_lr = pretrained_lr
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if self.gray:
+            images = images.expand(-1, 3, -1, -1)
         x = (images - self.mean) / self.std
+        if self.encoder is not None:
+            x = self.encoder.feature_map(x)
         b, c, h, w = x.shape
         logits = 0
         if "rows" in self.heads:
@@ -27,6 +48,13 @@ class RowSequenceClassifier(nn.Module):
         if "columns" in self.heads:
             logits = logits + self.heads["columns"](x.permute(0, 3, 1, 2).reshape(b, w, c * h))
         return logits
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The runner's optimizer groups: the encoder's trunk at ``pretrained_lr`` times the
+        learning rate; one group when there is no encoder or the multiplier is 1."""
+        if self.encoder is None or self.pretrained_lr == 1.0:
+            return [{"params": list(self.parameters())}]
+        return lr_groups(self, [encoder_trunk(self.encoder)], self.pretrained_lr)
 
 
 def random_shift(images: torch.Tensor, max_shift: int) -> torch.Tensor:

@@ -28,7 +28,7 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
         lazy("rnnkit_classify.task:ImageClassifyTask"),
         kind="image",
         description="image classification, the image read row by row by an RNN/GRU/LSTM",
-        capabilities=("predict", "report"),
+        capabilities=("predict", "report", "export"),
     )
 
 

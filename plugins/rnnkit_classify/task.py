@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
@@ -11,6 +12,9 @@ from torchmetrics import MetricCollection
 from rnnkit_classify.config import ClassifyDataConfig, ClassifyModelConfig
 from rnnkit_classify.model import RowSequenceClassifier, random_shift
 from rnnvision_kit import (
+    ConfigError,
+    Exportable,
+    ExportContext,
     MetricsContext,
     ModelContext,
     PredictContext,
@@ -22,6 +26,13 @@ from rnnvision_kit import (
     TrainConfig,
 )
 from rnnvision_kit.classification import classification_metrics, write_classification_report
+from rnnvision_kit.nn import (
+    check_input_size,
+    freeze_batchnorm,
+    freeze_encoder,
+    freeze_unused,
+    input_normalisation,
+)
 
 
 class ImageClassifyTask(Task):
@@ -47,6 +58,8 @@ class ImageClassifyTask(Task):
         )
 
     def build_model(self, ctx: ModelContext) -> nn.Module:
+        """Heads over the pixel rows/columns, or (``model.encoder``) over a backbone's feature
+        map, with the fine-tuning settings applied to the encoder."""
         m: ClassifyModelConfig = ctx.config.model
         spec = ctx.spec
         options = dict(
@@ -56,13 +69,55 @@ class ImageClassifyTask(Task):
             pooling=m.pooling,
             dropout=m.dropout,
         )
-        lengths = {"rows": spec.channels * spec.width, "columns": spec.channels * spec.height}
+        encoder, mean, std = None, spec.mean, spec.std
+        channels, height, width = spec.channels, spec.height, spec.width
+        if m.encoder != "none":
+            encoder, mean, std = self._encoder(ctx)
+            with torch.no_grad():
+                channels, height, width = (
+                    encoder.eval().feature_map(torch.zeros(1, 3, spec.height, spec.width)).shape[1:]
+                )
+            encoder.train()
+        lengths = {"rows": channels * width, "columns": channels * height}
         heads = {
             scan: ctx.registries.heads.create(m.head, size, spec.num_classes, **options)
             for scan, size in lengths.items()
             if m.scan in (scan, "both")
         }
-        return RowSequenceClassifier(heads, spec.mean, spec.std)
+        model = RowSequenceClassifier(
+            heads, mean, std, encoder, gray=spec.channels == 1, pretrained_lr=m.pretrained_lr
+        )
+        if encoder is not None:  # layers after the feature map: no gradients, frozen (for DDP)
+            freeze_unused(
+                model, lambda: model(torch.zeros(1, spec.channels, spec.height, spec.width))
+            )
+        return model
+
+    @staticmethod
+    def _encoder(ctx: ModelContext) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
+        m: ClassifyModelConfig = ctx.config.model
+        encoder = ctx.registries.backbones.create(
+            m.encoder,
+            feature_dim=None,
+            weights=m.backbone_weights if ctx.fresh else None,
+            pretrained=m.weights if ctx.fresh else None,
+        )
+        if not callable(getattr(encoder, "feature_map", None)):
+            raise ConfigError(
+                f"model.encoder={m.encoder}: this backbone has no feature_map() (B,C,H,W); "
+                "use small-cnn, resnet18, tv:NAME or timm:NAME"
+            )
+        check_input_size(encoder, ctx.spec.height, ctx.spec.width, "data.image_size")
+        data_mean, data_std = ctx.spec.mean, ctx.spec.std
+        if ctx.spec.channels == 1:  # gray images are repeated to RGB for the encoder
+            data_mean, data_std = tuple(data_mean) * 3, tuple(data_std) * 3
+        mean, std, source = input_normalisation(encoder, data_mean, data_std, m.mean, m.std)
+        if ctx.fresh and source not in ("data", "model.mean/std"):
+            m.mean, m.std = list(mean), list(std)
+        freeze_encoder(encoder, m.freeze)
+        if m.freeze_bn:
+            freeze_batchnorm(encoder)
+        return encoder, mean, std
 
     def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
         images, labels = batch
@@ -82,3 +137,9 @@ class ImageClassifyTask(Task):
         from rnnkit_classify.predict import predict_images
 
         return predict_images(ctx)
+
+    def export(self, ctx: ExportContext) -> Exportable:
+        """The whole image -> logits, batch axis dynamic (``export.py``)."""
+        from rnnkit_classify.export import export_model
+
+        return export_model(ctx)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from rnnvision_kit import DataConfig, Rule, setting
+from rnnvision_kit import DataConfig, ModelConfig, Rule, setting
 
 
 @dataclass
@@ -25,13 +25,44 @@ class SegDataConfig(DataConfig):
     val_fraction: float = setting(0.1, ge=0, lt=1)  # held out of train where a source has no val
     test_fraction: float = setting(0.2, ge=0, lt=1)  # held out where a source has no test split
     videos: int | None = setting(None, ge=1)  # synthetic-seg: train videos (val, test: 1/6 each)
+    # --- masks: stored value -> class id, e.g. {0: 0, 255: 1}; None: as stored, except that masks
+    # storing exactly 0 and 255 are read as 0/1 (announced). A value not in it is a bad file.
+    mask_values: dict[int, int] | None = None
+    binary: bool = False  # every mask value but 0 (and ignore_index) is class 1 (foreground)
+    resolution: str = setting("480p", nonempty=True)  # davis: JPEGImages/<resolution> (1080p, ...)
+    # --- augmentation of training clips (one draw for all frames of a clip and their masks)
+    augment: bool = False
+    crop_scale: list[float] = setting(default_factory=lambda: [0.5, 1.0], length=(2,), gt=0, le=1)
+    hflip: bool = False  # horizontal flip with probability 0.5
+    jitter: float = setting(0.2, ge=0)  # colour jitter strength (brightness, contrast, saturation)
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            "binary",
+            "data.mask_values is set too; set only one of them",
+            lambda d: not (d.binary and d.mask_values is not None),
+        ),
+        Rule(
+            "mask_values",
+            "stored values and class ids must be >= 0",
+            lambda d: all(k >= 0 and v >= 0 for k, v in (d.mask_values or {}).items()),
+        ),
+        Rule(
+            "crop_scale",
+            "needs [min, max] with min <= max",
+            lambda d: d.crop_scale[0] <= d.crop_scale[1],
+        ),
+    )
 
 
 @dataclass
-class SegModelConfig:
+class SegModelConfig(ModelConfig):
     # --- the per-frame segmenter: smp.create_model(arch, encoder_name=encoder, ...)
     arch: str = "Unet"  # any smp architecture: Unet, FPN, DeepLabV3Plus, Linknet, ...
-    encoder: str = "resnet18"  # any smp encoder name (random init; no downloads)
+    encoder: str = "resnet18"  # any smp encoder name
+    # smp's pretrained encoder weights by name (imagenet, ssl, ...; tu-* encoders: imagenet or
+    # pretrained); read from the HF cache, downloaded there when online. None: random
+    encoder_weights: str | None = None
     encoder_depth: int | None = setting(3, ge=1, le=5)  # encoder stages; None: the arch's (5)
     decoder_channels: list[int] | None = None  # None: for Unet-like archs a light [..., 16, 8]
     segmenter_options: dict = field(default_factory=dict)  # more smp.create_model keywords

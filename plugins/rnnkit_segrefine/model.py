@@ -155,6 +155,36 @@ class TemporalRefiner(nn.Module):
         hidden, state = self.rnn(x.unflatten(0, (b, t)), state)
         return self._combine(hidden.flatten(0, 1), flat, probs).view_as(logits), state
 
+    @property
+    def stream_blocker(self) -> str | None:
+        """Why this refinement cannot run frame by frame, or None when it can."""
+        if self.mode == "video" and self.rnn.bidirectional:
+            return (
+                "its refinement is bidirectional (model.bidirectional=true, the default: each "
+                "frame is refined with later frames too); train with --set model.bidirectional=false"
+            )
+        return None
+
+    def initial_state(self, frame: Tensor) -> State:
+        """The explicit state before the first frame (``frame B,3,H,W``): the ConvGRU/ConvLSTM
+        layers' initial states at the refinement's resolution (video mode), else ``[]``."""
+        if self.mode == "image":
+            return []
+        b, _, h, w = frame.shape
+        small = self._down(frame.new_zeros(b, self.num_classes + 3, h, w))
+        return self.rnn.initial_state(small)
+
+    def step(self, frame: Tensor, logits: Tensor, state: State = None) -> tuple[Tensor, State]:
+        """Refined logits ``B,K,H,W`` of one new frame (normalised ``frame B,3,H,W`` and its
+        per-frame ``logits B,K,H,W``) and the next state; unidirectional video mode, or image
+        mode (no state carried: ``[]``)."""
+        if self.mode == "image":
+            return self._iterate(frame, logits), []
+        probs = logits.softmax(1)
+        x = self._down(torch.cat([probs, frame], 1))
+        hidden, state = self.rnn.step(x, state or None)
+        return self._combine(hidden, logits, probs), state
+
     def _iterate(self, frames: Tensor, logits: Tensor) -> Tensor:
         state, refined = None, logits
         small = self._down(frames)
@@ -204,6 +234,12 @@ class SegRefiner(nn.Module):
     ``forward(frames B,T,3,H,W in [0,1])`` returns ``(refined, per_frame)`` logits
     ``B,T,K,H,W``; they are the same tensor without refinement. :meth:`loss` is the training
     loss of those outputs.
+
+    Per-step API (``rnnkit stream``, ONNX export; unidirectional refinement, see
+    :attr:`stream_blocker`): ``encode_frame(frames B,3,H,W) -> features B,K+3,H,W`` (the
+    segmenter's logits, then the normalised frame), ``initial_state(features) -> state``, and
+    ``step(features, state) -> (refined B,K,H,W, state)``; frame by frame, ``step`` gives
+    ``forward``'s refined logits.
     """
 
     def __init__(
@@ -254,6 +290,42 @@ class SegRefiner(nn.Module):
         if self.aux_weight:
             loss = loss + self.aux_weight * self.criterion(per_frame, masks)
         return loss
+
+    # ------------------------------------------------------------------ per-step API
+    # encode_frame(frames B,3,H,W in [0,1]) -> features B,K+3,H,W: the segmenter's logits (the
+    #   first K channels) and the normalised frame (the last 3), one segmenter call per frame;
+    # step(features, state) -> (refined logits B,K,H,W, state): one refinement step, carrying
+    #   the ConvGRU/ConvLSTM state (a tensor, or an (h, c) tuple, per layer; [] when nothing
+    #   is carried: refine=none or mode=image); state None (or initial_state) to start.
+    # Frame by frame this equals forward()'s refined logits when stream_blocker is None.
+
+    @property
+    def stream_blocker(self) -> str | None:
+        """Why this model cannot stream frame by frame, or None when it can."""
+        return None if self.refiner is None else self.refiner.stream_blocker
+
+    def encode_frame(self, frames: Tensor) -> Tensor:
+        """Features ``B,K+3,H,W`` of new frames ``B,3,H,W`` in [0, 1]: the segmenter's logits,
+        then the normalised frame."""
+        x, logits = self.segment(frames.unsqueeze(1))
+        return torch.cat([logits[:, 0], x[:, 0]], 1)
+
+    def initial_state(self, features: Tensor) -> State:
+        """The explicit state before the first frame (see :meth:`TemporalRefiner.initial_state`);
+        ``[]`` when nothing is carried."""
+        if self.refiner is None:
+            return []
+        return self.refiner.initial_state(features[:, -3:])
+
+    def step(self, features: Tensor, state: State = None) -> tuple[Tensor, State]:
+        """Refined logits ``B,K,H,W`` of one frame's ``features`` (:meth:`encode_frame`) and
+        the state to carry to the next frame."""
+        if self.stream_blocker is not None:
+            raise ValueError(f"this model cannot stream: {self.stream_blocker}")
+        logits, frame = features[:, :-3], features[:, -3:]
+        if self.refiner is None:
+            return logits, []
+        return self.refiner.step(frame, logits, state)
 
     def stream(self, frames: Tensor, state: State = None) -> tuple[Tensor, State]:
         """Refined logits of the next frames of a long video and the state to continue with

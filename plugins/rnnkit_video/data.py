@@ -2,8 +2,10 @@
 
 A source first *lists* labelled videos per split (:func:`list_source`, no file opened), then
 :func:`build_bundle` wraps each split in a clip data set read through PyAV. The
-training split yields one clip ``(T,3,H,W)`` per video (random clip or TSN segments); validation
-and test yield ``data.test_clips`` uniform clips ``(N,T,3,H,W)`` plus the video's index.
+training split yields one clip ``(T,3,H,W)`` per video (random clip or TSN segments, augmented
+when ``data.augment`` is on); validation and test yield ``data.test_clips`` uniform clips
+``(N,T,3,H,W)`` plus the video's index. All splits read through one decoded-frame cache
+(``data.frame_cache``).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit_video.clips import CachedClipDataset
+from rnnkit_video import clips
 from rnnvision_kit import DataBundle, DataError, RunConfig, VideoSpec
 from rnnvision_kit.data import (
     ProbeCache,
+    VideoClipDataset,
     VideoSample,
     list_framefolder,
     list_ucf101,
@@ -146,9 +149,10 @@ def list_source(name: str, config: RunConfig) -> Listing:
 
 def clip_datasets(
     listing: Listing, config: RunConfig, probe_cache: Any = None
-) -> dict[str, CachedClipDataset]:
-    """One clip data set per split: training clips sampled by ``data.sampling``, evaluation clips
-    uniform (``data.test_clips`` per video; segment centres when training used segments)."""
+) -> dict[str, VideoClipDataset]:
+    """One clip data set per split: training clips sampled by ``data.sampling`` (and augmented),
+    evaluation clips uniform (``data.test_clips`` per video; segment centres when training used
+    segments); one frame cache for the three."""
     d = config.data
     common: dict[str, Any] = dict(
         num_frames=d.num_frames,
@@ -157,7 +161,7 @@ def clip_datasets(
         short_policy=d.short_policy,
         class_names=listing.class_names,
         probe_cache=probe_cache,
-        cache_mb=d.cache_mb,
+        frame_cache=clips.frame_cache(config),
     )
     evaluation = (
         {"mode": "uniform", "num_clips": d.test_clips}
@@ -165,13 +169,17 @@ def clip_datasets(
         else {"mode": "segment"}
     )
     return {
-        "train": CachedClipDataset(
-            listing.splits["train"], mode=d.sampling, seed=config.seed, **common
+        "train": VideoClipDataset(
+            listing.splits["train"],
+            mode=d.sampling,
+            seed=config.seed,
+            augment=clips.augment(config),
+            **common,
         ),
-        "val": CachedClipDataset(
+        "val": VideoClipDataset(
             listing.splits["val"], seed=None, return_index=True, **evaluation, **common
         ),
-        "test": CachedClipDataset(
+        "test": VideoClipDataset(
             listing.splits["test"], seed=None, return_index=True, **evaluation, **common
         ),
     }

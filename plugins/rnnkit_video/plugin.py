@@ -14,7 +14,12 @@ CLIP_SETTINGS = (
     "sampling",
     "test_clips",
     "short_policy",
-    "cache_mb",
+    "frame_cache",
+    "frame_cache_gb",
+    "augment",
+    "crop_scale",
+    "hflip",
+    "jitter",
 )
 # name -> (description, the data.* settings it reads besides CLIP_SETTINGS)
 SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -49,7 +54,7 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
         lazy("rnnkit_video.task:VideoActionTask"),
         kind="video",
         description="video action recognition: a frame encoder, then a GRU/LSTM over the clip",
-        capabilities=("predict", "check-data", "report"),
+        capabilities=("predict", "check-data", "report", "stream", "export"),
     )
 
 

@@ -2,11 +2,12 @@
 
 Stateless: data, model, metrics and the report all come from the contexts the runner passes.
 Capabilities (declared in ``plugin.py``): ``predict`` (``predict.py``), ``check-data``
-(``check.py``) and ``report`` (``report.py``).
+(``check.py``), ``report`` (``report.py``) and ``stream`` (``stream.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from rnnkit_video.config import VideoDataConfig, VideoModelConfig
 from rnnvision_kit import (
     DataCheck,
     DataContext,
+    Exportable,
+    ExportContext,
     MetricsContext,
     ModelContext,
     PredictContext,
@@ -26,6 +29,7 @@ from rnnvision_kit import (
     RunConfig,
     StepContext,
     StepOutput,
+    StreamContext,
     Task,
     TrainConfig,
 )
@@ -70,14 +74,33 @@ class VideoActionTask(Task):
         )
 
     def build_model(self, ctx: ModelContext) -> nn.Module:
+        """The encoder (``model.backbone``: registered, ``tv:NAME`` or ``timm:NAME``; starting
+        weights ``model.weights`` or ``model.backbone_weights`` for a fresh model), fine-tuning
+        settings applied, then the head. Frames are normalised with ``model.mean``/``std``, else
+        the weights', else the data's; the values used are written to the run's config."""
         from rnnkit_video.model import ClipClassifier
+        from rnnvision_kit.nn import (
+            check_input_size,
+            freeze_batchnorm,
+            freeze_encoder,
+            input_normalisation,
+        )
 
         m: VideoModelConfig = ctx.config.model
         # Starting weights only for a fresh model: eval and predict load the run's checkpoint.
-        weights = m.backbone_weights if ctx.fresh else None
         encoder = ctx.registries.backbones.create(
-            m.backbone, feature_dim=m.feature_dim, weights=weights
+            m.backbone,
+            feature_dim=m.feature_dim,
+            weights=m.backbone_weights if ctx.fresh else None,
+            pretrained=m.weights if ctx.fresh else None,
         )
+        check_input_size(encoder, ctx.spec.height, ctx.spec.width)
+        mean, std, source = input_normalisation(encoder, ctx.spec.mean, ctx.spec.std, m.mean, m.std)
+        if ctx.fresh and source not in ("data", "model.mean/std"):  # config.yaml says what was used
+            m.mean, m.std = list(mean), list(std)
+        freeze_encoder(encoder, m.freeze)
+        if m.freeze_bn:
+            freeze_batchnorm(encoder)
         head = ctx.registries.heads.create(
             m.head,
             encoder.out_features,
@@ -88,7 +111,7 @@ class VideoActionTask(Task):
             pooling=m.pooling,
             dropout=m.dropout,
         )
-        return ClipClassifier(encoder, head, ctx.spec.mean, ctx.spec.std)
+        return ClipClassifier(encoder, head, mean, std, pretrained_lr=m.pretrained_lr)
 
     def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
         clips, labels = batch[0], batch[1]
@@ -155,3 +178,17 @@ class VideoActionTask(Task):
         from rnnkit_video.report import write_report
 
         write_report(ctx)
+
+    def stream(self, ctx: StreamContext) -> Iterator[dict[str, Any]]:
+        """Top-k labels after each frame the model reads (every ``data.stride``-th), the
+        recurrent state carried; then the label timeline."""
+        from rnnkit_video.stream import stream
+
+        return stream(ctx)
+
+    def export(self, ctx: ExportContext) -> Exportable:
+        """Frames and state -> logits after each frame and the next state (a model that
+        streams), else the whole clip -> logits (``export.py``)."""
+        from rnnkit_video.export import export_model
+
+        return export_model(ctx)

@@ -1,13 +1,17 @@
-"""Data layer (public API): video I/O on PyAV, clip samplers, video folder data sets, the cache.
+"""Data layer (public API): video I/O on PyAV, clip samplers, video folder data sets, the cache,
+the decoded-frame cache and clip augmentation.
 
 Imports nothing else from the core but ``errors``. Plugins import from this package, not from
 its modules.
 """
 
+from rnnvision_kit.data.augment import ClipAugment
 from rnnvision_kit.data.cache import cache_dir, generate_once
+from rnnvision_kit.data.framecache import WHOLE_MAX_FRAMES, FrameCache
 from rnnvision_kit.data.samplers import (
     SHORT_POLICIES,
     apply_short_policy,
+    clip_generator,
     clip_span,
     random_clip_indices,
     segment_indices,
@@ -17,6 +21,7 @@ from rnnvision_kit.data.video import (
     VIDEO_SUFFIXES,
     ProbeCache,
     VideoInfo,
+    VideoWriter,
     probe_video,
     read_clip,
     read_frames,
@@ -36,16 +41,21 @@ from rnnvision_kit.data.video_datasets import (
 )
 
 __all__ = [
+    "ClipAugment",
     "FRAME_SUFFIXES",
+    "WHOLE_MAX_FRAMES",
+    "FrameCache",
     "SHORT_POLICIES",
     "VIDEO_SUFFIXES",
     "ProbeCache",
     "ScanReport",
     "VideoClipDataset",
     "VideoInfo",
+    "VideoWriter",
     "VideoSample",
     "apply_short_policy",
     "cache_dir",
+    "clip_generator",
     "clip_span",
     "generate_once",
     "list_framefolder",

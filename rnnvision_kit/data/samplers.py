@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
     "Rng",
     "apply_short_policy",
+    "clip_generator",
     "clip_span",
     "random_clip_indices",
     "segment_indices",
@@ -18,6 +20,13 @@ __all__ = [
 
 Rng = torch.Generator | random.Random
 SHORT_POLICIES = ("loop", "pad")
+
+
+def clip_generator(*key: int) -> torch.Generator:
+    """A generator seeded from integers, e.g. ``(seed, epoch, index)``: the same draws for the
+    same key in any process (workers, DDP ranks, a resumed run)."""
+    state = np.random.SeedSequence([int(k) for k in key]).generate_state(2)
+    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
 
 
 def _check_positive(**values: int) -> None:

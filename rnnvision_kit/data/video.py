@@ -25,6 +25,7 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "ProbeCache",
     "VideoInfo",
+    "VideoWriter",
     "probe_video",
     "read_clip",
     "read_frames",
@@ -468,3 +469,63 @@ def write_video(
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return Path(name)
+
+
+class VideoWriter:
+    """Write RGB frames one at a time (a stream of unknown length) as a yuv420p video; the codec
+    follows the suffix as in :func:`write_video`. ``write(frame H,W,3 uint8)``, then ``close()``
+    (or use it as a context manager)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float = 25.0,
+        size: tuple[int, int] | None = None,
+        codec: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.fps, self.size, self.codec = fps, size, codec
+        self.frames = 0
+        self._container: Any = None
+        self._stream: Any = None
+
+    def _open(self, height: int, width: int) -> None:
+        from fractions import Fraction
+
+        name = str(self.path)
+        if height % 2 or width % 2:
+            raise DataError(
+                f"{name}: width and height must be even for yuv420p, got {width}x{height}"
+            )
+        encoder = _pick_encoder(self.path.suffix.lower(), self.codec, name)
+        rate = Fraction(self.fps).limit_denominator(1001) if self.fps > 0 else Fraction(25)
+        try:
+            self._container = av.open(name, mode="w")
+        except (av.FFmpegError, OSError) as error:
+            raise DataError(f"{name}: cannot write video ({_one_line(error)})") from None
+        options = _ENCODER_OPTIONS.get(encoder, {})
+        self._stream = self._container.add_stream(encoder, rate=rate, options=options)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one ``H,W,3`` uint8 RGB frame (the first one fixes the size)."""
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise DataError(f"{self.path}: a frame must be H,W,3 uint8, got {frame.shape}")
+        if self._container is None:
+            self._open(*(self.size or frame.shape[:2]))
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        self._container.mux(self._stream.encode(image))
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoder and close the file."""
+        if self._container is not None:
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -14,9 +14,12 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 
+from rnnvision_kit.data.augment import ClipAugment
+from rnnvision_kit.data.framecache import FrameCache
 from rnnvision_kit.data.samplers import (
     SHORT_POLICIES,
     apply_short_policy,
+    clip_generator,
     random_clip_indices,
     segment_indices,
     uniform_clip_indices,
@@ -262,6 +265,9 @@ class VideoClipDataset(Dataset):
     makes items ``(clip, label, index)``, the index of the sample actually read (after a skip, the
     next readable one), so predictions can be traced back to files. ``threads=None``
     decodes with threads in the main process only, not inside DataLoader workers.
+    ``frame_cache`` reads decoded frames from a :class:`FrameCache` after their first decode;
+    ``augment`` transforms each clip with one draw seeded by ``(seed, epoch, index, 1)`` (only
+    when ``seed`` is set: data sets without randomness are not augmented).
     """
 
     def __init__(
@@ -281,6 +287,8 @@ class VideoClipDataset(Dataset):
         class_names: Sequence[str] | None = None,
         threads: bool | None = None,
         return_index: bool = False,
+        frame_cache: FrameCache | None = None,
+        augment: ClipAugment | None = None,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"unknown clip mode {mode!r} (expected one of {', '.join(MODES)})")
@@ -302,6 +310,8 @@ class VideoClipDataset(Dataset):
         self.class_names = list(class_names) if class_names is not None else None
         self.threads = threads
         self.return_index = return_index
+        self.frame_cache = frame_cache
+        self.augment = augment if augment is not None and augment.active else None
         self.skipped: list[tuple[str, str]] = []
         # Shared memory so that set_epoch reaches persistent DataLoader workers too.
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
@@ -339,8 +349,7 @@ class VideoClipDataset(Dataset):
     def _rng(self, index: int) -> torch.Generator | None:
         if self.seed is None:
             return None
-        state = np.random.SeedSequence([int(self.seed), self.epoch, int(index)]).generate_state(2)
-        return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+        return clip_generator(self.seed, self.epoch, index)
 
     def clip_indices(self, index: int) -> list[int]:
         """The frame indices (after the short-video policy) that ``__getitem__(index)`` reads."""
@@ -357,17 +366,34 @@ class VideoClipDataset(Dataset):
             indices = random_clip_indices(n, self.num_frames, self.stride, rng)
         return apply_short_policy(indices, n, self.short_policy)
 
-    def _load(self, index: int) -> torch.Tensor:
+    def _decode(self, index: int, indices: Sequence[int]) -> torch.Tensor:
+        """Frames ``indices`` of video ``index`` decoded from its file, ``(T, 3, H, W)`` uint8."""
         path, info = self.samples[index].path, self.infos[index]
-        indices = self.clip_indices(index)
         if os.path.isdir(path):
-            frames = read_frame_folder(path, indices, info, size=self.size)
-        else:
-            threads = self.threads
-            if threads is None:  # DataLoader workers already run in parallel: no nested threads
-                threads = get_worker_info() is None
-            frames = read_frames(path, indices, info, size=self.size, threads=threads)
+            return read_frame_folder(path, indices, info, size=self.size)
+        threads = self.threads
+        if threads is None:  # DataLoader workers already run in parallel: no nested threads
+            threads = get_worker_info() is None
+        return read_frames(path, indices, info, size=self.size, threads=threads)
+
+    def _load(self, index: int) -> torch.Tensor:
+        indices = self.clip_indices(index)
+        frames = None
+        if self.frame_cache is not None:
+            fixed = self.seed is None or self.mode == "uniform"  # the same clip every epoch
+            frames = self.frame_cache.read(
+                self.samples[index].path,
+                self.infos[index],
+                indices,
+                self.size,
+                lambda wanted: self._decode(index, wanted),
+                fixed=fixed,
+            )
+        if frames is None:
+            frames = self._decode(index, indices)
         clip = frames.to(torch.float32).div_(255.0)
+        if self.augment is not None and self.seed is not None:
+            clip = self.augment(clip, clip_generator(self.seed, self.epoch, index, 1))[0]
         if self.mode == "uniform":
             clip = clip.reshape(self.num_clips, self.num_frames, *clip.shape[1:])
         return clip

@@ -1,4 +1,5 @@
-"""Reusable recurrent blocks (public API): sequence heads, ConvGRU/ConvLSTM, frame encoders.
+"""Reusable recurrent blocks (public API): sequence heads, ConvGRU/ConvLSTM, frame encoders
+(with the torchvision and timm families and pretrained weights by name), fine-tuning helpers.
 
 Imports nothing else from the core but ``errors``. Plugins import from this package, not from
 its modules.
@@ -11,8 +12,29 @@ from rnnvision_kit.nn.encoders import (
     SmallCNN,
     build_encoder,
     load_weights,
+    read_state_dict,
+)
+from rnnvision_kit.nn.families import timm_weights_file
+from rnnvision_kit.nn.finetune import (
+    encoder_stages,
+    encoder_trunk,
+    freeze_batchnorm,
+    freeze_encoder,
+    freeze_unused,
+    lr_groups,
 )
 from rnnvision_kit.nn.heads import MeanHead, RecurrentHead, build_head
+from rnnvision_kit.nn.pretrained import (
+    WeightsInfo,
+    cached_hub_file,
+    cached_url,
+    check_input_size,
+    downloads_off,
+    first_mismatch,
+    hf_cache_dir,
+    input_normalisation,
+    torch_hub_dir,
+)
 
 __all__ = [
     "ENCODERS",
@@ -24,7 +46,24 @@ __all__ = [
     "MeanHead",
     "RecurrentHead",
     "SmallCNN",
+    "WeightsInfo",
     "build_encoder",
     "build_head",
+    "cached_hub_file",
+    "cached_url",
+    "check_input_size",
+    "downloads_off",
+    "encoder_stages",
+    "encoder_trunk",
+    "first_mismatch",
+    "freeze_batchnorm",
+    "freeze_encoder",
+    "freeze_unused",
+    "hf_cache_dir",
+    "input_normalisation",
     "load_weights",
+    "lr_groups",
+    "read_state_dict",
+    "timm_weights_file",
+    "torch_hub_dir",
 ]

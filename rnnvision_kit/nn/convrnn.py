@@ -11,6 +11,13 @@ computes the unneeded gradient of the input frames).
 
 Tensor layout: clips ``B,T,C,H,W``; states ``B,hidden,H,W``. With ``bidirectional=True`` outputs
 and per-layer states concatenate the forward and backward directions on channels.
+
+Streaming (per-step API, unidirectional only): ``step(x B,C,H,W, state) -> (output
+B,hidden,H,W, state)`` runs one frame through all layers, carrying the per-layer states in the
+form ``forward`` returns (GRU: a tensor per layer; LSTM: an ``(h, c)`` tuple per layer); frame by
+frame it gives ``forward``'s outputs. ``initial_state(x)`` is the explicit state before the first
+frame (zeros, or the learned one), for exporters that need a tensor; ``None`` means the same.
+``stream_blocker`` says why a layer cannot stream (bidirectional), or is None.
 """
 
 from __future__ import annotations
@@ -228,6 +235,48 @@ class _ConvRNN(nn.Module):
             outputs[t] = st if self._state_parts == 1 else st[0]
         last = (st,) if self._state_parts == 1 else tuple(st)
         return torch.stack(outputs, 1), last
+
+    # ------------------------------------------------------------------ per-step API
+
+    @property
+    def stream_blocker(self) -> str | None:
+        """Why this layer cannot run frame by frame, or None when it can."""
+        if self.bidirectional:
+            return "it is bidirectional (each frame's output depends on later frames)"
+        return None
+
+    def initial_state(self, x: Tensor) -> list:
+        """The explicit per-layer state before the first frame ``x`` (``B,C,H,W``): zeros, or
+        the learned initial state, in the form :meth:`step` takes and returns."""
+        like = x.unsqueeze(1)
+        states: list = []
+        for layer in range(self.num_layers):
+            parts = self._initial(layer, None, like)
+            if parts is None:
+                b, _, _, h, w = like.shape
+                zeros = x.new_zeros(b, self.hidden_channels[layer], h, w)
+                parts = (zeros,) * self._state_parts
+            states.append(parts[0] if self._state_parts == 1 else tuple(parts))
+        return states
+
+    def step(self, x: Tensor, state: Sequence | None = None) -> tuple[Tensor, list]:
+        """One frame ``x`` (``B,C,H,W``) through all layers from ``state`` (None: the initial
+        state); returns the last layer's output ``B,hidden,H,W`` and the per-layer states."""
+        if self.bidirectional:
+            raise ValueError(f"{type(self).__name__} cannot step: {self.stream_blocker}")
+        if x.dim() != 4:
+            raise ValueError(f"expected a frame B,C,H,W, got shape {tuple(x.shape)}")
+        if state is not None and len(state) != self.num_layers:
+            raise ValueError(f"state has {len(state)} layers, expected {self.num_layers}")
+        layer_input, states = x, []
+        for layer in range(self.num_layers):
+            parts = self._initial(layer, state, x.unsqueeze(1))
+            st = None if parts is None else (parts[0] if self._state_parts == 1 else parts)
+            cell = self.cells[layer]
+            st = cell.step(cell.input_conv(layer_input), st)
+            layer_input = st if self._state_parts == 1 else st[0]
+            states.append(st if self._state_parts == 1 else tuple(st))
+        return layer_input, states
 
     def forward(self, x: Tensor, state: Sequence | None = None) -> tuple[Tensor, list]:
         if x.dim() != 5:

@@ -1,8 +1,16 @@
 """Frame encoders: ``B,C,H,W`` images in, ``B,F`` feature vectors out (``out_features`` = F).
 
 ``small-cnn`` is a few conv-bn-relu-pool blocks that keep a coarse spatial grid (position matters
-for motion), fast on a CPU. ``resnet18`` and ``mobilenet_v3_small`` are torchvision's, built with
-``weights=None``; pretrained weights come only from a local file the user names.
+for motion), fast on a CPU. ``resnet18`` and ``mobilenet_v3_small`` are torchvision's, random,
+from a local state dict file (``weights=PATH``) or pretrained by name (``pretrained=DEFAULT``).
+Every torchvision and timm model is an encoder too (``rnnvision_kit.nn.families``: ``tv:NAME``,
+``timm:NAME``).
+
+Besides ``forward``, the encoders here offer what fine-tuning and image-classify use:
+``stages()`` (the trunk's blocks from the input on), ``trunk`` (the part that pretrained weights
+fill; a ``feature_dim`` projection is not part of it), ``feature_map(images)`` (the ``B,C',H',W'``
+map before global pooling) and ``weights_info`` (normalisation and input size of pretrained
+weights, or None).
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import torch
 from torch import nn
 
 from rnnvision_kit.errors import ConfigError
+from rnnvision_kit.nn.pretrained import WeightsInfo, shape_problem
 
 __all__ = [
     "ENCODERS",
@@ -23,9 +32,12 @@ __all__ = [
     "build_encoder",
     "load_weights",
     "mobilenet_v3_small",
+    "read_state_dict",
     "resnet18",
     "small_cnn",
 ]
+
+_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
 
 class SmallCNN(nn.Module):
@@ -33,6 +45,8 @@ class SmallCNN(nn.Module):
 
     Flattening the grid (instead of global pooling) keeps where things are in the frame.
     """
+
+    weights_info: WeightsInfo | None = None
 
     def __init__(
         self,
@@ -58,38 +72,167 @@ class SmallCNN(nn.Module):
             nn.Flatten(), nn.Linear(channels * grid * grid, feature_dim), nn.ReLU(inplace=True)
         )
         self.out_features = feature_dim
+        self.feature_channels = channels
+        self._blocks = len(widths)
+
+    @property
+    def trunk(self) -> nn.Module:
+        """The conv blocks (the projection to ``feature_dim`` is not part of it)."""
+        return self.features
+
+    def stages(self) -> list[list[nn.Module]]:
+        """One stage per conv block."""
+        return [list(self.features[4 * i : 4 * i + 4]) for i in range(self._blocks)]
+
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The last block's ``B,C,H/8,W/8`` map (before the pool to the grid)."""
+        return self.features[:-1](images)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.project(self.features(images))
 
 
-class FrameEncoder(nn.Module):
-    """A trunk giving ``B,native`` features, optionally projected to ``feature_dim``."""
+class _Tap(Exception):
+    """Raised by a hook to stop the forward pass once the feature map is taken."""
 
-    def __init__(self, trunk: nn.Module, native: int, feature_dim: int | None = None) -> None:
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+
+class FrameEncoder(nn.Module):
+    """A trunk giving ``B,native`` features, optionally projected to ``feature_dim``.
+
+    ``stages``: module names of the trunk, grouped per stage, from the input on.
+    ``map_from``: how :meth:`feature_map` takes the map: ``"timm"`` (``forward_features``) or
+    ``"hook"`` (the input of the trunk's last global pool, else the last 4-D output of a
+    module; found once by running the trunk).
+    """
+
+    def __init__(
+        self,
+        trunk: nn.Module,
+        native: int,
+        feature_dim: int | None = None,
+        *,
+        stages: Sequence[Sequence[str]] = (),
+        weights_info: WeightsInfo | None = None,
+        name: str = "",
+        map_from: str = "hook",
+    ) -> None:
         super().__init__()
         self.trunk = trunk
         self.project = nn.Linear(native, feature_dim) if feature_dim else nn.Identity()
         self.out_features = feature_dim or native
+        self.native_features = native
+        self.stage_names = tuple(tuple(names) for names in stages)
+        self.weights_info = weights_info
+        self.name = name
+        self.map_from = map_from
+        self._tap_at: tuple[str, str] | None = None  # (module name, "input" | "output")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.project(torch.flatten(self.trunk(images), 1))
 
+    def stages(self) -> list[list[nn.Module]]:
+        """The trunk's stages (modules grouped per stage, from the input on); one stage, the
+        whole trunk, when none were given."""
+        if not self.stage_names:
+            return [[self.trunk]]
+        return [[self.trunk.get_submodule(n) for n in names] for names in self.stage_names]
 
-def load_weights(
-    module: nn.Module, path: str | Path, name: str, ignore: Sequence[str] = ()
-) -> None:
-    """Load a local state dict (``torch.load(weights_only=True)``) into ``module``.
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The ``B,C',H',W'`` map the trunk pools into its features."""
+        if self.map_from == "timm":
+            return self._timm_map(images)
+        if self._tap_at is None:
+            self._tap_at = self._find_tap(images)
+        name, kind = self._tap_at
+        module = self.trunk.get_submodule(name)
 
-    Accepts a plain state dict or one under ``"state_dict"``/``"model"``, with or without a
-    ``module.`` prefix. Keys starting with one of ``ignore`` (a classifier the encoder drops) may
-    be present or absent; any other mismatch raises a ConfigError naming the file.
-    """
+        def take_input(_module: nn.Module, args: tuple[Any, ...]) -> None:
+            raise _Tap(args[0])
+
+        def take_output(_module: nn.Module, _args: Any, output: torch.Tensor) -> None:
+            raise _Tap(output)
+
+        if kind == "input":
+            handle = module.register_forward_pre_hook(take_input)
+        else:
+            handle = module.register_forward_hook(take_output)
+        try:
+            self.trunk(images)
+        except _Tap as tap:
+            return tap.value
+        finally:
+            handle.remove()
+        raise ConfigError(f"backbone {self.name or 'encoder'}: no feature map found")
+
+    def _timm_map(self, images: torch.Tensor) -> torch.Tensor:
+        out = self.trunk.forward_features(images)
+        if out.dim() == 4 and "NHWC" in str(getattr(self.trunk, "output_fmt", "NCHW")):
+            out = out.permute(0, 3, 1, 2)
+        if out.dim() != 4:
+            raise ConfigError(
+                f"backbone {self.name}: gives {out.dim()}-D tokens, not a B,C,H,W feature map; "
+                "use a convolutional backbone here"
+            )
+        return out
+
+    def _find_tap(self, images: torch.Tensor) -> tuple[str, str]:
+        """Run the trunk on one image with hooks on every module: the input of the last global
+        pool, else the last 4-D output; tokens (3-D outputs) after it mean there is no map."""
+        events: list[tuple[str, str, int]] = []
+        handles = []
+        for name, module in self.trunk.named_modules():
+            if not name:
+                continue
+            if isinstance(module, _POOLS):
+                handles.append(
+                    module.register_forward_pre_hook(
+                        lambda _m, args, _n=name: events.append((_n, "input", args[0].dim()))
+                    )
+                )
+            handles.append(
+                module.register_forward_hook(
+                    lambda _m, _a, out, _n=name: events.append(
+                        (_n, "output", out.dim() if isinstance(out, torch.Tensor) else 0)
+                    )
+                )
+            )
+        was_training = self.trunk.training
+        try:
+            self.trunk.eval()
+            with torch.no_grad():
+                self.trunk(images[:1])
+        finally:
+            self.trunk.train(was_training)
+            for handle in handles:
+                handle.remove()
+        pools = [i for i, (_, kind, dim) in enumerate(events) if kind == "input" and dim == 4]
+        maps = [i for i, (_, kind, dim) in enumerate(events) if kind == "output" and dim == 4]
+        at = pools[-1] if pools else (maps[-1] if maps else None)
+        if at is None or any(dim == 3 for _, kind, dim in events[at + 1 :] if kind == "output"):
+            raise ConfigError(
+                f"backbone {self.name or 'encoder'}: gives tokens, not a B,C,H,W feature map; "
+                "use a convolutional backbone here"
+            )
+        return events[at][0], events[at][1]
+
+
+def read_state_dict(path: str | Path, setting: str = "model.backbone_weights") -> dict[str, Any]:
+    """A state dict of tensors from a local file (``torch.load(weights_only=True)``): plain, or
+    under ``"state_dict"``/``"model"``, ``module.`` prefixes dropped; one-line ConfigErrors."""
     file = Path(path).expanduser()
     if not file.is_file():
-        raise ConfigError(f"{file}: backbone weights file not found (model.backbone_weights)")
+        raise ConfigError(f"{file}: backbone weights file not found ({setting})")
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(file), device="cpu")
+        else:
+            state = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and unpickler errors of all kinds
         reason = " ".join(str(error).split())[:100]
         raise ConfigError(f"{file}: not a PyTorch weights file ({reason})") from None
@@ -99,11 +242,25 @@ def load_weights(
     if not isinstance(state, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in state.values()
     ):
-        raise ConfigError(f"{file}: not a state dict of tensors (model.backbone_weights)")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
+        raise ConfigError(f"{file}: not a state dict of tensors ({setting})")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_weights(
+    module: nn.Module, path: str | Path, name: str, ignore: Sequence[str] = ()
+) -> None:
+    """Load a local state dict (``torch.load(weights_only=True)``) into ``module``.
+
+    Accepts a plain state dict or one under ``"state_dict"``/``"model"``, with or without a
+    ``module.`` prefix. Keys starting with one of ``ignore`` (a classifier the encoder drops) may
+    be present or absent; any other mismatch raises a ConfigError naming the file (and, for
+    shapes, the first parameter that does not fit).
+    """
+    file = Path(path).expanduser()
+    state = read_state_dict(file)
     state = {k: v for k, v in state.items() if not k.startswith(tuple(ignore))}
-    expected = {k for k in module.state_dict() if not k.startswith(tuple(ignore))}
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    own = {k: v for k, v in module.state_dict().items() if not k.startswith(tuple(ignore))}
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
         detail = ", ".join(
             f"{len(keys)} {what} key(s), e.g. {keys[0]!r}"
@@ -111,17 +268,24 @@ def load_weights(
             if keys
         )
         raise ConfigError(f"{file}: not {name} weights ({detail})")
-    try:
-        module.load_state_dict(state, strict=False)
-    except RuntimeError as error:
-        first = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), "")
-        raise ConfigError(f"{file}: {name} weights of other shapes ({first[:120]})") from None
+    problem = shape_problem(own, state)
+    if problem:
+        raise ConfigError(f"{file}: {name} weights of other shapes: {problem}")
+    module.load_state_dict(state, strict=False)
 
 
 def small_cnn(
-    feature_dim: int | None = 128, weights: str | None = None, in_channels: int = 3
+    feature_dim: int | None = 128,
+    weights: str | None = None,
+    in_channels: int = 3,
+    pretrained: str | None = None,
 ) -> SmallCNN:
     """The CPU default: three conv blocks, a 4x4 grid, a linear layer to ``feature_dim``."""
+    if pretrained:
+        raise ConfigError(
+            f"model.weights={pretrained}: small-cnn has no pretrained weights (use "
+            "model.backbone_weights=PATH, or a backbone such as tv:resnet18)"
+        )
     encoder = SmallCNN(in_channels, feature_dim or 128)
     if weights:
         load_weights(encoder, weights, "small-cnn")
@@ -129,33 +293,50 @@ def small_cnn(
 
 
 def resnet18(
-    feature_dim: int | None = None, weights: str | None = None, in_channels: int = 3
+    feature_dim: int | None = None,
+    weights: str | None = None,
+    in_channels: int = 3,
+    pretrained: str | None = None,
 ) -> FrameEncoder:
-    """torchvision's ResNet-18 without its classifier (512 features), ``weights=None`` or a file."""
-    from torchvision.models import resnet18 as build
+    """torchvision's ResNet-18 without its classifier (512 features): random, a local file
+    (``weights``) or torchvision weights by name (``pretrained``: DEFAULT, IMAGENET1K_V1)."""
+    from rnnvision_kit.nn.families import torchvision_model, torchvision_stages
 
     _check_rgb(in_channels, "resnet18")
-    trunk = build(weights=None)
+    trunk, info = torchvision_model("resnet18", pretrained)
     if weights:
         load_weights(trunk, weights, "resnet18", ignore=("fc.",))
     native = trunk.fc.in_features
     trunk.fc = nn.Identity()
-    return FrameEncoder(trunk, native, feature_dim)
+    return FrameEncoder(
+        trunk,
+        native,
+        feature_dim,
+        stages=torchvision_stages(trunk),
+        weights_info=info,
+        name="resnet18",
+    )
 
 
 def mobilenet_v3_small(
-    feature_dim: int | None = None, weights: str | None = None, in_channels: int = 3
+    feature_dim: int | None = None,
+    weights: str | None = None,
+    in_channels: int = 3,
+    pretrained: str | None = None,
 ) -> FrameEncoder:
     """torchvision's MobileNetV3-Small features and pooling (576 features), no classifier."""
-    from torchvision.models import mobilenet_v3_small as build
+    from rnnvision_kit.nn.families import torchvision_model
 
     _check_rgb(in_channels, "mobilenet_v3_small")
-    full = build(weights=None)
+    full, info = torchvision_model("mobilenet_v3_small", pretrained)
     if weights:
         load_weights(full, weights, "mobilenet_v3_small", ignore=("classifier.",))
     native = full.classifier[0].in_features
     trunk = nn.Sequential(full.features, full.avgpool)
-    return FrameEncoder(trunk, native, feature_dim)
+    stages = [[f"0.{i}"] for i in range(len(full.features))]
+    return FrameEncoder(
+        trunk, native, feature_dim, stages=stages, weights_info=info, name="mobilenet_v3_small"
+    )
 
 
 def _check_rgb(in_channels: int, name: str) -> None:

@@ -112,7 +112,7 @@ class Trainer:
             ids = [device.index] if device.type == "cuda" else None
             self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.steps_per_epoch = self._steps_per_epoch()
-        self.optimizer = build_optimizer(self.model.parameters(), self.cfg)
+        self.optimizer = build_optimizer(self.model, self.cfg)  # honours model.param_groups()
         self.scheduler = build_scheduler(self.optimizer, self.cfg, self.steps_per_epoch)
         self.state = LoopState()
         self.stop = _StopFlag()

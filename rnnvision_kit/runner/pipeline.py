@@ -35,6 +35,7 @@ from rnnvision_kit.errors import (
     PluginError,
     RnnkitError,
     TaskError,
+    warn,
 )
 from rnnvision_kit.registry import Entry, Registries
 from rnnvision_kit.runner.checkpoint import load_checkpoint
@@ -44,6 +45,8 @@ from rnnvision_kit.task import (
     DataBundle,
     DataCheck,
     DataContext,
+    Exportable,
+    ExportContext,
     MetricsContext,
     ModelContext,
     PredictContext,
@@ -51,6 +54,7 @@ from rnnvision_kit.task import (
     ReportContext,
     StepContext,
     StepOutput,
+    StreamContext,
     Task,
 )
 
@@ -133,6 +137,24 @@ class TaskHandle:
         if self.supports("report"):
             with self.blame("report"):
                 self.task.report(ctx)  # type: ignore[attr-defined]
+
+    def stream(self, ctx: StreamContext) -> Iterator[dict[str, Any]]:
+        """The task's stream records, each ``next`` behind blame()."""
+        self.require("stream")
+        with self.blame("stream"):
+            yield from self.task.stream(ctx)  # type: ignore[attr-defined]
+
+    def export(self, ctx: ExportContext) -> Exportable:
+        self.require("export")
+        with self.blame("export"):
+            exportable = self.task.export(ctx)  # type: ignore[attr-defined]
+        if not isinstance(exportable, Exportable):
+            raise TaskError(
+                f"task {self.name!r} (plugin {self.plugin!r}) failed in export: it returned "
+                f"{type(exportable).__name__}, not an Exportable",
+                "export",
+            )
+        return exportable
 
     # Contexts for this task.
     def data_context(
@@ -277,7 +299,9 @@ def build(
     dist: DistInfo = DistInfo(),
 ) -> Built:
     """Validate ``config``, set threads and seed, build the data (unless ``purpose`` is
-    ``predict``, which takes ``spec``) and the model, then load ``weights`` into it."""
+    ``predict``, which takes ``spec``) and the model, then load ``weights`` into it. For
+    ``train``, ``model.init_from`` (any task's model config that has it) copies the matching
+    tensors of another run's checkpoint first; what it left out is one warning line."""
     validate(config)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
@@ -298,6 +322,13 @@ def build(
     )
     if weights is not None:
         load_weights(model, weights, weights_source)
+    source = getattr(config.model, "init_from", None)
+    if purpose == "train" and source:
+        from rnnvision_kit.runner.transfer import init_from
+
+        note = init_from(model, source)
+        if note and dist.is_main:
+            warn(note)
     return Built(task, config, data, spec, model)
 
 

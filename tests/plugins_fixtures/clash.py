@@ -18,7 +18,7 @@ def rnnkit_register_tasks(register: Any) -> None:
         _task,
         kind="image",
         description="the clash plugin's image-classify",
-        capabilities=("predict", "report"),
+        capabilities=("predict", "report", "export"),
     )
 
 

@@ -28,4 +28,9 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
     register(
         "overclaims", _classify, kind="image", capabilities=("predict", "report", "check-data")
     )
-    register("predict-raises", _predict_raises, kind="image", capabilities=("predict", "report"))
+    register(
+        "predict-raises",
+        _predict_raises,
+        kind="image",
+        capabilities=("predict", "report", "export"),
+    )

@@ -1,0 +1,159 @@
+"""Export of the video-action model, built on its per-step API (``rnnkit_video.model``).
+
+A model that streams (a unidirectional recurrent head with ``last`` pooling) is exported as a
+chunk step: ``frames B,T,3,H,W`` (any ``T >= 1`` new frames) and ``state`` in, the logits after
+each frame and ``state_out`` out; fed frame after frame with the state passed back, it gives
+what ``rnnkit stream`` gives. Another model (bidirectional, ``mean``/``attention`` pooling, the
+``mean`` head) is exported as a whole clip with a dynamic time axis: ``frames -> logits B,K``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from rnnvision_kit import Exportable, ExportContext
+
+
+def _features(model: nn.Module, frames: torch.Tensor, frame: tuple[int, ...]) -> torch.Tensor:
+    """``encode_frame`` on every frame of ``frames B,T,C,H,W``: ``B,T,F``. The frames are
+    flattened with the frame's own size written out, so that the exporter knows ``C,H,W``
+    (a pooling layer needs them) while ``B`` and ``T`` stay dynamic."""
+    features = model.encode_frame(frames.reshape(-1, *frame))
+    return features.reshape(frames.shape[0], frames.shape[1], -1)
+
+
+class ChunkStep(nn.Module):
+    """``(frames B,T,C,H,W in [0, 1], state) -> (logits B,T,K, state_out)``: one encoder call
+    per frame (``encode_frame``) and the head's ``scan`` over the chunk."""
+
+    def __init__(self, model: nn.Module, frame: tuple[int, ...]) -> None:
+        super().__init__()
+        self.model, self.frame = model, frame
+
+    def forward(
+        self, frames: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.scan(_features(self.model, frames, self.frame), state)
+
+
+class WholeClip(nn.Module):
+    """``frames B,T,C,H,W in [0, 1] -> (logits B,K,)``: the model's forward (``encode_frame``
+    per frame, then the head over the clip)."""
+
+    def __init__(self, model: nn.Module, frame: tuple[int, ...]) -> None:
+        super().__init__()
+        self.model, self.frame = model, frame
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.model.head(_features(self.model, frames, self.frame)),)
+
+
+def frame_by_frame(
+    model: nn.Module, frames: torch.Tensor, state: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference: ``encode_frame`` and ``step`` one frame at a time, as ``rnnkit stream``
+    runs the model."""
+    logits = []
+    for t in range(frames.shape[1]):
+        step_logits, state = model.step(model.encode_frame(frames[:, t]), state)
+        logits.append(step_logits)
+    return torch.stack(logits, 1), state
+
+
+def _buffer(model: nn.Module, name: str) -> list[float]:
+    return [float(v) for v in getattr(model, name).flatten()]
+
+
+def export_model(ctx: ExportContext) -> Exportable:
+    """A chunk step (frames + state -> logits after each frame + state) for a model that
+    streams, else the whole clip. ``torch.export`` unrolls ``nn.GRU``/``LSTM`` over time, so
+    an exported program has a fixed time axis: one frame per call (stream) or the training
+    clip's length (clip); its batch axis is dynamic."""
+    model, spec = ctx.model, ctx.spec
+    frame = (spec.channels, spec.height, spec.width)
+    stride = max(1, int(spec.stride or 1))
+    program = ctx.format == "exported-program"
+    blocker = getattr(model, "stream_blocker", "it has no per-step API")
+    stream = blocker is None
+    fixed_time = (1 if stream else spec.num_frames) if program else None
+    read = (
+        f"read one frame in {stride} of the video (the spacing the model was trained on)"
+        if stride > 1
+        else "read every frame of the video"
+    )
+    info = {
+        "mode": "stream" if stream else "clip",
+        "preprocessing": {"mean": _buffer(model, "mean"), "std": _buffer(model, "std")},
+        "stride": stride,
+        "fps": spec.fps,
+        "clip_frames": spec.num_frames,
+    }
+
+    def batch(n: int) -> int:  # the varied size is the time axis, or the batch when T is fixed
+        if fixed_time is not None:
+            return n
+        return 2 if n % 2 == 0 or n > 3 else 1  # traced with batch 2, checked with 1 and 2
+
+    def frames_of(n: int, generator: torch.Generator) -> torch.Tensor:
+        return torch.rand(batch(n), fixed_time or n, *frame, generator=generator)
+
+    frames_axes = {0: "batch"} if fixed_time else {0: "batch", 1: "time"}
+    common = {"vary": "batch" if fixed_time else "time"}
+    if stream:
+        state_shape = tuple(model.initial_state(1).shape)  # layers, 1, hidden
+
+        def sample(n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+            frames = frames_of(n, generator)
+            shape = (state_shape[0], frames.shape[0], *state_shape[2:])
+            state = torch.rand(shape, generator=generator) * 1.8 - 0.9  # non-zero, as mid-video
+            return frames, state
+
+        chunk = "one new frame (T = 1)" if fixed_time else "T >= 1 new frames in order"
+        return Exportable(
+            module=ChunkStep(model, frame),
+            inputs=("frames", "state"),
+            outputs=("logits", "state_out"),
+            sample=sample,
+            dynamic_axes={
+                "frames": frames_axes,
+                "state": {1: "batch"},
+                "logits": frames_axes,
+                "state_out": {1: "batch"},
+            },
+            states={"state": "state_out"},
+            reference=lambda frames, state: frame_by_frame(model, frames, state),
+            info={
+                **info,
+                "step": (
+                    f"frames: B,T,3,H,W float32 RGB in [0, 1] at frame_size, {chunk}, and "
+                    "state (zeros before the first frame) -> logits B,T,K, the logits after "
+                    "each of those frames (logits[:, -1] is the prediction for the video so "
+                    "far), and state_out, the state to pass with the next frames; "
+                    f"{read}"
+                ),
+                "state_layout": (
+                    "layers, batch, hidden (gru/rnn head); lstm head: 2*layers, the hidden "
+                    "states then the cell states"
+                ),
+            },
+            **common,
+        )
+    clip = f"{fixed_time} frames" if fixed_time else "any number of frames"
+    return Exportable(
+        module=WholeClip(model, frame),
+        inputs=("frames",),
+        outputs=("logits",),
+        sample=lambda n, generator: (frames_of(n, generator),),
+        dynamic_axes={"frames": frames_axes, "logits": {0: "batch"}},
+        reference=lambda frames: (model(frames),),
+        info={
+            **info,
+            "why_not_stream": f"this model cannot stream: {blocker}",
+            "step": (
+                f"frames: B,T,3,H,W float32 RGB in [0, 1] at frame_size, a whole clip of {clip} "
+                f"(trained on {spec.num_frames}; {read}) -> logits B,K; no state"
+            ),
+        },
+        **common,
+    )
