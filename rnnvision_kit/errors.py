@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 
 class RnnkitError(Exception):
     """Base class for errors caused by user input (config, data, names, checkpoints)."""
@@ -49,3 +52,28 @@ def warn(message: str) -> None:
     import sys
 
     print(f"rnnkit: warning: {message}", file=sys.stderr, flush=True)
+
+
+def reason(error: BaseException) -> str:
+    """What went wrong, on one line (an OSError's ``strerror``, else the message, else the type),
+    for messages such as ``f"{path}: cannot read ({reason(error)})"``."""
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return " ".join(str(text).split())
+
+
+def one_line(error: BaseException) -> str:
+    """``"TypeName: first line of the message"``."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+@contextlib.contextmanager
+def rethrown(make: Callable[[str], RnnkitError]) -> Iterator[None]:
+    """Turn an exception that is not an ``RnnkitError`` (nor an interrupt) into ``make(one_line)``,
+    raised from the original (which ``--debug`` shows)."""
+    try:
+        yield
+    except (RnnkitError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        raise make(one_line(error)) from error

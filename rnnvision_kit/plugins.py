@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from rnnvision_kit import hookspecs
-from rnnvision_kit.errors import PluginError, RnnkitError, warn
+from rnnvision_kit.errors import PluginError, RnnkitError, one_line, warn
 from rnnvision_kit.registry import Registries
 
 if TYPE_CHECKING:
@@ -48,11 +48,6 @@ class PluginRecord:
     @property
     def broken(self) -> bool:
         return self.error is not None
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def _env_list(name: str) -> list[str]:
@@ -165,7 +160,7 @@ class PluginHost:
                 del record.registered[kind]
 
     def _fail(self, record: PluginRecord, error: BaseException) -> None:
-        record.error = record.error or _one_line(error)
+        record.error = record.error or one_line(error)
         if self.strict:
             raise PluginError(f"plugin {record.name!r} ({record.target}) failed: {record.error}")
         warn(f"plugin {record.name!r} is broken: {record.error}")
@@ -213,7 +208,7 @@ class PluginHost:
         if record is None:
             raise error
         self.pm.unregister(name=plugin_name)
-        record.error = f"in {where}: {_one_line(error)}"
+        record.error = f"in {where}: {one_line(error)}"
         self._fail(record, error)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnvision_kit.errors import PluginError, RegistryError, RnnkitError
+from rnnvision_kit.errors import PluginError, RegistryError, rethrown
 
 KINDS = ("tasks", "datasets", "backbones", "heads", "metrics")
 
@@ -44,17 +44,10 @@ class Entry:
     def create(self, *args: Any, **kwargs: Any) -> Any:
         """``factory(*args, **kwargs)``; an exception that is not an ``RnnkitError`` becomes a
         one-line PluginError naming this entry and the plugin that registered it."""
-        try:
+        what = "data source" if self.kind == "datasets" else self.kind[:-1]
+        where = f"{what} {self.qualified_name!r} (plugin {self.plugin!r}) failed"
+        with rethrown(lambda problem: PluginError(f"{where}: {problem}")):
             return self.factory(*args, **kwargs)
-        except RnnkitError:
-            raise
-        except Exception as error:
-            detail = (str(error).strip().splitlines() or [""])[0]
-            what = "data source" if self.kind == "datasets" else self.kind[:-1]
-            raise PluginError(
-                f"{what} {self.qualified_name!r} (plugin {self.plugin!r}) failed: "
-                f"{type(error).__name__}: {detail}".rstrip(": ")
-            ) from error
 
     @property
     def is_family(self) -> bool:

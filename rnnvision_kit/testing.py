@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from rnnvision_kit.errors import PluginError, RegistryError, TaskError
-from rnnvision_kit.plugins import PluginHost, _one_line
+from rnnvision_kit.errors import PluginError, RegistryError, TaskError, one_line
+from rnnvision_kit.plugins import PluginHost
 from rnnvision_kit.task import DataBundle
 
 SAMPLES = 8  # samples per split the check uses: enough for a batch, small enough to be quick
@@ -178,7 +178,7 @@ def check_task(
     except Exception as error:  # report, never raise: one broken task must not hide the others
         if isinstance(error, TaskError) and error.__cause__ is not None:
             stage, error = error.method, error.__cause__  # the task method and what it raised
-        message = _one_line(error)
+        message = one_line(error)
         if isinstance(error, RegistryError) and "unknown" in message:
             message += " (the host holds only the core and the plugins given to plugin_host; "
             message += "plugin_host(..., builtins=True) adds the built-in ones)"

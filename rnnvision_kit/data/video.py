@@ -19,7 +19,7 @@ from av.video.reformatter import VideoReformatter
 
 from rnnvision_kit.data.cache import cache_dir
 from rnnvision_kit.data.samplers import apply_short_policy
-from rnnvision_kit.errors import DataError
+from rnnvision_kit.errors import DataError, reason
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -68,11 +68,6 @@ class VideoInfo:
     height: int
 
 
-def _one_line(error: BaseException) -> str:
-    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return " ".join(str(text).split())
-
-
 def _stream_fps(stream: Any) -> float | None:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate and float(rate) > 0:
@@ -100,7 +95,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     except FileNotFoundError:
         raise DataError(f"{name}: file not found") from None
     except OSError as error:
-        raise DataError(f"{name}: cannot stat file ({_one_line(error)})") from None
+        raise DataError(f"{name}: cannot stat file ({reason(error)})") from None
     if size == 0:
         raise DataError(f"{name}: empty file (0 bytes)")
     try:
@@ -128,9 +123,9 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     except DataError:
         raise
     except av.FFmpegError as error:
-        raise DataError(f"{name}: not a readable video ({_one_line(error)})") from None
+        raise DataError(f"{name}: not a readable video ({reason(error)})") from None
     except Exception as error:  # PyAV raises assorted builtins on garbage input
-        raise DataError(f"{name}: not a readable video ({_one_line(error)})") from None
+        raise DataError(f"{name}: not a readable video ({reason(error)})") from None
     if num_frames <= 0:
         raise DataError(f"{name}: zero frames")
     return VideoInfo(name, float(duration), float(fps), num_frames, int(width), int(height))
@@ -171,7 +166,7 @@ class ProbeCache:
         except FileNotFoundError:
             raise DataError(f"{path}: file not found") from None
         except OSError as error:
-            raise DataError(f"{path}: cannot stat file ({_one_line(error)})") from None
+            raise DataError(f"{path}: cannot stat file ({reason(error)})") from None
         return absolute, st.st_size, st.st_mtime_ns
 
     def get(self, path: str | os.PathLike[str]) -> VideoInfo:
@@ -332,7 +327,7 @@ def _should_seek(cursor: _Cursor, target: float, position: float | None) -> bool
 
 
 def _open_error(name: str, error: BaseException) -> DataError:
-    return DataError(f"{name}: cannot read video ({_one_line(error)})")
+    return DataError(f"{name}: cannot read video ({reason(error)})")
 
 
 def read_frames(
@@ -502,7 +497,7 @@ class VideoWriter:
         try:
             self._container = av.open(name, mode="w")
         except (av.FFmpegError, OSError) as error:
-            raise DataError(f"{name}: cannot write video ({_one_line(error)})") from None
+            raise DataError(f"{name}: cannot write video ({reason(error)})") from None
         options = _ENCODER_OPTIONS.get(encoder, {})
         self._stream = self._container.add_stream(encoder, rate=rate, options=options)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"

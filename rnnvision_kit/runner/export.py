@@ -32,7 +32,7 @@ from torch import nn
 
 from rnnvision_kit.errors import CheckpointError, ConfigError, RnnkitError
 from rnnvision_kit.registry import Registries
-from rnnvision_kit.runner.pipeline import build, load_run
+from rnnvision_kit.runner.pipeline import load_for_inference
 from rnnvision_kit.runner.records import to_jsonable, write_json
 from rnnvision_kit.task import Exportable, ExportContext
 
@@ -96,17 +96,7 @@ def export_run(
     require_export_modules(fmt)
     run_dir = Path(run_dir).expanduser()
     _require_checkpoint(run_dir, checkpoint_name)
-    saved = load_run(registries, run_dir, checkpoint_name)
-    saved.task.require("export")
-    built = build(
-        saved.task,
-        registries,
-        saved.config,
-        "predict",
-        spec=saved.spec,
-        weights=saved.checkpoint["model"],
-        weights_source=str(saved.checkpoint_path),
-    )
+    saved, built = load_for_inference(registries, run_dir, "export", checkpoint_name)
     model = built.model.cpu().eval()
     ctx = ExportContext(model, saved.config, built.spec, fmt)
     exportable = saved.task.export(ctx)

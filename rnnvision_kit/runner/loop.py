@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from rnnvision_kit.config import RunConfig
 from rnnvision_kit.dataspec import DataSpec
-from rnnvision_kit.errors import ConfigError, RnnkitError, RunInterrupted
+from rnnvision_kit.errors import ConfigError, RunInterrupted, rethrown
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import capture_rng, restore_rng, save_checkpoint
 from rnnvision_kit.runner.device import Precision, move_to
@@ -315,19 +315,12 @@ class Trainer:
         )
 
 
-@contextlib.contextmanager
-def added_metrics(config: RunConfig) -> Iterator[None]:
+def added_metrics(config: RunConfig) -> contextlib.AbstractContextManager[None]:
     """Errors of the metrics ``eval.metrics`` adds become one line naming the setting."""
-    try:
-        yield
-    except (RnnkitError, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        detail = (str(error).strip().splitlines() or [""])[0]
-        names = ", ".join(config.eval.metrics)
-        raise ConfigError(
-            f"eval.metrics: a metric of [{names}] failed: {type(error).__name__}: {detail}"
-        ) from error
+    names = ", ".join(config.eval.metrics)
+    return rethrown(
+        lambda problem: ConfigError(f"eval.metrics: a metric of [{names}] failed: {problem}")
+    )
 
 
 @torch.inference_mode()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from rnnvision_kit.errors import (
     PluginError,
     RnnkitError,
     TaskError,
+    rethrown,
     warn,
 )
 from rnnvision_kit.registry import Entry, Registries
@@ -71,19 +72,10 @@ class TaskHandle:
         self.kind: str = entry.meta["kind"]
         self.capabilities = entry.capabilities
 
-    @contextmanager
-    def blame(self, method: str) -> Iterator[None]:
-        try:
-            yield
-        except (RnnkitError, KeyboardInterrupt):
-            raise
-        except Exception as error:
-            detail = (str(error).strip().splitlines() or [""])[0]
-            raise TaskError(
-                f"task {self.name!r} (plugin {self.plugin!r}) failed in {method}: "
-                f"{type(error).__name__}: {detail}".rstrip(": "),
-                method,
-            ) from error
+    def blame(self, method: str) -> AbstractContextManager[None]:
+        """Plain exceptions of the task's ``method`` become one line naming task and plugin."""
+        where = f"task {self.name!r} (plugin {self.plugin!r}) failed in {method}"
+        return rethrown(lambda problem: TaskError(f"{where}: {problem}", method))
 
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -330,6 +322,25 @@ def build(
         if note and dist.is_main:
             warn(note)
     return Built(task, config, data, spec, model)
+
+
+def load_for_inference(
+    registries: Registries, run_dir: Path, capability: str, checkpoint_name: str = "best.pt"
+) -> tuple[SavedRun, Built]:
+    """A run folder's task (which must support ``capability``) and its model built from the
+    saved spec with the checkpoint's weights, on the CPU (predict, stream, export)."""
+    saved = load_run(registries, run_dir, checkpoint_name)
+    saved.task.require(capability)
+    built = build(
+        saved.task,
+        registries,
+        saved.config,
+        "predict",
+        spec=saved.spec,
+        weights=saved.checkpoint["model"],
+        weights_source=str(saved.checkpoint_path),
+    )
+    return saved, built
 
 
 def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:

@@ -28,6 +28,7 @@ from rnnvision_kit.runner.pipeline import (
     Built,
     build,
     files_of,
+    load_for_inference,
     load_run,
     open_task,
     seed_everything,
@@ -283,18 +284,8 @@ def predict_files(
 ) -> list[dict[str, Any]]:
     """Predictions of a run's best checkpoint for user files, through the task's ``predict``;
     files a task writes (plots, masks) go to ``out_dir``, by default ``<run_dir>/predict``."""
-    saved = load_run(registries, run_dir)
-    saved.task.require("predict")
+    saved, built = load_for_inference(registries, run_dir, "predict")
     config = saved.config
-    built = build(
-        saved.task,
-        registries,
-        config,
-        "predict",
-        spec=saved.spec,
-        weights=saved.checkpoint["model"],
-        weights_source=str(saved.checkpoint_path),
-    )
     device = select_device(config.train.device)
     model = built.model.to(device).eval()
     ctx = PredictContext(

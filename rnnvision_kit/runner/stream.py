@@ -30,8 +30,9 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from rnnvision_kit.errors import ConfigError, DataError
+from rnnvision_kit.errors import ConfigError, DataError, reason
 from rnnvision_kit.registry import Registries
+from rnnvision_kit.runner.pipeline import load_for_inference
 from rnnvision_kit.task import StreamContext, StreamFrame
 
 __all__ = ["FrameStream", "StreamSummary", "open_frames", "stream_run"]
@@ -44,11 +45,6 @@ MAX_BAD_IN_A_ROW = 100  # consecutive undecodable packets after which a stream i
 DEFAULT_FPS = 25.0  # when a source tells none (frame folders, some cameras)
 # probing of live sources (pipes, devices, URLs): 32 KiB or half a second, then decode
 LIVE_PROBE = {"probesize": "32768", "analyzeduration": "500000"}
-
-
-def _one_line(error: BaseException) -> str:
-    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return " ".join(str(text).split())
 
 
 def source_kind(source: str) -> str:
@@ -267,7 +263,7 @@ class FrameStream:
         except DataError as error:
             self._put(("error", error))
         except Exception as error:  # PyAV and PIL raise assorted errors on bad input
-            self._put(("error", DataError(f"{self.source}: cannot read ({_one_line(error)})")))
+            self._put(("error", DataError(f"{self.source}: cannot read ({reason(error)})")))
 
     def _produce_folder(self) -> None:
         from PIL import Image
@@ -275,7 +271,7 @@ class FrameStream:
         try:
             names = sorted(n for n in os.listdir(self.source) if n.lower().endswith(FRAME_SUFFIXES))
         except OSError as error:
-            raise DataError(f"{self.source}: cannot list frames ({_one_line(error)})") from None
+            raise DataError(f"{self.source}: cannot list frames ({reason(error)})") from None
         if not names:
             raise DataError(f"{self.source}: no frames (no .jpg/.jpeg/.png files)")
         files = [os.path.join(self.source, n) for n in names]
@@ -328,9 +324,9 @@ class FrameStream:
         try:
             return av.open(self.source, **options)
         except av.FFmpegError as error:
-            raise DataError(f"{self.source}: cannot open ({_one_line(error)})") from None
+            raise DataError(f"{self.source}: cannot open ({reason(error)})") from None
         except OSError as error:
-            raise DataError(f"{self.source}: cannot open ({_one_line(error)})") from None
+            raise DataError(f"{self.source}: cannot open ({reason(error)})") from None
 
     def _produce_av(self) -> None:
         import av
@@ -546,24 +542,13 @@ def stream_run(
     folder) and return the summary. ``on_record`` sees each record too (tests, embedding);
     ``realtime`` paces a file or folder at its frame rate, as a camera would deliver it."""
     from rnnvision_kit.runner.device import select_device
-    from rnnvision_kit.runner.pipeline import build, load_run
     from rnnvision_kit.runner.records import to_jsonable
 
     if every < 1:
         raise ConfigError(f"--every must be >= 1 (got {every})")
     if max_frames is not None and max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1 (got {max_frames})")
-    saved = load_run(registries, run_dir)
-    saved.task.require("stream")
-    built = build(
-        saved.task,
-        registries,
-        saved.config,
-        "predict",
-        spec=saved.spec,
-        weights=saved.checkpoint["model"],
-        weights_source=str(saved.checkpoint_path),
-    )
+    saved, built = load_for_inference(registries, run_dir, "stream")
     device = select_device(saved.config.train.device)
     model = built.model.to(device).eval()
     frames = open_frames(
