@@ -399,9 +399,3 @@ def validate(config: Any, prefix: str = "") -> None:
     for rule in getattr(type(config), "rules", ()):
         if not rule.ok(config):
             raise ConfigError(f"{prefix}{rule.key}: {rule.message}")
-
-
-def _get(config: Any, dotted_key: str) -> Any:
-    for part in dotted_key.split("."):
-        config = getattr(config, part)
-    return config

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from rnnvision_kit.config import RunConfig
 from rnnvision_kit.dataspec import DataSpec
 from rnnvision_kit.errors import DataError, RegistryError
+from rnnvision_kit.registry import CAPABILITIES
 
 if TYPE_CHECKING:
     import torch
@@ -29,13 +30,7 @@ if TYPE_CHECKING:
 Purpose = Literal["train", "eval", "predict", "check-data", "check"]
 Capability = Literal["predict", "check-data", "report", "stream", "export"]
 # capability (``rnnvision_kit.registry.CAPABILITIES``) -> the Task method that provides it
-CAPABILITY_METHODS: dict[str, str] = {
-    "predict": "predict",
-    "check-data": "check_data",
-    "report": "report",
-    "stream": "stream",
-    "export": "export",
-}
+CAPABILITY_METHODS: dict[str, str] = {c: c.replace("-", "_") for c in CAPABILITIES}
 
 
 @dataclass
