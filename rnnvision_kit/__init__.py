@@ -30,6 +30,7 @@ from rnnvision_kit.errors import (
     RnnkitError,
     RunInterrupted,
     TaskError,
+    UnreadableItem,
     warn,
 )
 from rnnvision_kit.hookspecs import (
@@ -100,6 +101,7 @@ __all__ = [
     "Task",
     "TaskError",
     "TrainConfig",
+    "UnreadableItem",
     "VideoSpec",
     "__version__",
     "hookimpl",

@@ -274,6 +274,9 @@ def _configure(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any
     )
 
 
+SHOWN_SKIPPED = 20  # unreadable files listed under the final table (all are in summary.json)
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     rows = [(key, _fmt(value)) for key, value in summary["test"].items()]
     click.echo(format_table(["test metric", "value"], rows))
@@ -283,8 +286,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"trained {summary['epochs']} epoch(s) in {summary['train_seconds']:.1f} s"
         + (" (stopped early)" if summary.get("stopped_early") else "")
     )
-    if summary.get("skipped_files"):
-        click.echo(f"skipped files: {summary['skipped_files']} (listed in summary.json)")
+    skipped = summary.get("skipped") or []
+    if skipped:
+        shown = [(item["file"], item["reason"]) for item in skipped[:SHOWN_SKIPPED]]
+        more = len(skipped) - len(shown)
+        click.echo(f"skipped {len(skipped)} unreadable file(s), left out of the metrics:")
+        click.echo(format_table(["file", "reason"], shown))
+        if more:
+            click.echo(f"... and {more} more in summary.json")
     if summary.get("run_dir"):
         click.echo(f"run folder: {summary['run_dir']}")
 
@@ -333,14 +342,15 @@ def run(
 
     host = _host(ctx)
     if resume_dir:
-        from rnnvision_kit.config import apply_overrides
         from rnnvision_kit.runner.pipeline import load_run
+        from rnnvision_kit.runner.resume import resume_config
 
         resume_path = Path(resume_dir).expanduser()
-        config = load_run(host.registries, resume_path, "last.pt").config
-        apply_overrides(config, options.get("overrides") or ())
-        if options.get("epochs"):
-            config.train.epochs = options["epochs"]
+        saved = load_run(host.registries, resume_path, "last.pt").config
+        wanted = _requested_on_resume(host, saved, task_name, options)
+        config, notes = resume_config(saved, wanted)
+        for note in notes:
+            click.echo(f"rnnkit: {note}", err=True)
     else:
         if not task_name:
             raise click.UsageError("--task is required (see `rnnkit tasks`), or --resume RUN_DIR")
@@ -362,6 +372,36 @@ def run(
         click.echo(json.dumps(to_jsonable(summary), indent=2))
     else:
         _print_summary(summary)
+
+
+def _requested_on_resume(
+    host: PluginHost, saved: Any, task_name: str | None, options: dict[str, Any]
+) -> list[Any]:
+    """The settings that ``run --resume`` options ask for, each with the option as typed."""
+    from rnnvision_kit.config import load_yaml, parse_override
+    from rnnvision_kit.runner.pipeline import data_source
+    from rnnvision_kit.runner.resume import Requested, flat_settings
+
+    wanted: list[Requested] = []
+    if task_name:
+        wanted.append(Requested("task", task_name, f"--task {task_name}"))
+    if options.get("config_file"):
+        values = load_yaml(options["config_file"])
+        for key, value in flat_settings(saved, values).items():
+            wanted.append(Requested(key, value, f"--config {options['config_file']} ({key})"))
+    if options.get("data"):
+        source, path = data_source(options["data"], host.registries)
+        wanted.append(Requested("data.source", source, f"--data {options['data']}"))
+        wanted.append(Requested("data.path", path, f"--data {options['data']}"))
+    shortcuts = {"epochs": "train.epochs", "device": "train.device"}
+    shortcuts |= {"precision": "train.precision", "seed": "seed", "out": "out_dir"}
+    for option, key in shortcuts.items():
+        if options.get(option) is not None:
+            wanted.append(Requested(key, options[option], f"--{option} {options[option]}"))
+    for text in options.get("overrides") or ():
+        key, value = parse_override(text)
+        wanted.append(Requested(key, value, f"--set {text}"))
+    return wanted
 
 
 @cli.command("eval", context_settings=CONTEXT)
@@ -623,20 +663,30 @@ def _prediction_lines(record: dict[str, Any]) -> str:
 @click.option("--data", help="Data source, NAME or NAME:PATH, e.g. videofolder:~/videos.")
 @click.option("--config", "config_file", type=click.Path(), help="YAML file of settings.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a setting.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Decode every frame of every file (in parallel), not just probe: finds mid-file "
+    "corruption and measures the decode rate.",
+)
 @click.pass_context
-def check_data(ctx: click.Context, task_name: str, **options: Any) -> None:
+def check_data(ctx: click.Context, task_name: str, deep: bool, **options: Any) -> None:
     """Scan a task's data once, without training: unreadable or suspicious files, class counts.
 
-    Exits non-zero only when nothing is readable.
+    A scan probes each file (opens it and decodes its first frame); --deep decodes every
+    frame of every file, with a progress bar on a terminal, and lists files that fail part-way
+    with the frame and time where decoding fails, and the whole-file decode rate. Exits
+    non-zero only when nothing is readable.
 
     \b
-    Example:
+    Examples:
       rnnkit check-data --task video-action --data videofolder:~/videos
+      rnnkit check-data --task video-action --data videofolder:~/videos --deep
     """
     from rnnvision_kit.runner.run import check_data as scan
 
     host = _host(ctx)
-    result = scan(host.registries, _configure(host, task_name, options))
+    result = scan(host.registries, _configure(host, task_name, options), deep=deep)
     click.echo(format_table(result.headers, result.rows))
     for note in result.notes:
         click.echo(note)

@@ -6,8 +6,10 @@ values raise a ConfigError whose one-line message names the key.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -17,11 +19,29 @@ from typing import Any, Literal
 
 import yaml
 
-from rnnvision_kit.errors import ConfigError, DataError
+from rnnvision_kit.errors import ConfigError, DataError, reason
 
 Precision = Literal["32", "16-mixed", "bf16-mixed"]
 Optimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "adamw"]
 Schedule = Literal["none", "step", "cosine"]
+
+# What PyYAML raises besides YAMLError: ValueError (an int of more than 4300 digits),
+# RecursionError (deeply nested brackets).
+_YAML_ERRORS = (yaml.YAMLError, ValueError, RecursionError)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` for a one-line message, cut to ``limit`` characters."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an int too long to print, a self-containing list
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _number(value: float) -> str:
+    """A bound in a message: ``8``, ``0.5``, ``18446744073709551616``."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -48,6 +68,8 @@ class Constraint:
         for item in value if isinstance(value, list | tuple) else [value]:
             if isinstance(item, bool) or not isinstance(item, int | float):
                 continue
+            if isinstance(item, float) and math.isnan(item):
+                return "is not a number"
             low = (self.ge, "[") if self.ge is not None else (self.gt, "(")
             high = (self.le, "]") if self.le is not None else (self.lt, ")")
             too_low = (self.ge is not None and item < self.ge) or (
@@ -58,10 +80,10 @@ class Constraint:
             )
             if too_low or too_high:
                 if low[0] is not None and high[0] is not None:
-                    return f"must be in {low[1]}{low[0]:g}, {high[0]:g}{high[1]}"
+                    return f"must be in {low[1]}{_number(low[0])}, {_number(high[0])}{high[1]}"
                 if low[0] is not None:
-                    return f"must be {'>=' if low[1] == '[' else '>'} {low[0]:g}"
-                return f"must be {'<=' if high[1] == ']' else '<'} {high[0]:g}"
+                    return f"must be {'>=' if low[1] == '[' else '>'} {_number(low[0])}"
+                return f"must be {'<=' if high[1] == ']' else '<'} {_number(high[0])}"
             if self.odd and isinstance(item, int) and item % 2 == 0:
                 return "must be odd"
         return None
@@ -107,7 +129,8 @@ class DataConfig:
     path: str | None = None  # local path for sources that read user data
     batch_size: int = setting(64, ge=1)  # training samples per step (per process)
     eval_batch_size: int | None = setting(None, ge=1)  # None: same as batch_size
-    num_workers: int = setting(0, ge=0)  # DataLoader worker processes
+    num_workers: int = setting(0, ge=0, le=1024)  # DataLoader worker processes
+    prefetch_factor: int | None = setting(None, ge=1)  # batches each worker reads ahead (None: 2)
 
     def require_path(self, example: str) -> Path:
         """``path`` expanded, for sources that read user data; a DataError when it is not set
@@ -142,7 +165,15 @@ class TrainConfig:
     mode: Literal["max", "min"] = "max"
     patience: int | None = setting(None, ge=1)  # epochs without improvement before stopping
     max_steps_per_epoch: int | None = setting(None, ge=1)  # cap for quick checks
-    threads: int | None = setting(None, ge=1)  # CPU threads for torch; None: torch's default
+    # also write last.pt every N optimizer steps inside an epoch (long epochs: a crash or kill
+    # loses at most N steps); None: at the end of each epoch (and on Ctrl-C) only
+    checkpoint_every: int | None = setting(None, ge=1)
+    accumulate: int = setting(1, ge=1)  # batches per optimizer step (gradient accumulation)
+    compile: bool = False  # torch.compile the model for training (falls back, with one line)
+    sync_bn: bool = False  # SyncBatchNorm across DDP processes (CUDA)
+    channels_last: bool = False  # channels-last weights: faster convolutions on recent GPUs
+    cudnn_benchmark: bool = True  # let cuDNN pick the fastest kernels for fixed input sizes
+    threads: int | None = setting(None, ge=1, le=1024)  # CPU threads for torch; None: its default
 
 
 @dataclass
@@ -166,7 +197,7 @@ class RunConfig:
     """One run: the task, its data and model settings, and the runner's settings."""
 
     task: str
-    seed: int = setting(0, ge=0)
+    seed: int = setting(0, ge=0, lt=2**64)  # torch seeds are 64-bit
     out_dir: str = "runs"
     data: DataConfig = field(default_factory=DataConfig)
     model: Any = None  # a task-defined dataclass
@@ -185,7 +216,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if annotation is Any:
-        return value
+        return _tree(value, key)
     if origin in (typing.Union, types.UnionType):
         is_none = value is None or (isinstance(value, str) and value.lower() in ("none", "null"))
         if is_none and type(None) in args:
@@ -198,16 +229,21 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError as error:
                 errors.append(str(error))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{key}: bad value {_shown(value)}")
     if origin is Literal:
         for choice in args:
             if value == choice or str(value) == str(choice):
                 return choice
         choices = ", ".join(str(c) for c in args)
-        raise ConfigError(f"{key}: {value!r} is not one of: {choices}")
+        raise ConfigError(f"{key}: {_shown(value)} is not one of: {choices}")
     if origin in (list, tuple):
-        if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else value.split(",")
+        if isinstance(value, str) and value.strip().startswith("["):
+            try:
+                value = yaml.safe_load(value)
+            except _YAML_ERRORS:
+                raise ConfigError(f"{key}: {_shown(value)} is not a list like [a, b]") from None
+        elif isinstance(value, str):
+            value = value.split(",")
         if not isinstance(value, list | tuple):
             value = [value]
         item_type = args[0] if args else Any
@@ -219,18 +255,20 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         if isinstance(value, str) and value.strip().startswith("{"):
             try:
                 value = yaml.safe_load(value)
-            except yaml.YAMLError:
-                raise ConfigError(f"{key}: {value!r} is not a mapping like {{a: b}}") from None
+            except _YAML_ERRORS:
+                raise ConfigError(
+                    f"{key}: {_shown(value)} is not a mapping like {{a: b}}"
+                ) from None
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{key}: expected a mapping, got {_shown(value)}")
         if not args:
-            return dict(value)
+            return dict(_tree(value, key))
         try:
             return {_coerce(k, args[0], key): _coerce(v, args[1], key) for k, v in value.items()}
         except ConfigError:
             if any(v is None for v in value.values()):  # YAML reads "{0:0}" as a key "0:0"
                 raise ConfigError(
-                    f"{key}: {value!r}: write a mapping as {{a: b}}, a space after each ':'"
+                    f"{key}: {_shown(value)}: write a mapping as {{a: b}}, a space after each ':'"
                 ) from None
             raise
     if annotation is bool:
@@ -249,28 +287,52 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             return value.lower() in ("true", "yes", "on", "1")
         if value in (0, 1):
             return bool(value)
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {_shown(value)}")
     if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value  # as it is: float() would overflow for huge ones
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                return int(value)
+        problem = f"{key}: expected an integer, got {_shown(value)}"
         if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(problem)
         try:
             number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(problem) from None
         if not number.is_integer():
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(problem)
         return int(number)
     if annotation is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{key}: expected a number, got {_shown(value)}")
         try:
             return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{key}: expected a number, got {_shown(value)}") from None
     if annotation is str:
         if isinstance(value, dict | list):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {_shown(value)}")
         return str(value)
+    return value
+
+
+def _tree(value: Any, key: str) -> Any:
+    """``value`` if it is a tree of at most 50 levels; a YAML alias inside its own anchor
+    (``&a {b: *a}``) would make the run's config.yaml unwritable."""
+    done: set[int] = set()  # shared by aliases: walked once
+
+    def walk(node: Any, parents: tuple[int, ...]) -> None:
+        if not isinstance(node, dict | list | tuple) or id(node) in done:
+            return
+        if id(node) in parents or len(parents) > 50:
+            raise ConfigError(f"{key}: a value that contains itself or nests too deep")
+        for child in node.values() if isinstance(node, dict) else node:
+            walk(child, (*parents, id(node)))
+        done.add(id(node))
+
+    walk(value, ())
     return value
 
 
@@ -286,7 +348,7 @@ def _unknown(key: str, part: str, known: Iterable[str]) -> ConfigError:
     known = sorted(known)
     close = difflib.get_close_matches(part, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown config key {key!r} (known here: {', '.join(known)}){hint}")
+    return ConfigError(f"unknown config key {_shown(key)} (known here: {', '.join(known)}){hint}")
 
 
 def set_value(config: Any, dotted_key: str, raw: Any) -> None:
@@ -295,7 +357,7 @@ def set_value(config: Any, dotted_key: str, raw: Any) -> None:
     target = config
     for depth, part in enumerate(parts):
         if not dataclasses.is_dataclass(target):
-            raise ConfigError(f"unknown config key {dotted_key!r}")
+            raise ConfigError(f"unknown config key {_shown(dotted_key)}")
         fields = _fields(target)
         if part not in fields:
             raise _unknown(dotted_key, part, fields)
@@ -303,7 +365,9 @@ def set_value(config: Any, dotted_key: str, raw: Any) -> None:
             current = getattr(target, part)
             if dataclasses.is_dataclass(current):
                 if not isinstance(raw, Mapping):
-                    raise ConfigError(f"{dotted_key}: expected a mapping of settings, got {raw!r}")
+                    raise ConfigError(
+                        f"{dotted_key}: expected a mapping of settings, got {_shown(raw)}"
+                    )
                 for sub, value in raw.items():
                     set_value(config, f"{dotted_key}.{sub}", value)
                 return
@@ -322,10 +386,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     """``"train.lr=0.01"`` -> ``("train.lr", 0.01)``; the value is read as YAML."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.lr=0.01")
+        raise ConfigError(f"--set {_shown(text)}: expected KEY=VALUE, e.g. train.lr=0.01")
+    if key.strip() == "task":
+        raise ConfigError(f"--set {_shown(text)}: the task is not a setting; choose it with --task")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+    except _YAML_ERRORS:
         value = raw
     return key.strip(), value
 
@@ -343,11 +409,17 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes()  # PyYAML reads UTF-8/16 by their BOM, whatever the locale
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config file ({reason(error)})") from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}: invalid YAML{where}") from None
+    except (ValueError, RecursionError):
+        raise ConfigError(f"{path}: invalid YAML (a number too long or nesting too deep)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     return data
@@ -393,7 +465,7 @@ def validate(config: Any, prefix: str = "") -> None:
         constraint = _constraint(type(config), f)
         problem = constraint.problem(value) if constraint else None
         if problem:
-            raise ConfigError(f"{key}: {problem} (got {value!r})")
+            raise ConfigError(f"{key}: {problem} (got {_shown(value)})")
         if dataclasses.is_dataclass(value):
             validate(value, f"{key}.")
     for rule in getattr(type(config), "rules", ()):

@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rnnvision_kit.errors import CheckpointError, DataError
+from rnnvision_kit.errors import CheckpointError, DataError, UnreadableItem
 
 if TYPE_CHECKING:
     from rnnvision_kit.task import DataBundle
@@ -202,6 +202,16 @@ def check_bundle(bundle: DataBundle, kind: str, source: str) -> None:
         dataset = getattr(bundle, split)
         if len(dataset) == 0:
             raise DataError(f"data source {source!r}: the {split} split is empty")
-        problem = check_item(kind, dataset[0], bundle.spec, split)
+        problem = check_item(kind, _first_readable(dataset), bundle.spec, split)
         if problem:
             raise DataError(f"data source {source!r}: {problem}")
+
+
+def _first_readable(dataset: Any, tries: int = 8) -> Any:
+    """The first item that can be read (unreadable ones are the runner's to count)."""
+    for index in range(min(len(dataset), tries)):
+        try:
+            return dataset[index]
+        except UnreadableItem as error:
+            last = error
+    raise DataError(f"the first {min(len(dataset), tries)} items are unreadable ({last})")

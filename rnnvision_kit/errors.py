@@ -28,6 +28,19 @@ class DataError(RnnkitError):
     """A data set path, file or layout is invalid."""
 
 
+class UnreadableItem(DataError):
+    """A data set item whose file cannot be read, raised by a data set whose policy is to skip
+    bad files (``on_error="skip"``): the runner leaves the item out of evaluation (or reads the
+    next one in training), counts the file once and lists it in ``summary.json``."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+    def __reduce__(self) -> tuple:  # DataLoader workers send exceptions through pickle
+        return (type(self), (self.path, self.reason))
+
+
 class TaskError(RnnkitError):
     """Task code (a plugin's) raised an unexpected exception; the message names task, plugin and
     method, the original exception is the cause (shown with ``--debug``)."""

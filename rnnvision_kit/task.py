@@ -83,6 +83,7 @@ class DataContext:
     plugin: str  # the plugin that registered it
     kind: str  # the data kind the task reads: image, video, segmentation (or a plugin's own)
     purpose: Purpose  # train, eval, predict, check-data (rnnkit check-data), check (conformance)
+    deep: bool = False  # check-data --deep: decode every frame of every file, not just probe
 
     def source(self) -> Entry:
         """The entry of ``data.source``: of this task's kind, with every ``data.*`` setting it

@@ -20,7 +20,10 @@ def test_default_run_reaches_98_percent_on_digits(rnnkit: CliRunner) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (MNIST / "MNIST" / "raw").is_dir(), reason=f"MNIST not found in {MNIST}")
+@pytest.mark.skipif(
+    not (MNIST / "MNIST" / "raw").is_dir(),
+    reason=f"needs MNIST in {MNIST / 'MNIST' / 'raw'} (torchvision's files; tests never download)",
+)
 def test_gru_row_model_reaches_98_5_percent_on_mnist(rnnkit: CliRunner) -> None:
     from tests.conftest import REPO
 

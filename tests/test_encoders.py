@@ -9,7 +9,7 @@ import pytest
 import torch
 import torchvision
 
-from rnnvision_kit import ConfigError
+from rnnvision_kit import CheckpointError, ConfigError
 from rnnvision_kit.nn.encoders import build_encoder, mobilenet_v3_small, resnet18, small_cnn
 
 
@@ -69,7 +69,9 @@ def test_bad_weights_files_give_one_line_errors(tmp_path: Path) -> None:
         resnet18(weights=str(missing))
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"this is not a checkpoint")
-    with pytest.raises(ConfigError, match=r"garbage\.pth: not a PyTorch weights file") as error:
+    with pytest.raises(
+        CheckpointError, match=r"garbage\.pth: not a readable PyTorch weights file"
+    ) as error:
         resnet18(weights=str(garbage))
     assert "\n" not in str(error.value)
     foreign = tmp_path / "small.pth"

@@ -181,3 +181,98 @@ def test_checkpoint_round_trip_and_foreign_files(tmp_path: Path) -> None:
     (tmp_path / "text.pt").write_text("nope")
     with pytest.raises(CheckpointError, match="text.pt: not a readable checkpoint"):
         load_checkpoint(tmp_path / "text.pt")
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "last.pt")["model"]
+
+
+def test_gradient_accumulation_equals_the_larger_batch(
+    rnnkit: CliRunner, one_thread: None, tmp_path: Path
+) -> None:
+    args = [*SMALL, "--epochs", "1", "--set", "model.dropout=0", "--set", "train.lr=0.01"]
+    (tmp_path / "big").mkdir()
+    (tmp_path / "small").mkdir()
+    big = rnnkit(
+        "run",
+        *args,
+        "--set",
+        "data.batch_size=32",
+        "--set",
+        "train.max_steps_per_epoch=3",
+        cwd=tmp_path / "big",
+    )
+    small = rnnkit(
+        "run",
+        *args,
+        "--set",
+        "data.batch_size=16",
+        "--set",
+        "train.accumulate=2",
+        "--set",
+        "train.max_steps_per_epoch=3",
+        cwd=tmp_path / "small",
+    )
+    assert big.returncode == 0 and small.returncode == 0, big.stderr + small.stderr
+    (big_dir,) = run_dirs(tmp_path / "big", "image-classify")
+    (small_dir,) = run_dirs(tmp_path / "small", "image-classify")
+    assert load_checkpoint(small_dir / "last.pt")["step"] == 3  # optimizer steps, not batches
+    a, b = _weights(big_dir), _weights(small_dir)
+    for key in a:  # the same 96 samples, the same 3 optimizer steps: the same weights
+        assert torch.allclose(a[key], b[key], rtol=1e-4, atol=1e-6), key
+
+
+def test_gradient_norms_and_clipping_are_logged_and_drawn(
+    rnnkit: CliRunner, one_thread: None, tmp_path: Path
+) -> None:
+    args = [*SMALL, "--epochs", "2", "--set", "train.max_steps_per_epoch=4"]
+    result = rnnkit("run", *args, "--set", "train.grad_clip=1e-6")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = run_dirs(tmp_path, "image-classify")
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        assert 0 < row["train/grad_norm"] <= row["train/grad_norm_max"]
+        assert row["train/clipped"] == 1.0  # every step's norm is above 1e-6
+    assert (run_dir / "curves.png").stat().st_size > 10_000
+    result = rnnkit("run", *args, "--set", "train.grad_clip=null", cwd=tmp_path / "..")
+    assert result.returncode == 0, result.stderr
+    (unclipped,) = run_dirs(tmp_path / "..", "image-classify")
+    rows = [json.loads(line) for line in (unclipped / "metrics.jsonl").read_text().splitlines()]
+    assert all(row["train/clipped"] == 0.0 for row in rows)
+
+
+def test_compile_falls_back_in_one_line_when_the_compiler_fails(
+    rnnkit_process: CliRunner,
+) -> None:
+    # a C++ compiler that always fails (and no cached kernels): inductor cannot build kernels
+    args = [*SMALL, "--epochs", "1", "--set", "train.max_steps_per_epoch=2", "--json"]
+    env = {"CXX": "/bin/false", "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"}
+    result = rnnkit_process("run", *args, "--set", "train.compile=true", env=env)
+    assert result.returncode == 0, result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if "train.compile" in x]
+    assert line.startswith("rnnkit: warning: train.compile: torch.compile failed (")
+    assert line.endswith("; training without it")
+    assert json.loads(result.stdout)["test"]["test/loss"] > 0
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("train.sync_bn=true", "train.sync_bn: SyncBatchNorm runs only on CUDA"),
+        ("train.accumulate=0", "train.accumulate: must be >= 1"),
+        ("data.prefetch_factor=0", "data.prefetch_factor: must be >= 1"),
+    ],
+)
+def test_gpu_settings_on_the_cpu_are_one_line_errors(
+    rnnkit: CliRunner, setting: str, message: str, tmp_path: Path
+) -> None:
+    if setting.startswith("train.sync_bn"):  # only meaningful with several processes
+        args = ["run", *SMALL, "--device", "cpu", "--epochs", "1", "--set", setting]
+        result = torchrun([*args, "--set", "train.max_steps_per_epoch=1"], tmp_path, port=29531)
+        assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+        frames = [x for x in result.stderr.splitlines() if x.strip().startswith("File ")]
+        assert not [x for x in frames if "rnnvision_kit" in x]  # torchrun's own report only
+        return
+    result = rnnkit("run", *SMALL, "--set", setting)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"rnnkit: error: {message}")

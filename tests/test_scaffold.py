@@ -45,7 +45,7 @@ def test_new_plugin_writes_a_complete_package(rnnkit: CliRunner, tmp_path: Path)
         py_compile.compile(str(path), cfile=str(tmp_path / "compiled.pyc"), doraise=True)
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff not installed")
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="needs ruff on PATH (the test extra)")
 def test_new_plugin_code_is_lint_clean(tmp_path: Path) -> None:
     from rnnvision_kit.scaffold import create_plugin
 

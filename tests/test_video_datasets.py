@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,12 +15,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from rnnvision_kit import ConfigError, DataError
+from rnnvision_kit import ConfigError, DataError, UnreadableItem
 from rnnvision_kit.data import (
     ClipAugment,
     ProbeCache,
+    SkipUnreadable,
     VideoClipDataset,
     VideoSample,
+    collate_readable,
     list_framefolder,
     list_ucf101,
     list_videofolder,
@@ -101,20 +106,63 @@ def test_list_videofolder_errors(tmp_path: Path) -> None:
         list_videofolder(tmp_path / "empty")
 
 
-def test_unreadable_class_folder_is_skipped_with_warning(
-    folder: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+# Lists a folder in a child process that cannot bypass file permissions: as root it first drops
+# CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (capset), so chmod 000 denies it too, as for any user.
+_LIST_WITHOUT_DAC_OVERRIDE = """
+import ctypes, json, os, sys
+
+if os.geteuid() == 0:
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_uint32) for name in ("effective", "permitted", "inheritable")]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    keep = ~((1 << 1) | (1 << 2)) & 0xFFFFFFFF  # all but CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    for name, _ in Data._fields_:
+        setattr(data[0], name, getattr(data[0], name) & keep)
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+from rnnvision_kit.data import list_videofolder
+
+root, locked = sys.argv[1:]
+samples, classes = list_videofolder(root)
+print(json.dumps({
+    "readable": os.access(locked, os.R_OK),
+    "classes": classes,
+    "samples": [[str(s.path), s.label] for s in samples],
+}))
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="needs Linux (capset, so that it also runs as root)",
+)
+def test_unreadable_class_folder_is_skipped_with_warning(folder: Path) -> None:
     locked = folder / "walk"
     locked.chmod(0)
     try:
-        if os.access(locked, os.R_OK):
-            pytest.skip("running as root: chmod 000 does not make a folder unreadable")
-        samples, classes = list_videofolder(folder)
-        assert str(locked) in capsys.readouterr().err
+        child = subprocess.run(
+            [sys.executable, "-c", _LIST_WITHOUT_DAC_OVERRIDE, str(folder), str(locked)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            timeout=120,
+        )
     finally:
         locked.chmod(0o755)
-    assert classes == ["jump", "walk"]
-    assert {s.label for s in samples} == {0} and len(samples) == 3
+    assert child.returncode == 0, child.stderr
+    listed = json.loads(child.stdout)
+    assert not listed["readable"]  # the premise: the child cannot read the folder, root or not
+    assert f"{locked}: unreadable folder skipped (Permission denied)" in child.stderr
+    assert listed["classes"] == ["jump", "walk"]  # its label stays: the other labels keep theirs
+    assert {label for _, label in listed["samples"]} == {0} and len(listed["samples"]) == 3
 
 
 def _ucf_layout(root: Path, with_subdir: bool = True) -> Path:
@@ -296,20 +344,27 @@ def test_dataset_skips_bad_files_with_one_warning_each(
         _dataset(samples, on_error="raise")
 
 
-def test_dataset_survives_file_broken_after_probing(
-    folder: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_file_broken_after_probing_is_reported_not_hidden(folder: Path) -> None:
     samples, _ = list_videofolder(folder)
     dataset = _dataset(samples, num_frames=4)
     victim = Path(dataset.samples[1].path)
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 3])  # truncated mid-stream after the probe
-    clip, label = dataset[1]
-    assert str(victim) in capsys.readouterr().err
+    with pytest.raises(UnreadableItem) as caught:
+        dataset[1]
+    assert caught.value.path == str(victim) and str(victim) in str(caught.value)
+    assert dataset.skipped == []  # the data set does not hide it: the caller counts it
+    # training: the next readable clip stands in, and the failure travels with it
+    training = SkipUnreadable(dataset, replace=True)
+    (clip, label), failures = training[1]
     assert label == dataset.samples[2].label and clip.shape == (4, 3, H, W)
-    assert dataset.skipped == [(str(victim), dataset.skipped[0][1])]
-    clip_again, _ = dataset[1]  # known bad: no second warning
-    assert len(dataset.skipped) == 1 and torch.equal(clip, clip_again)
+    assert [(f.index, f.path) for f in failures] == [(1, str(victim))]
+    assert training[1][1] == ()  # known bad: skipped without a second read or report
+    # evaluation: nothing stands in for it
+    evaluation = SkipUnreadable(dataset, replace=False)
+    batch = collate_readable([evaluation[0], evaluation[1], evaluation[2]])
+    assert batch.batch[0].shape == (2, 4, 3, H, W) and len(batch.failures) == 1
+    assert batch.batch[1].tolist() == [dataset.samples[0].label, dataset.samples[2].label]
 
 
 def test_dataset_rejects_bad_options(folder: Path) -> None:

@@ -208,7 +208,7 @@ def test_run_skips_and_counts_bad_files(
     ]
     result = rnnkit("run", *args)
     assert result.returncode == 0, result.stderr
-    assert f"skipped files: {len(bad)}" in result.stdout
+    assert f"skipped {len(bad)} unreadable file(s)" in result.stdout
     (run_dir,) = (Path.cwd() / "runs" / "video-action").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert sorted(Path(s["file"]).name for s in summary["skipped"]) == sorted(bad)

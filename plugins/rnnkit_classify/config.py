@@ -12,7 +12,7 @@ from rnnvision_kit import DataConfig, ModelConfig, Rule, setting
 class ClassifyDataConfig(DataConfig):
     source: str = setting("digits", nonempty=True)
     batch_size: int = setting(64, ge=1)
-    image_size: int | None = setting(None, ge=1)  # square size (default: digits 16, folders 28)
+    image_size: int | None = setting(None, ge=1, le=4096)  # square (default: digits 16, folders 28)
     channels: int | None = setting(None, ge=1, le=3)  # imagefolder: 1 (gray) or 3 (RGB); 1
     val_fraction: float = setting(0.1, ge=0, lt=1)  # digits/imagefolder without a val/ folder
     test_fraction: float = setting(0.2, gt=0, lt=1)  # digits/imagefolder without a test/ folder
@@ -50,6 +50,11 @@ class ClassifyModelConfig(ModelConfig):
         Rule(
             "weights",
             "needs model.encoder=<a backbone> (it is none: the heads read pixels)",
-            lambda m: m.encoder != "none" or not (m.weights or m.backbone_weights),
+            lambda m: m.encoder != "none" or not m.weights,
+        ),
+        Rule(
+            "backbone_weights",
+            "needs model.encoder=<a backbone> (it is none: the heads read pixels)",
+            lambda m: m.encoder != "none" or not m.backbone_weights,
         ),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
+import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,9 @@ from rnnvision_kit import DataBundle, DataError, ImageSpec, RunConfig, warn
 from rnnvision_kit.data import cache_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
+# What PIL raises on damaged files besides DecompressionBombError (a header claiming a huge
+# size): MemoryError (a size below PIL's limit), EOFError or struct.error (truncated data).
+IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError)
 
 
 class ImageTensors(Dataset):
@@ -209,10 +213,9 @@ def load_image(path: Path, channels: int, size: tuple[int, int]) -> torch.Tensor
             array = np.asarray(image, dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DataError(
-            f"{path}: not a readable image ({str(error).splitlines()[0][:80]})"
-        ) from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, *IMAGE_ERRORS) as error:
+        problem = " ".join(str(error).split())[:80] or type(error).__name__
+        raise DataError(f"{path}: not a readable image ({problem})") from None
     tensor = torch.from_numpy(array.copy())
     return tensor.unsqueeze(0) if channels == 1 else tensor.permute(2, 0, 1)
 

@@ -1,6 +1,10 @@
 """``rnnkit check-data`` for seg-refine: read every clip once (bad files skipped and listed),
 count clips, frames and the pixels of each class per split; say how mask values became class ids
-(and suggest ``data.mask_values`` where most classes are empty)."""
+(and suggest ``data.mask_values`` where most classes are empty).
+
+Reading every clip decodes every frame image and every mask in full, so ``--deep`` has nothing
+more to decode (seg-refine reads image files, not video files): a note says so. A file that passes
+the data set's construction scan but fails to decode (a truncated JPEG) is a row, not an error."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 
 from rnnkit_segrefine.data import describe_masks
 from rnnvision_kit import DataCheck, DataError, RunConfig
@@ -17,22 +22,31 @@ HEADERS = ["kind", "name", "detail"]
 MANY_CLASSES = 32  # beyond this, classes without pixels get no row of their own
 
 
-def _pixel_counts(dataset: Any, num_classes: int) -> tuple[int, int, torch.Tensor]:
-    """Clips, frames and per-class pixel counts (values outside the classes, e.g. an ignore
-    index, are left out)."""
+def _pixel_counts(
+    dataset: Dataset, num_classes: int, unreadable: dict[str, str]
+) -> tuple[int, int, torch.Tensor]:
+    """Clips read, frames and per-class pixel counts (values outside the classes, e.g. an
+    ignore index, are left out); a clip that fails to decode adds its file to ``unreadable``."""
     counts = torch.zeros(num_classes, dtype=torch.int64)
-    frames = 0
-    for index in range(len(dataset)):
-        masks = dataset[index][1]
+    frames = clips = 0
+    for index in range(len(dataset)):  # type: ignore[arg-type]
+        try:
+            masks = dataset[index][1]
+        except DataError as error:
+            path, _, why = str(error).partition(": ")
+            unreadable.setdefault(path, why or path)
+            continue
+        clips += 1
         frames += masks.shape[0]
         kept = masks[(masks >= 0) & (masks < num_classes)]
         counts += torch.bincount(kept.flatten(), minlength=num_classes)
-    return len(dataset), frames, counts
+    return clips, frames, counts
 
 
-def check_segmentation(factory: Any, config: RunConfig) -> DataCheck:
+def check_segmentation(factory: Any, config: RunConfig, *, deep: bool = False) -> DataCheck:
     """Build the data with ``data.on_error=skip`` (and no augmentation) and tabulate it;
-    unusable data is a note."""
+    unusable data is a note. Every frame and mask is decoded either way; ``deep`` adds a note
+    saying so."""
     config = replace(config, data=replace(config.data, on_error="skip", augment=False))
     try:
         bundle = factory(config)
@@ -41,16 +55,32 @@ def check_segmentation(factory: Any, config: RunConfig) -> DataCheck:
     names = bundle.spec.class_names
     rows: list[tuple[str, str, str]] = []
     totals = torch.zeros(len(names), dtype=torch.int64)
+    unreadable: dict[str, str] = {}
+    read: dict[str, int] = {}
     for split in SPLITS:
-        clips, frames, counts = _pixel_counts(getattr(bundle, split), len(names))
+        clips, frames, counts = _pixel_counts(getattr(bundle, split), len(names), unreadable)
         totals += counts
+        read[split] = clips
         rows.append(("split", split, f"{clips} clips, {frames} frames"))
     pixels = max(int(totals.sum()), 1)
     for k, name in enumerate(names):
         if totals[k] or len(names) <= MANY_CLASSES:  # many classes: the empty ones in a note
             rows.append(("class", name, f"{int(totals[k]):,} pixels ({totals[k] / pixels:.1%})"))
     rows += [("skipped", path, reason) for path, reason in bundle.skipped]
-    notes = [f"{len(bundle.skipped)} file(s) skipped" if bundle.skipped else "no bad files"]
+    rows += [("unreadable", path, reason) for path, reason in unreadable.items()]
+    notes = [f"{len(bundle.skipped)} file(s) skipped"] if bundle.skipped else []
+    if unreadable:
+        notes.append(
+            f"{len(unreadable)} file(s) pass the scan but fail to decode (the clips holding them "
+            "are left out of these counts): replace or remove them"
+        )
+    if not notes:
+        notes.append("no bad files")
+    if deep:
+        notes.append(
+            "--deep: every frame image and mask was decoded in full (check-data reads every "
+            "clip; seg-refine reads image files, not video files)"
+        )
     notes.append(describe_masks(bundle.train))
     empty = [name for k, name in enumerate(names) if totals[k] == 0]
     if empty:
@@ -58,7 +88,9 @@ def check_segmentation(factory: Any, config: RunConfig) -> DataCheck:
     hint = _mapping_hint(config, totals)
     if hint:
         notes.append(hint)
-    return DataCheck(HEADERS, rows, notes, usable=len(bundle.train) > 0)
+    if read["train"] == 0:
+        notes.append("no readable training clip: nothing to train on")
+    return DataCheck(HEADERS, rows, notes, usable=read["train"] > 0)
 
 
 def _short(names: list[str], limit: int = 12) -> list[str]:

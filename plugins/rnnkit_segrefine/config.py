@@ -17,8 +17,9 @@ class SegDataConfig(DataConfig):
     clip_len: int = setting(8, ge=1)  # frames per clip (synthetic-seg: frames per video)
     # videomasks: a clip starts every N frames; None: clip_len
     clip_stride: int | None = setting(None, ge=1)
-    size: list[int] | None = setting(None, length=(2,), ge=1)  # [H, W] to resize to; None: stored
-    num_classes: int | None = setting(None, ge=2)  # None: largest class id + 1 (camvid: 12)
+    size: list[int] | None = setting(None, length=(2,), ge=1, le=8192)  # [H, W]; None: stored
+    # None: largest class id + 1, at most 1024 (camvid: 12)
+    num_classes: int | None = setting(None, ge=2, le=65536)
     ignore_index: int | None = None  # mask value left out of loss and metrics (camvid: 11)
     class_names: list[str] | None = None  # names for the class ids (default: class0, class1, ...)
     on_error: Literal["error", "skip"] = "error"  # bad files: stop, or skip and count them
@@ -44,8 +45,10 @@ class SegDataConfig(DataConfig):
         ),
         Rule(
             "mask_values",
-            "stored values and class ids must be >= 0",
-            lambda d: all(k >= 0 and v >= 0 for k, v in (d.mask_values or {}).items()),
+            "stored values must be in 0..2147483647 and class ids in 0..65535",
+            lambda d: all(
+                0 <= k < 2**31 and 0 <= v < 2**16 for k, v in (d.mask_values or {}).items()
+            ),
         ),
         Rule(
             "crop_scale",

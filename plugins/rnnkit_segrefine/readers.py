@@ -82,6 +82,9 @@ CAMVID_CLASSES: tuple[str, ...] = (
 Palette = Mapping[tuple[int, int, int], int] | Sequence[tuple[int, int, int]]
 MaskValues = Mapping[int, int]  # stored mask value -> class id
 BINARY_255: dict[int, int] = {0: 0, 255: 1}  # binary masks stored as 0/255
+# Without num_classes, class ids up to this bound are inferred (a mask storing larger values as
+# class ids, e.g. a 16- or 32-bit image, is a bad file rather than a model with 10^9 outputs).
+MAX_INFERRED_CLASSES = 1024
 Pair = tuple[Path, Path]  # (image or frame, mask)
 Size = tuple[int, int]  # (H, W)
 
@@ -92,6 +95,7 @@ _PIL_ERRORS = (
     ValueError,
     EOFError,
     struct.error,
+    MemoryError,  # a damaged header claiming a size below PIL's decompression-bomb limit
     Image.DecompressionBombError,
 )
 
@@ -166,11 +170,11 @@ def map_mask(mask: np.ndarray, table: MaskValues | None) -> np.ndarray:
     readers check that only ``ignore_index`` can be such a value)."""
     if not table or mask.size == 0:
         return mask
-    if int(mask.min()) < 0:
-        out = mask.copy()
-        for value, cls in table.items():
-            out[mask == value] = cls
-        return out
+    if int(mask.min()) < 0 or max(int(mask.max()), *table) >= 1 << 16:
+        # no lookup table over the whole range: a 32-bit mask may store values up to 2^31
+        values, inverse = np.unique(mask, return_inverse=True)
+        mapped = np.array([table.get(int(v), int(v)) for v in values], dtype=np.int64)
+        return mapped[inverse].reshape(mask.shape)
     lut = np.arange(max(int(mask.max()), *table) + 1, dtype=np.int64)
     for value, cls in table.items():
         lut[value] = cls
@@ -355,12 +359,15 @@ class _Checker:
         valid = stored if ignore is None else stored[stored != ignore]
         if valid.size:
             low, high = int(valid.min()), int(valid.max())
-            if low < 0 or (self.num_classes is not None and high >= self.num_classes):
+            cap = MAX_INFERRED_CLASSES if self.num_classes is None else self.num_classes
+            if low < 0 or high >= cap:
                 bad = low if low < 0 else high
-                limit = "?" if self.num_classes is None else self.num_classes - 1
+                limit = cap - 1
                 extra = "" if ignore is None else f", ignore_index {ignore}"
                 if self.how == "mask_values":
                     extra += ", after data.mask_values"
+                if self.num_classes is None and high >= cap:
+                    extra += " (more classes need data.num_classes)"
                 self.problems.add(mask, f"class id {bad} outside 0..{limit}{extra}")
                 return False
             self.max_class = max(self.max_class, high)

@@ -112,7 +112,7 @@ class SegRefineTask(Task):
         """Clips and frames per split, pixels per class, and the files a run would skip."""
         from rnnkit_segrefine.check import check_segmentation
 
-        return check_segmentation(ctx.source().factory, ctx.config)
+        return check_segmentation(ctx.source().factory, ctx.config, deep=ctx.deep)
 
     def stream(self, ctx: StreamContext) -> Iterator[dict[str, Any]]:
         """A mask per frame (or every ``ctx.every``), the refinement stepped once per frame

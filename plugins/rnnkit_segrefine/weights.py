@@ -14,7 +14,7 @@ from torch import nn
 
 from rnnkit_segrefine.config import SegModelConfig
 from rnnvision_kit import CheckpointError, ConfigError
-from rnnvision_kit.runner import load_checkpoint
+from rnnvision_kit.runner import load_checkpoint, load_torch_file
 
 PREFIX = "segmenter."
 
@@ -54,11 +54,7 @@ def load_segmenter_weights(segmenter: nn.Module, file: str) -> None:
     path = Path(file).expanduser()
     if not path.is_file():
         raise CheckpointError(f"{path}: model.segmenter_weights file not found")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
-        raise CheckpointError(f"{path}: not a readable weights file ({reason})") from None
+    raw = load_torch_file(path, "weights file (model.segmenter_weights)")
     state = _tensors(raw)
     for key in ("state_dict", "model"):
         if state is None and isinstance(raw, Mapping):

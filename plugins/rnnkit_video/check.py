@@ -1,4 +1,5 @@
-"""``rnnkit check-data`` for video-action: probe every listed video once and tabulate findings."""
+"""``rnnkit check-data`` for video-action: probe every listed video once (``--deep``: decode every
+frame) and tabulate findings."""
 
 from __future__ import annotations
 
@@ -17,17 +18,22 @@ def check_data(ctx: DataContext) -> DataCheck:
         raise DataError(
             f"data source {entry.qualified_name!r} cannot be scanned (it registers no list_samples)"
         )
-    return check_listing(lister(ctx.config), ctx.config)
+    return check_listing(lister(ctx.config), ctx.config, deep=ctx.deep)
 
 
-def check_listing(listing: Listing, config: RunConfig) -> DataCheck:
-    """Rows: readable videos per class and split, unreadable files with the reason, videos shorter
-    than a clip (the ``data.short_policy`` fills them), and totals."""
+def check_listing(listing: Listing, config: RunConfig, *, deep: bool = False) -> DataCheck:
+    """Rows: readable videos per class and split, unreadable files with the reason, with ``deep``
+    files that fail to decode part-way with the frame and time, videos shorter than a clip (the
+    ``data.short_policy`` fills them), and totals; with ``deep`` a note gives the decode rate."""
     d = config.data
     span = clip_span(d.num_frames, d.stride) if d.sampling == "random" else d.num_frames
     samples = [s for split in SPLITS for s in listing.splits[split]]
     report = scan_videos(
-        samples, clip_span=span, class_names=listing.class_names, probe_cache=ProbeCache()
+        samples,
+        clip_span=span,
+        class_names=listing.class_names,
+        probe_cache=ProbeCache(),
+        deep=deep,
     )
     rows: list[tuple[str, str, str]] = []
     per_split = {
@@ -38,6 +44,7 @@ def check_listing(listing: Listing, config: RunConfig) -> DataCheck:
         counts = ", ".join(f"{split} {per_split[split][label]}" for split in SPLITS)
         rows.append(("class", name, counts))
     rows += [("unreadable", path, problem) for path, problem in report.problems]
+    rows += [("corrupt", path, detail) for path, detail in report.corrupt]
     rows += [("short", path, detail) for path, detail in report.short]
     readable = ", ".join(
         f"{split} {sum(per_split[split].values())}/{len(listing.splits[split])}" for split in SPLITS
@@ -55,6 +62,11 @@ def _notes(report: ScanReport, span: int, policy: str) -> list[str]:
     notes = [f"{report.num_ok} of {report.num_files} videos readable"]
     for kind, count in report.problem_counts().items():
         notes.append(f"{count} file(s): {kind}")
+    decode = report.decode_note()
+    if decode is not None:
+        notes.append(decode)
+    elif report.num_ok:
+        notes.append("files were probed (first frame decoded); --deep decodes every frame")
     if report.short:
         notes.append(f"short videos are read with data.short_policy={policy} (clip span {span})")
     if report.num_ok == 0:

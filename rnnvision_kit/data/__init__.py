@@ -1,5 +1,5 @@
 """Data layer (public API): video I/O on PyAV, clip samplers, video folder data sets, the cache,
-the decoded-frame cache and clip augmentation.
+the decoded-frame cache, clip augmentation and deep decode checks.
 
 Imports nothing else from the core but ``errors``. Plugins import from this package, not from
 its modules.
@@ -7,7 +7,9 @@ its modules.
 
 from rnnvision_kit.data.augment import ClipAugment
 from rnnvision_kit.data.cache import cache_dir, generate_once
+from rnnvision_kit.data.deepcheck import DecodeResult, decode_file, decode_files
 from rnnvision_kit.data.framecache import WHOLE_MAX_FRAMES, FrameCache
+from rnnvision_kit.data.readable import Failure, ReadableBatch, SkipUnreadable, collate_readable
 from rnnvision_kit.data.samplers import (
     SHORT_POLICIES,
     apply_short_policy,
@@ -42,13 +44,17 @@ from rnnvision_kit.data.video_datasets import (
 
 __all__ = [
     "ClipAugment",
+    "DecodeResult",
     "FRAME_SUFFIXES",
     "WHOLE_MAX_FRAMES",
+    "Failure",
     "FrameCache",
     "SHORT_POLICIES",
     "VIDEO_SUFFIXES",
     "ProbeCache",
+    "ReadableBatch",
     "ScanReport",
+    "SkipUnreadable",
     "VideoClipDataset",
     "VideoInfo",
     "VideoWriter",
@@ -57,6 +63,9 @@ __all__ = [
     "cache_dir",
     "clip_generator",
     "clip_span",
+    "decode_file",
+    "decode_files",
+    "collate_readable",
     "generate_once",
     "list_framefolder",
     "list_ucf101",

@@ -246,6 +246,7 @@ class _Cursor:
         self.step = 1.0 / fps
         self.frames: Iterator[Any] | None = None
         self.last_time: float | None = None  # time of the last frame pulled
+        self.ended = False  # the stream ran out while frames were wanted
 
     def seek(self, seconds: float) -> bool:
         offset = self.start_pts + int(round(max(seconds, 0.0) / self.tb))
@@ -262,6 +263,7 @@ class _Cursor:
             self.frames = self.container.decode(self.stream)
         frame = next(self.frames, None)
         if frame is None:
+            self.ended = True
             return None
         if frame.pts is None:
             time = 0.0 if self.last_time is None else self.last_time + self.step
@@ -326,6 +328,18 @@ def _should_seek(cursor: _Cursor, target: float, position: float | None) -> bool
     return target - position > _SEEK_GAP_SECONDS
 
 
+def _check_not_cut_off(name: str, cursor: _Cursor, wanted: int, info: VideoInfo) -> None:
+    """A stream that ends well before the frame count its header promised is cut off or corrupt
+    (a few frames of slack: probed counts can be estimates)."""
+    last = round((cursor.last_time or 0.0) / cursor.step)
+    target = min(wanted, info.num_frames - 1)
+    if target - last > max(2, info.num_frames // 20):
+        raise DataError(
+            f"{name}: decoding stops after frame {last + 1} of {info.num_frames} "
+            f"(t={last * cursor.step:.2f} s); the file is cut off or corrupt"
+        )
+
+
 def _open_error(name: str, error: BaseException) -> DataError:
     return DataError(f"{name}: cannot read video ({reason(error)})")
 
@@ -349,6 +363,7 @@ def read_frames(
     wanted = [int(i) for i in frame_indices]
     if any(i < 0 for i in wanted):
         raise ValueError(f"negative frame index in {wanted}")
+    cursor: _Cursor | None = None
     try:
         with av.open(name) as container:
             if not container.streams.video:
@@ -365,6 +380,8 @@ def read_frames(
             frames = _select_frames(cursor, [i / fps for i in unique], 0.5 / fps)
             if frames[0] is None or frames[-1] is None:
                 raise DataError(f"{name}: no decodable video frame")
+            if cursor.ended and info is not None:
+                _check_not_cut_off(name, cursor, unique[-1], info)
             height, width = size or (frames[0].height, frames[0].width)
             # One reformatter for all frames: it caches the scaler, which is costly to set up.
             reformatter = VideoReformatter()
@@ -380,9 +397,13 @@ def read_frames(
                 out[row] = rgb.transpose(2, 0, 1)
     except DataError:
         raise
-    except av.FFmpegError as error:
-        raise _open_error(name, error) from None
-    except (OSError, ValueError, RuntimeError, EOFError) as error:
+    except (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError) as error:
+        if cursor is not None and cursor.last_time is not None:  # failed part-way
+            frame = round(cursor.last_time / cursor.step) + 1
+            raise DataError(
+                f"{name}: decoding fails after frame {frame} (t={cursor.last_time:.2f} s): "
+                f"{reason(error)}"
+            ) from None
         raise _open_error(name, error) from None
     position = {index: row for row, index in enumerate(unique)}
     rows = [position[i] for i in wanted]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import struct
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -25,7 +27,10 @@ from rnnvision_kit.data.samplers import (
     uniform_clip_indices,
 )
 from rnnvision_kit.data.video import VIDEO_SUFFIXES, ProbeCache, VideoInfo, read_frames
-from rnnvision_kit.errors import ConfigError, DataError, warn
+from rnnvision_kit.errors import ConfigError, DataError, UnreadableItem, reason, warn
+
+if TYPE_CHECKING:
+    from rnnvision_kit.data.deepcheck import DecodeResult
 
 __all__ = [
     "FRAME_SUFFIXES",
@@ -42,6 +47,16 @@ __all__ = [
 ]
 
 FRAME_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+# What PIL raises on damaged frames (a header claiming a huge size, truncated data).
+_IMAGE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    MemoryError,
+    Image.DecompressionBombError,
+)
 MODES = ("random", "uniform", "segment")
 
 
@@ -193,8 +208,8 @@ def probe_frame_folder(path: str | os.PathLike[str], fps: float = 25.0) -> Video
     try:
         with Image.open(files[0]) as image:
             width, height = image.size
-    except OSError as error:
-        raise DataError(f"{files[0]}: not a readable image ({error})") from None
+    except _IMAGE_ERRORS as error:
+        raise DataError(f"{files[0]}: not a readable image ({reason(error)})") from None
     return VideoInfo(name, len(files) / fps, float(fps), len(files), width, height)
 
 
@@ -206,10 +221,13 @@ def read_frame_folder(
     size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Read frames of a frame folder like :func:`read_frames`: ``(T, 3, H, W)`` uint8 RGB;
-    indices past the end give the last frame."""
+    indices past the end give the last frame. Frames are resized to ``size``, else to the size
+    of ``info`` (the first file's), else to that of the first frame read."""
     files = _frame_files(str(path))
     if not files:
         raise DataError(f"{path}: zero frames (no .jpg/.jpeg/.png files)")
+    if size is None and info is not None:
+        size = (info.height, info.width)
     images: dict[int, np.ndarray] = {}
     out: list[np.ndarray] = []
     for index in frame_indices:
@@ -218,11 +236,12 @@ def read_frame_folder(
             try:
                 with Image.open(files[k]) as image:
                     rgb = image.convert("RGB")
-                    if size is not None and rgb.size != (size[1], size[0]):
+                    size = size or (rgb.height, rgb.width)
+                    if rgb.size != (size[1], size[0]):
                         rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                     images[k] = np.asarray(rgb)
-            except OSError as error:
-                raise DataError(f"{files[k]}: not a readable image ({error})") from None
+            except _IMAGE_ERRORS as error:
+                raise DataError(f"{files[k]}: not a readable image ({reason(error)})") from None
         out.append(images[k])
     if not out:
         height, width = size or (0, 0)
@@ -259,11 +278,13 @@ class VideoClipDataset(Dataset):
     each of ``num_frames`` segments. ``seed=None`` turns randomness off (centre clip, segment
     centres).
     All files are probed at construction; unreadable ones are dropped with one warning each and
-    listed in ``self.skipped`` as ``(path, reason)``. A read that fails later is reported the same
-    way and the next sample is returned instead. Random choices depend only on
+    listed in ``self.skipped`` as ``(path, reason)``. A read that fails later (mid-file
+    corruption) raises :class:`~rnnvision_kit.errors.UnreadableItem` under ``on_error="skip"``
+    (the runner leaves the clip out of evaluation, reads another in training, and counts the file
+    once; :class:`~rnnvision_kit.data.SkipUnreadable` does that for a plain DataLoader) and the
+    underlying :class:`DataError` under ``"raise"``. Random choices depend only on
     ``(seed, index, epoch)`` so results do not depend on the number of workers. ``return_index``
-    makes items ``(clip, label, index)``, the index of the sample actually read (after a skip, the
-    next readable one), so predictions can be traced back to files. ``threads=None``
+    makes items ``(clip, label, index)``, so predictions can be traced back to files. ``threads=None``
     decodes with threads in the main process only, not inside DataLoader workers.
     ``frame_cache`` reads decoded frames from a :class:`FrameCache` after their first decode;
     ``augment`` transforms each clip with one draw seeded by ``(seed, epoch, index, 1)`` (only
@@ -315,7 +336,6 @@ class VideoClipDataset(Dataset):
         self.skipped: list[tuple[str, str]] = []
         # Shared memory so that set_epoch reaches persistent DataLoader workers too.
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._bad: set[int] = set()
 
         cache = probe_cache if probe_cache is not None else ProbeCache()
         items = [(str(p), int(label)) for p, label in samples]
@@ -403,19 +423,14 @@ class VideoClipDataset(Dataset):
         if not -count <= index < count:
             raise IndexError(f"index {index} out of range for {count} samples")
         index %= count
-        for step in range(count):
-            j = (index + step) % count
-            if j in self._bad:
-                continue
-            try:
-                clip, label = self._load(j), self.samples[j].label
-                return (clip, label, j) if self.return_index else (clip, label)
-            except DataError as error:
-                if self.on_error == "raise":
-                    raise
-                self._bad.add(j)
-                self._skip(self.samples[j].path, _problem(error, self.samples[j].path))
-        raise DataError(f"no readable video left among {count} samples")
+        try:
+            clip, label = self._load(index), self.samples[index].label
+        except DataError as error:
+            if self.on_error == "raise":
+                raise
+            path = self.samples[index].path
+            raise UnreadableItem(path, _problem(error, path)) from None
+        return (clip, label, index) if self.return_index else (clip, label)
 
 
 @dataclass
@@ -429,25 +444,61 @@ class ScanReport:
     short: list[tuple[str, str]] = field(default_factory=list)  # readable but shorter than a clip
     class_counts: dict[str, int] = field(default_factory=dict)  # readable videos per class
     frames: dict[str, int] = field(default_factory=dict)  # readable path -> frame count
+    # deep scans only: files that probe fine but fail to decode part-way, (path, where and why)
+    corrupt: list[tuple[str, str]] = field(default_factory=list)
+    decoded: list[DecodeResult] = field(default_factory=list)  # deep: one per probed file
+    decode_wall: float = 0.0  # deep: seconds the whole decode pass took (all workers)
+    workers: int = 0  # deep: files decoded at a time
 
     HEADER = ("kind", "name", "detail")
 
     @property
     def ok(self) -> bool:
         """True when every file is readable (short videos are allowed: the read policy pads)."""
-        return not self.problems
+        return not self.problems and not self.corrupt
+
+    @property
+    def deep(self) -> bool:
+        """True when every probed file was also decoded whole (``scan_videos(deep=True)``)."""
+        return self.workers > 0
+
+    @property
+    def decoded_frames(self) -> int:
+        """Frames decoded in the deep pass."""
+        return sum(r.frames for r in self.decoded)
+
+    @property
+    def decode_rate(self) -> float:
+        """Whole-file decode rate of the deep pass: frames per second of wall time."""
+        return self.decoded_frames / self.decode_wall if self.decode_wall > 0 else 0.0
 
     def problem_counts(self) -> dict[str, int]:
         """How many files have each kind of problem (the text before any parenthesis)."""
         kinds = Counter(p.split(" (")[0] for _, p in self.problems)
+        if self.corrupt:
+            kinds["mid-file corruption"] = len(self.corrupt)
         if self.short:
             kinds["shorter than clip span"] = len(self.short)
         return dict(kinds)
 
+    def decode_note(self) -> str | None:
+        """One line on the deep pass: frames, files, seconds, rate (None without ``deep``)."""
+        if not self.deep:
+            return None
+        busy = sum(r.seconds for r in self.decoded)
+        per_file = self.decoded_frames / busy if busy > 0 else 0.0
+        return (
+            f"decoded {self.decoded_frames} frames of {len(self.decoded)} files in "
+            f"{self.decode_wall:.2f} s: {self.decode_rate:.0f} frames/s "
+            f"({self.workers} worker(s), {per_file:.0f} frames/s each)"
+        )
+
     def rows(self) -> list[tuple[str, str, str]]:
-        """Table rows ``(kind, name, detail)``: classes, problems, short videos, then totals."""
+        """Table rows ``(kind, name, detail)``: classes, problems, mid-file corruption, short
+        videos, then totals."""
         rows = [("class", name, f"{n} videos") for name, n in self.class_counts.items()]
         rows += [("problem", path, problem) for path, problem in self.problems]
+        rows += [("corrupt", path, detail) for path, detail in self.corrupt]
         rows += [("short", path, detail) for path, detail in self.short]
         rows.append(("total", "readable", f"{self.num_ok}/{self.num_files}"))
         return rows
@@ -460,17 +511,30 @@ def scan_videos(
     class_names: Sequence[str] | None = None,
     probe_cache: ProbeCache | None = None,
     frame_folder_fps: float = 25.0,
+    deep: bool = False,
+    workers: int | None = None,
 ) -> ScanReport:
     """Probe every sample once and report unreadable files, missing video streams, zero-frame
-    files, videos shorter than ``clip_span`` and readable videos per class."""
+    files, videos shorter than ``clip_span`` and readable videos per class.
+
+    ``deep=True`` also decodes every frame of every file that probes fine (``workers`` files at
+    a time, a progress bar on a terminal): those that fail part-way, or decode fewer frames than
+    probed, go to ``corrupt`` with where they fail and are not counted readable; ``decoded``
+    holds every file's :class:`DecodeResult` and ``decode_rate`` the whole-pass frame rate."""
     cache = probe_cache if probe_cache is not None else ProbeCache()
     items = [(str(p), int(label)) for p, label in samples]
     report = ScanReport(num_files=len(items), num_ok=0, clip_span=clip_span)
     counts: Counter[int] = Counter()
     probed = _probe_all([p for p, _ in items], cache, frame_folder_fps)
+    failed: dict[str, str] = {}
+    if deep:
+        failed = _deep_pass(report, items, probed, workers, frame_folder_fps)
     for (path, label), info in zip(items, probed, strict=True):
         if isinstance(info, DataError):
             report.problems.append((path, _problem(info, path)))
+            continue
+        if path in failed:
+            report.corrupt.append((path, failed[path]))
             continue
         report.num_ok += 1
         report.frames[path] = info.num_frames
@@ -484,3 +548,24 @@ def scan_videos(
         name = names[label] if names is not None and 0 <= label < len(names) else str(label)
         report.class_counts[name] = counts[label]
     return report
+
+
+def _deep_pass(
+    report: ScanReport,
+    items: Sequence[tuple[str, int]],
+    probed: Sequence[VideoInfo | DataError],
+    workers: int | None,
+    fps: float,
+) -> dict[str, str]:
+    """Decode every probed file whole into ``report``; the problem of each one that fails."""
+    from rnnvision_kit.data.deepcheck import decode_files, default_workers
+
+    readable = [(p, i) for (p, _), i in zip(items, probed, strict=True) if isinstance(i, VideoInfo)]
+    unique = list(dict(readable).items())  # a file listed twice is decoded once
+    report.workers = default_workers(workers)
+    start = time.perf_counter()
+    report.decoded = decode_files(
+        [p for p, _ in unique], [i for _, i in unique], workers=report.workers, fps=fps
+    )
+    report.decode_wall = time.perf_counter() - start
+    return {r.path: r.problem() or "" for r in report.decoded if not r.ok}

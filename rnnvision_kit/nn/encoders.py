@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnvision_kit.errors import ConfigError
+from rnnvision_kit.errors import CheckpointError, ConfigError, reason
 from rnnvision_kit.nn.pretrained import WeightsInfo, shape_problem
+from rnnvision_kit.safe_load import load_torch_file
 
 __all__ = [
     "ENCODERS",
@@ -232,10 +233,11 @@ def read_state_dict(path: str | Path, setting: str = "model.backbone_weights") -
 
             state: Any = load_file(str(file), device="cpu")
         else:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and unpickler errors of all kinds
-        reason = " ".join(str(error).split())[:100]
-        raise ConfigError(f"{file}: not a PyTorch weights file ({reason})") from None
+            state = load_torch_file(file, f"PyTorch weights file ({setting})")
+    except CheckpointError:
+        raise
+    except Exception as error:  # safetensors header and format errors
+        raise CheckpointError(f"{file}: not a readable weights file ({reason(error)})") from None
     for key in ("state_dict", "model"):
         if isinstance(state, Mapping) and isinstance(state.get(key), Mapping):
             state = state[key]

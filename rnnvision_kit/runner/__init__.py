@@ -10,6 +10,7 @@ from rnnvision_kit.runner.events import Run, RunEvents
 from rnnvision_kit.runner.plots import plot_confusion
 from rnnvision_kit.runner.records import to_jsonable, write_json
 from rnnvision_kit.runner.run import check_data, evaluate_run, predict_files, train
+from rnnvision_kit.safe_load import load_torch_file
 
 __all__ = [
     "Run",
@@ -17,6 +18,7 @@ __all__ = [
     "check_data",
     "evaluate_run",
     "load_checkpoint",
+    "load_torch_file",
     "plot_confusion",
     "predict_files",
     "to_jsonable",

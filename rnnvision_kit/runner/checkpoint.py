@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnvision_kit.errors import CheckpointError
+from rnnvision_kit.errors import CheckpointError, reason
+from rnnvision_kit.safe_load import load_torch_file
 
 FORMAT = "rnnvision-kit/checkpoint"
 FORMAT_VERSION = 1
@@ -57,9 +58,13 @@ def _as_tuple(value: Any) -> Any:
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` to ``path`` through a temporary file in the same folder, then rename."""
+    """Write ``state`` to ``path`` through a temporary file in the same folder, then rename: a
+    crash or a full disk mid-write leaves the previous checkpoint as it was. A failed write is
+    a one-line CheckpointError; temporary files left by a killed writer are removed."""
     state = {"format": FORMAT, "format_version": FORMAT_VERSION, **state}
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # from a writer killed mid-write
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -67,22 +72,32 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as error:
+        Path(tmp).unlink(missing_ok=True)
+        cause = _os_error(error)  # torch.save reports a failed write as a RuntimeError
+        if cause is None:
+            raise
+        kept = "; the previous checkpoint is kept" if path.is_file() else ""
+        raise CheckpointError(f"{path}: checkpoint not written ({reason(cause)}){kept}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    """The OSError in an exception's chain (its cause or context), if any."""
+    while error is not None and not isinstance(error, OSError):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read and check a checkpoint; a missing, truncated or foreign file raises CheckpointError."""
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for truncated/foreign files
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        unpickler = [line for line in lines if line.startswith("WeightsUnpickler error")]
-        reason = (unpickler or lines or [type(error).__name__])[0]
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:120]})") from None
+    state = load_torch_file(path, "checkpoint")
+    if map_location != "cpu":
+        state = _to_device(state, torch.device(map_location))
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an rnnvision-kit checkpoint")
     if state.get("format_version") != FORMAT_VERSION:
@@ -94,3 +109,13 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
     return state
+
+
+def _to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_device(v, device) for v in value)
+    return value

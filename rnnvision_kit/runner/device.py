@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from torch import nn
 
-from rnnvision_kit.errors import ConfigError
+from rnnvision_kit.config import TrainConfig
+from rnnvision_kit.errors import ConfigError, one_line, warn
 
 
 def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -37,6 +39,11 @@ class Precision:
         if name == "32":
             self.dtype = None
         elif name == "bf16-mixed":
+            if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+                raise ConfigError(
+                    f"train.precision: bf16-mixed needs a GPU with bfloat16 (Ampere or newer); "
+                    f"{torch.cuda.get_device_name(device)} has none: use 16-mixed"
+                )
             self.dtype = torch.bfloat16
         elif name == "16-mixed":
             if device.type != "cuda":
@@ -56,6 +63,46 @@ class Precision:
         else:
             with torch.autocast(self.device_type, dtype=self.dtype):
                 yield
+
+
+def prepare_model(model: nn.Module, cfg: TrainConfig, device: Any, dist: Any) -> nn.Module:
+    """The model on ``device``: SyncBatchNorm under DDP with ``train.sync_bn``, channels-last
+    weights with ``train.channels_last`` (faster convolutions on tensor-core GPUs)."""
+    if cfg.sync_bn and dist.enabled:
+        if device.type != "cuda":
+            raise ConfigError(
+                "train.sync_bn: SyncBatchNorm runs only on CUDA; set it off on the CPU"
+            )
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def compiled(model: nn.Module) -> tuple[nn.Module, bool]:
+    """``torch.compile(model)``, or the model itself and a one-line warning when this torch
+    cannot compile (the compiler also fails lazily, at the first step: the loop falls back)."""
+    try:
+        return torch.compile(model), True
+    except Exception as error:  # RuntimeError on unsupported Python versions, missing compilers
+        warn(
+            f"train.compile: torch.compile is not available ({one_line(error)}); training without it"
+        )
+        return model, False
+
+
+def loader_options(
+    workers: int, prefetch_factor: int | None, device: torch.device, *, persistent: bool
+) -> dict[str, Any]:
+    """DataLoader keywords: pinned memory on CUDA (copies then overlap compute), and with
+    workers a prefetch depth and workers that live across epochs (no restart per epoch)."""
+    options: dict[str, Any] = {"num_workers": workers, "pin_memory": device.type == "cuda"}
+    if workers > 0:
+        options["persistent_workers"] = persistent
+        if prefetch_factor is not None:
+            options["prefetch_factor"] = prefetch_factor
+    return options
 
 
 def move_to(batch: Any, device: torch.device) -> Any:

@@ -17,14 +17,24 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from rnnvision_kit.config import RunConfig
+from rnnvision_kit.data.readable import ReadableBatch, collate_readable
 from rnnvision_kit.dataspec import DataSpec
-from rnnvision_kit.errors import ConfigError, RunInterrupted, rethrown
+from rnnvision_kit.errors import (
+    CheckpointError,
+    ConfigError,
+    RunInterrupted,
+    one_line,
+    reason,
+    rethrown,
+    warn,
+)
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import capture_rng, restore_rng, save_checkpoint
-from rnnvision_kit.runner.device import Precision, move_to
+from rnnvision_kit.runner.device import Precision, compiled, loader_options, move_to, prepare_model
 from rnnvision_kit.runner.distributed import DistInfo, ShardSampler, SkipSampler, all_reduce_sum
 from rnnvision_kit.runner.optim import build_optimizer, build_scheduler
-from rnnvision_kit.runner.pipeline import TaskHandle, build_metrics, metric_names
+from rnnvision_kit.runner.pipeline import TaskHandle, build_metrics, load_weights, metric_names
+from rnnvision_kit.runner.unreadable import UnreadableLedger
 from rnnvision_kit.task import DataBundle, StepContext
 
 
@@ -41,6 +51,7 @@ class LoopState:
     bad_epochs: int = 0  # epochs since the monitored metric last improved
     stopped_early: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    grad_norms: list[Any] = field(default_factory=list)  # this epoch's, before clipping
 
 
 def split_metrics(computed: dict[str, Any], prefix: str) -> tuple[dict[str, float], dict[str, Any]]:
@@ -106,15 +117,24 @@ class Trainer:
         self.on_epoch_end = on_epoch_end
         self.cfg = config.train
         self.precision = Precision(self.cfg.precision, device)
-        self.model = model.to(device)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = self.cfg.cudnn_benchmark
+        self.model = prepare_model(model, self.cfg, device, dist_info)
         self.train_model: nn.Module = self.model
         if dist_info.enabled:
             ids = [device.index] if device.type == "cuda" else None
             self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.steps_per_epoch = self._steps_per_epoch()
+        self.compiled = False
+        if self.cfg.compile:
+            self.train_model, self.compiled = compiled(self.train_model)
+        self.batches_per_epoch = self._batches_per_epoch()
+        self.accumulate = min(self.cfg.accumulate, self.batches_per_epoch)
+        self.steps_per_epoch = math.ceil(self.batches_per_epoch / self.accumulate)
         self.optimizer = build_optimizer(self.model, self.cfg)  # honours model.param_groups()
         self.scheduler = build_scheduler(self.optimizer, self.cfg, self.steps_per_epoch)
+        self._persistent_loader: DataLoader | None = None
         self.state = LoopState()
+        self.unreadable = UnreadableLedger()
         self.stop = _StopFlag()
         self.step_context = StepContext(config, data.spec, training=True)
         self.metric_names = self._metric_names()
@@ -129,39 +149,41 @@ class Trainer:
         own, extra = build_metrics(self.task, self.registries, self.config, self.data.spec)
         return metric_names(own, extra, "val")
 
-    def _train_sampler(self, epoch: int, skip: int = 0) -> SkipSampler:
-        # DistributedSampler also serves one process: its order depends only on (seed, epoch).
-        base = DistributedSampler(
-            self.data.train,
-            num_replicas=self.dist.world_size,
-            rank=self.dist.rank,
-            shuffle=True,
-            seed=self.config.seed,
-        )
-        base.set_epoch(epoch)
-        return SkipSampler(base, skip)
-
-    def _steps_per_epoch(self) -> int:
+    def _batches_per_epoch(self) -> int:
         per_rank = math.ceil(len(self.data.train) / self.dist.world_size)
-        steps = math.ceil(per_rank / self.config.data.batch_size)
-        if self.cfg.max_steps_per_epoch:
-            steps = min(steps, self.cfg.max_steps_per_epoch)
-        return max(1, steps)
+        batches = math.ceil(per_rank / self.config.data.batch_size)
+        if self.cfg.max_steps_per_epoch:  # optimizer steps: accumulate batches each
+            batches = min(batches, self.cfg.max_steps_per_epoch * self.cfg.accumulate)
+        return max(1, batches)
 
-    def _loader(
-        self, dataset: Dataset, sampler: Any, batch_size: int, epoch: int = 0
-    ) -> DataLoader:
-        workers = self.config.data.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=workers,
-            pin_memory=self.device.type == "cuda",
-            persistent_workers=False,
-            # Worker seeds come from this generator, not the global RNG: resume stays exact.
-            generator=torch.Generator().manual_seed(self.config.seed * 100_003 + epoch),
-        )
+    def _train_loader(self, epoch: int, skip: int) -> DataLoader:
+        """The training loader, made once (workers persist across epochs when there are any);
+        each epoch reshuffles it: the order depends only on (seed, epoch), as does a resumed run,
+        which skips the samples its epoch already used."""
+        if self._persistent_loader is None:
+            # DistributedSampler also serves one process: its order depends only on (seed, epoch)
+            base = DistributedSampler(
+                self.data.train,
+                num_replicas=self.dist.world_size,
+                rank=self.dist.rank,
+                shuffle=True,
+                seed=self.config.seed,
+            )
+            d = self.config.data
+            self._persistent_loader = DataLoader(
+                self.unreadable.guard("train", self.data.train, replace=True),
+                batch_size=d.batch_size,
+                sampler=SkipSampler(base),
+                collate_fn=collate_readable,
+                **loader_options(d.num_workers, d.prefetch_factor, self.device, persistent=True),
+                # Worker seeds come from this generator, not the global RNG: resume stays exact.
+                generator=torch.Generator().manual_seed(self.config.seed * 100_003),
+            )
+        sampler = self._persistent_loader.sampler
+        assert isinstance(sampler, SkipSampler) and isinstance(sampler.base, DistributedSampler)
+        sampler.base.set_epoch(epoch)
+        sampler.skip = skip
+        return self._persistent_loader
 
     def _progress(self, iterable: Any, total: int, description: str) -> Any:
         if self.quiet or not self.dist.is_main or not sys.stderr.isatty():
@@ -189,13 +211,23 @@ class Trainer:
                 "stopped": s.stopped_early,
             },
             "history": s.history,
+            "grad_norms": [float(n) for n in s.grad_norms],
+            "unreadable": self.unreadable.state(),
             "rng": capture_rng(),
         }
 
-    def load_state_dict(self, checkpoint: dict[str, Any]) -> None:
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
+    def load_state_dict(self, checkpoint: dict[str, Any], source: str = "checkpoint") -> None:
+        """Continue from a checkpoint of this run; one line naming ``source`` and the first
+        mismatch when it belongs to another model or optimizer."""
+        load_weights(self.model, checkpoint["model"], source)
+        try:
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        except (ValueError, KeyError, RuntimeError) as error:
+            raise CheckpointError(
+                f"{source}: optimizer state does not fit this run ({reason(error)}); "
+                "train.optimizer or the model changed?"
+            ) from None
         if checkpoint.get("scaler"):
             self.precision.scaler.load_state_dict(checkpoint["scaler"])
         stopping = checkpoint["early_stopping"]
@@ -209,7 +241,9 @@ class Trainer:
             bad_epochs=stopping["bad_epochs"],
             stopped_early=stopping["stopped"],
             history=list(checkpoint["history"]),
+            grad_norms=list(checkpoint.get("grad_norms", [])),
         )
+        self.unreadable = UnreadableLedger(checkpoint.get("unreadable", ()))
         restore_rng(checkpoint["rng"])
 
     def save(self, name: str, extra: dict[str, Any]) -> None:
@@ -225,13 +259,14 @@ class Trainer:
                 started = time.perf_counter()
                 train_loss = self._train_epoch(checkpoint_extra)
                 scalars, _ = self.evaluate(self.data.val, "val")
-                row = {"epoch": s.epoch, "step": s.step, "train/loss": train_loss, **scalars}
+                row = {"epoch": s.epoch, "step": s.step, "train/loss": train_loss}
+                row |= gradient_summary(s.grad_norms, self.cfg.grad_clip) | scalars
                 row["lr"] = self.optimizer.param_groups[0]["lr"]
                 row["seconds"] = round(time.perf_counter() - started, 3)
                 improved = self._track(scalars[self.cfg.monitor])
                 s.history.append(row)
                 s.epoch += 1
-                s.batch_in_epoch, s.loss_sum = 0, 0.0
+                s.batch_in_epoch, s.loss_sum, s.grad_norms = 0, 0.0, []
                 self.save("last.pt", checkpoint_extra)
                 if improved:
                     self.save("best.pt", checkpoint_extra)
@@ -243,43 +278,77 @@ class Trainer:
 
     def _train_epoch(self, checkpoint_extra: dict[str, Any]) -> float:
         s = self.state
-        sampler = self._train_sampler(s.epoch, skip=s.batch_in_epoch * self.config.data.batch_size)
         set_epoch = getattr(self.data.train, "set_epoch", None)
         if callable(set_epoch):  # data sets with per-epoch random choices (e.g. video clips)
             set_epoch(s.epoch)
-        loader = self._loader(self.data.train, sampler, self.config.data.batch_size, s.epoch)
+        loader = self._train_loader(s.epoch, skip=s.batch_in_epoch * self.config.data.batch_size)
         self.train_model.train()
-        remaining = self.steps_per_epoch - s.batch_in_epoch
+        remaining = self.batches_per_epoch - s.batch_in_epoch
         loss_sum = torch.zeros((), device=self.device)
         description = f"epoch {s.epoch + 1}/{self.cfg.epochs}"
-        for index, batch in enumerate(self._progress(loader, remaining, description)):
+        for index, readable in enumerate(self._progress(loader, remaining, description)):
             if index >= remaining:
                 break
-            loss_sum += self._train_step(move_to(batch, self.device))
+            self.unreadable.record("train", readable.failures)
             s.batch_in_epoch += 1
+            boundary = (
+                s.batch_in_epoch % self.accumulate == 0
+                or s.batch_in_epoch == self.batches_per_epoch
+            )
+            loss_sum += self._train_step(move_to(readable.batch, self.device), boundary)
+            if not boundary:  # checkpoints and stops wait for the optimizer step
+                continue
             s.step += 1
+            every = self.cfg.checkpoint_every
+            # (the epoch's last step is saved at the epoch's end, with its val metrics)
+            if every and s.step % every == 0 and s.batch_in_epoch < self.batches_per_epoch:
+                s.loss_sum += float(loss_sum)  # the state a resumed run continues from
+                loss_sum.zero_()
+                self.save("last.pt", checkpoint_extra)
             if self.stop.requested and not self.dist.enabled:
                 s.loss_sum += float(loss_sum)
                 self.save("last.pt", checkpoint_extra)
                 raise RunInterrupted
         s.loss_sum += float(loss_sum)
+        self.unreadable.merge_ranks("train")
         total = all_reduce_sum(torch.tensor([s.loss_sum, s.batch_in_epoch], dtype=torch.float64))
         return float(total[0] / max(1.0, float(total[1])))
 
-    def _train_step(self, batch: Any) -> torch.Tensor:
-        with self.precision.autocast():
-            output = self.task.step(self.step_context, self.train_model, batch)
-        loss = output.loss
+    def _train_step(self, batch: Any, boundary: bool) -> torch.Tensor:
+        """Forward and backward one batch; on an accumulation ``boundary`` also unscale, measure
+        and clip the gradients and step the optimizer."""
+        syncing = self.dist.enabled and not boundary
+        with self.train_model.no_sync() if syncing else contextlib.nullcontext():  # type: ignore[operator]
+            loss = self._forward(batch)
+            self.precision.scaler.scale(loss / self.accumulate).backward()
+        if boundary:
+            self._optimizer_step()
+        return loss.detach()
+
+    def _forward(self, batch: Any) -> torch.Tensor:
+        try:
+            with self.precision.autocast():
+                return self.task.step(self.step_context, self.train_model, batch).loss
+        except Exception as error:
+            if not self.compiled:
+                raise
+            # torch.compile fails lazily, at the first call: fall back to the eager model
+            cause = error.__cause__ or error  # the task handle wraps what the compiler raised
+            warn(f"train.compile: torch.compile failed ({one_line(cause)}); training without it")
+            self.train_model = getattr(self.train_model, "_orig_mod", self.train_model)
+            self.compiled = False
+            return self._forward(batch)
+
+    def _optimizer_step(self) -> None:
         scaler = self.precision.scaler
-        scaler.scale(loss).backward()
-        if self.cfg.grad_clip:
-            scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        scaler.step(self.optimizer)
+        scaler.unscale_(self.optimizer)  # measure and clip the true gradients, not scaled ones
+        limit = self.cfg.grad_clip or math.inf
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), limit)
+        self.state.grad_norms.append(norm.detach())  # read at the epoch's end: no sync here
+        scaler.step(self.optimizer)  # skipped by the scaler when the gradients overflowed
         scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return loss.detach()
 
     def _track(self, value: float) -> bool:
         s = self.state
@@ -312,7 +381,23 @@ class Trainer:
             self.precision,
             split,
             progress=self._progress,
+            unreadable=self.unreadable,
         )
+
+
+def gradient_summary(norms: list[Any], clip: float | None) -> dict[str, float]:
+    """``train/grad_norm`` (mean over the epoch's optimizer steps, before clipping; steps whose
+    gradients overflowed left out), ``train/grad_norm_max`` and ``train/clipped`` (the fraction of
+    steps clipped: many mean the gradients explode, the classic RNN failure)."""
+    values = [float(n) for n in norms]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return {}
+    summary = {"train/grad_norm": sum(finite) / len(finite), "train/grad_norm_max": max(finite)}
+    summary["train/clipped"] = sum(v > clip for v in finite) / len(finite) if clip else 0.0
+    if len(finite) < len(values):
+        summary["train/overflow_steps"] = float(len(values) - len(finite))
+    return summary
 
 
 def added_metrics(config: RunConfig) -> contextlib.AbstractContextManager[None]:
@@ -336,25 +421,36 @@ def evaluate_model(
     precision: Precision,
     split: str,
     progress: Any = None,
+    unreadable: UnreadableLedger | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Evaluate ``model`` (not its DDP wrapper) on ``dataset``; returns (scalars, other metrics)."""
+    """Evaluate ``model`` (not its DDP wrapper) on ``dataset``; returns (scalars, other metrics).
+
+    Items that cannot be read are left out, not replaced: the metrics cover the readable ones and
+    ``<split>/unreadable`` counts the files that were not (``unreadable`` keeps them across calls).
+    """
     own, extra = build_metrics(task, registries, config, spec)
     own, extra = own.to(device), extra.to(device)
     ctx = StepContext(config, spec, training=False)
     sampler = ShardSampler(len(dataset), dist_info.rank, dist_info.world_size)
     batch_size = config.data.eval_batch_size or config.data.batch_size
+    ledger = unreadable if unreadable is not None else UnreadableLedger()
+    d = config.data
     loader = DataLoader(
-        dataset,
+        ledger.guard(split, dataset, replace=False),
         batch_size=batch_size,
         sampler=sampler,
-        num_workers=config.data.num_workers,
-        pin_memory=device.type == "cuda",
+        collate_fn=collate_readable,
+        **loader_options(d.num_workers, d.prefetch_factor, device, persistent=False),
     )
     model.eval()
     totals = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, sample count
     iterable = progress(loader, len(loader), split) if progress else loader
-    for batch in iterable:
-        batch = move_to(batch, device)
+    readable: ReadableBatch
+    for readable in iterable:
+        ledger.record(split, readable.failures)
+        if readable.batch is None:  # nothing readable in this batch
+            continue
+        batch = move_to(readable.batch, device)
         with precision.autocast():
             output = task.step(ctx, model, batch)
         count = output.targets.shape[0]
@@ -373,4 +469,6 @@ def evaluate_model(
     scalars, others = split_metrics(computed, split)
     scalars[f"{split}/loss"] = float(totals[0] / totals[1].clamp(min=1))
     scalars[f"{split}/samples"] = int(totals[1])  # each sample counted once, all ranks
+    ledger.merge_ranks(split)
+    scalars[f"{split}/unreadable"] = ledger.count(split)  # files left out of these metrics
     return scalars, others

@@ -150,9 +150,9 @@ class TaskHandle:
 
     # Contexts for this task.
     def data_context(
-        self, config: RunConfig, registries: Registries, purpose: Purpose
+        self, config: RunConfig, registries: Registries, purpose: Purpose, *, deep: bool = False
     ) -> DataContext:
-        return DataContext(config, registries, self.name, self.plugin, self.kind, purpose)
+        return DataContext(config, registries, self.name, self.plugin, self.kind, purpose, deep)
 
     def metrics_context(
         self, config: RunConfig, spec: DataSpec, registries: Registries
@@ -250,6 +250,12 @@ def load_run(registries: Registries, run_dir: Path, checkpoint_name: str = "best
     task_name = saved.get("task")
     if not isinstance(task_name, str):
         raise CheckpointError(f"{run_dir / 'config.yaml'}: no task recorded")
+    trained = (checkpoint.get("config") or {}).get("task")
+    if trained is not None and trained != task_name:
+        raise CheckpointError(
+            f"{path}: a checkpoint of task {trained!r}, but {run_dir / 'config.yaml'} is a run "
+            f"of {task_name!r}"
+        )
     task = open_task(registries, task_name)
     config = task.default_config()
     apply_mapping(config, {k: v for k, v in saved.items() if k != "task"})

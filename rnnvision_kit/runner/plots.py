@@ -17,7 +17,8 @@ def _pyplot() -> Any:
 
 
 def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Loss (train and val) and the other validation metrics per epoch."""
+    """Loss (train and val), the other validation metrics, and the gradient norm before clipping
+    (mean and max) with the fraction of clipped steps, per epoch."""
     if not rows:
         return
     plt = _pyplot()
@@ -26,10 +27,10 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
         key
         for key, value in rows[-1].items()
         if key.startswith("val/")
-        and key not in ("val/loss", "val/samples")
+        and key not in ("val/loss", "val/samples", "val/unreadable")
         and isinstance(value, int | float)
     )
-    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax_loss, ax_metric, ax_grad) = plt.subplots(1, 3, figsize=(15, 4))
     for key in ("train/loss", "val/loss"):
         if key in rows[-1]:
             ax_loss.plot(epochs, [r.get(key) for r in rows], marker="o", label=key)
@@ -40,9 +41,23 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     ax_metric.set(xlabel="epoch", title="validation metrics")
     if metric_keys:
         ax_metric.legend()
+    _plot_gradients(ax_grad, epochs, rows)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _plot_gradients(ax: Any, epochs: list[int], rows: Sequence[dict[str, Any]]) -> None:
+    ax.set(xlabel="epoch", ylabel="gradient norm", title="gradients (before clipping)")
+    if not any("train/grad_norm" in r for r in rows):
+        return
+    for key, label in (("train/grad_norm", "mean"), ("train/grad_norm_max", "max")):
+        ax.plot(epochs, [r.get(key) for r in rows], marker="o", label=label)
+    ax.set_yscale("log")
+    clipped = ax.twinx()
+    clipped.bar(epochs, [r.get("train/clipped", 0.0) for r in rows], alpha=0.25, color="red")
+    clipped.set(ylabel="fraction of steps clipped", ylim=(0, 1))
+    ax.legend(loc="upper right")
 
 
 def plot_confusion(

@@ -35,6 +35,7 @@ from rnnvision_kit.runner.pipeline import (
 )
 from rnnvision_kit.runner.plots import plot_curves
 from rnnvision_kit.runner.records import MetricsLog, to_jsonable, write_json
+from rnnvision_kit.runner.unreadable import UnreadableLedger
 from rnnvision_kit.task import DataCheck, PredictContext, ReportContext
 
 __all__ = ["Run", "check_data", "evaluate_run", "predict_files", "seed_everything", "train"]
@@ -122,11 +123,16 @@ def _fit_and_test(
             return
         log.append(row)
         if not quiet:
-            shown = {k: v for k, v in row.items() if k.startswith(("train/loss", "val/"))}
-            echo(
-                f"epoch {row['epoch'] + 1}/{config.train.epochs}  "
-                + "  ".join(f"{k}={v:.4f}" for k, v in shown.items() if k != "val/samples")
-            )
+            shown = {
+                k: v
+                for k, v in row.items()
+                if k.startswith(("train/loss", "val/"))
+                and k not in ("val/samples", "val/unreadable")
+            }
+            line = "  ".join(f"{k}={v:.4f}" for k, v in shown.items())
+            if row.get("val/unreadable"):
+                line += f"  ({row['val/unreadable']} unreadable val file(s) left out)"
+            echo(f"epoch {row['epoch'] + 1}/{config.train.epochs}  {line}")
         events.on_epoch_end(run, row["epoch"], row)
 
     trainer = Trainer(
@@ -142,7 +148,7 @@ def _fit_and_test(
         on_epoch_end=on_epoch_end,
     )
     if checkpoint is not None:
-        trainer.load_state_dict(checkpoint)
+        trainer.load_state_dict(checkpoint, str((resume_dir or Path()) / "last.pt"))
     extra = {"config": config.to_dict(), "spec": data.spec.to_dict(), "versions": versions()}
     if dist_info.is_main:
         if not quiet:
@@ -179,8 +185,19 @@ def _fit_and_test(
         model.load_state_dict(load_checkpoint(best_path)["model"])
     precision = Precision(config.train.precision, device)
     test_scalars, test_other = evaluate_model(
-        task, registries, config, model, data.test, data.spec, device, dist_info, precision, "test"
+        task,
+        registries,
+        config,
+        model,
+        data.test,
+        data.spec,
+        device,
+        dist_info,
+        precision,
+        "test",
+        unreadable=trainer.unreadable,
     )
+    skipped = _skipped_files(data.skipped, trainer.unreadable.listed())
     summary = {
         "task": config.task,
         "run_dir": str(run_dir) if run_dir else None,
@@ -196,8 +213,8 @@ def _fit_and_test(
             for k, v in (state.history[-1] if state.history else {}).items()
             if k.startswith("val/")
         },
-        "skipped_files": len(data.skipped),
-        "skipped": [{"file": f, "reason": r} for f, r in data.skipped],
+        "skipped_files": len(skipped),
+        "skipped": [{"file": f, "reason": r} for f, r in skipped],
         "parameters": count_parameters(model),
         "device": str(device),
         "precision": config.train.precision,
@@ -217,6 +234,15 @@ def _fit_and_test(
             )
         events.on_run_end(run, to_jsonable(summary))
     return summary
+
+
+def _skipped_files(*lists: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Files left out (found unreadable when listed, or while read), each once."""
+    seen: dict[str, str] = {}
+    for files in lists:
+        for path, problem in files:
+            seen.setdefault(path, problem)
+    return list(seen.items())
 
 
 def _best_path_from_rank0(path: Path) -> Path:
@@ -250,6 +276,7 @@ def evaluate_run(
     assert built.data is not None
     device = select_device(config.train.device)
     dataset = {"train": built.data.train, "val": built.data.val, "test": built.data.test}[split]
+    unreadable = UnreadableLedger()
     scalars, others = evaluate_model(
         saved.task,
         registries,
@@ -261,14 +288,17 @@ def evaluate_run(
         DistInfo(),
         Precision(config.train.precision, device),
         split,
+        unreadable=unreadable,
     )
+    skipped = _skipped_files(built.data.skipped, unreadable.listed())
     result = {
         "run_dir": str(run_dir),
         "split": split,
         "checkpoint": saved.checkpoint_path.name,
         "metrics": scalars,
         "details": others,
-        "skipped_files": len(built.data.skipped),
+        "skipped_files": len(skipped),
+        "skipped": [{"file": f, "reason": r} for f, r in skipped],
     }
     write_json(Path(run_dir) / f"eval-{split}.json", result)
     return result
@@ -301,11 +331,12 @@ def predict_files(
         return saved.task.predict(ctx)
 
 
-def check_data(registries: Registries, config: RunConfig) -> DataCheck:
-    """The task's scan of its configured data (``rnnkit check-data``), without training."""
+def check_data(registries: Registries, config: RunConfig, *, deep: bool = False) -> DataCheck:
+    """The task's scan of its configured data (``rnnkit check-data``), without training;
+    ``deep`` (``--deep``) asks the task to decode every frame, not just probe."""
     from rnnvision_kit.config import validate
 
     task = open_task(registries, config.task)
     task.require("check-data")
     validate(config)
-    return task.check_data(task.data_context(config, registries, "check-data"))
+    return task.check_data(task.data_context(config, registries, "check-data", deep=deep))

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from rnnvision_kit.errors import CheckpointError
+from rnnvision_kit.safe_load import load_torch_file
 
 SETTING = "model.init_from"
 SHOWN = 4  # tensors named in the warning line before "and N more"
@@ -36,11 +37,7 @@ def source_file(source: str) -> Path:
 def read_state(path: Path) -> dict[str, torch.Tensor]:
     """The model state of an rnnvision-kit checkpoint, or a plain state dict (also under
     ``state_dict``/``model``, ``module.`` prefixes dropped)."""
-    try:
-        raw: Any = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated files, pickles of other kinds
-        reason = " ".join(str(error).split())[:100]
-        raise CheckpointError(f"{path}: {SETTING}: not a PyTorch checkpoint ({reason})") from None
+    raw: Any = load_torch_file(path, f"checkpoint ({SETTING})")
     for key in ("model", "state_dict"):
         if isinstance(raw, Mapping) and isinstance(raw.get(key), Mapping):
             raw = raw[key]

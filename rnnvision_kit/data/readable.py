@@ -1,0 +1,84 @@
+"""Items that cannot be read while a run loads data: left out (or, in training, replaced) and
+reported to the main process with the batch, so they are counted once across DataLoader workers.
+
+A data set signals a file it cannot read with :class:`~rnnvision_kit.errors.UnreadableItem`
+(under its ``on_error="skip"`` policy). :class:`SkipUnreadable` wraps the data set: every item
+becomes ``(item, failures)`` and :func:`collate_readable` turns a list of those into a
+:class:`ReadableBatch`. Known bad indices live in shared memory, so workers (persistent or not)
+and later epochs do not read a bad file again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from rnnvision_kit.errors import DataError, UnreadableItem
+
+__all__ = ["Failure", "ReadableBatch", "SkipUnreadable", "collate_readable"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One unreadable item: its index in the data set, the file and the reason."""
+
+    index: int
+    path: str
+    reason: str
+
+
+@dataclass
+class ReadableBatch:
+    """A collated batch of the readable items (None when none was) and the items that were not."""
+
+    batch: Any
+    failures: tuple[Failure, ...] = ()
+
+
+class SkipUnreadable(Dataset):
+    """``dataset`` whose items are ``(item, failures)``.
+
+    ``replace=True`` (training) reads the next readable index instead of a bad one, so batches
+    keep their size; ``replace=False`` (evaluation) gives ``(None, failures)``: the item is left
+    out and nothing stands in for it. Only :class:`UnreadableItem` is caught; other errors rise.
+    """
+
+    def __init__(self, dataset: Dataset, *, replace: bool) -> None:
+        self.dataset, self.replace = dataset, replace
+        self.bad = torch.zeros(len(dataset), dtype=torch.bool).share_memory_()  # type: ignore[arg-type]
+
+    def __len__(self) -> int:
+        return len(self.bad)
+
+    def mark_bad(self, indices: Sequence[int]) -> None:
+        """Skip these indices from now on (in this process and in workers started later)."""
+        for index in indices:
+            if 0 <= index < len(self.bad):
+                self.bad[index] = True
+
+    def __getitem__(self, index: int) -> tuple[Any, tuple[Failure, ...]]:
+        failures: list[Failure] = []
+        count = len(self.bad)
+        for step in range(count if self.replace else 1):
+            j = (index + step) % count
+            if bool(self.bad[j]):
+                continue
+            try:
+                return self.dataset[j], tuple(failures)
+            except UnreadableItem as error:
+                self.bad[j] = True
+                failures.append(Failure(j, error.path, error.reason))
+        if self.replace:
+            raise DataError(f"no readable item left among {count} samples")
+        return None, tuple(failures)
+
+
+def collate_readable(items: Sequence[tuple[Any, tuple[Failure, ...]]]) -> ReadableBatch:
+    """Collate the readable items of a list of :class:`SkipUnreadable` items."""
+    readable = [item for item, _ in items if item is not None]
+    failures = tuple(f for _, fails in items for f in fails)
+    return ReadableBatch(default_collate(readable) if readable else None, failures)

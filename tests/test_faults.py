@@ -1,0 +1,303 @@
+"""Faults during a run: Ctrl-C and SIGKILL at a random point inside an epoch, a kill in the middle
+of a checkpoint write, a full disk, checkpoints that would run code or belong to another model,
+and ``--resume`` with options that conflict with the saved run."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnvision_kit.runner import checkpoint as checkpoint_module
+from rnnvision_kit.runner.checkpoint import load_checkpoint, save_checkpoint
+from tests.conftest import CliRunner, run_dirs
+
+# digits: 1,259 training images in 79 steps of 16 per epoch; a checkpoint after every step
+RUN = [
+    *("--task", "image-classify", "--seed", "5", "--epochs", "3", "--quiet"),
+    *("--set", "model.hidden_size=16", "--set", "data.batch_size=16"),
+    *("--set", "train.threads=1", "--set", "train.checkpoint_every=1"),
+]
+STEPS_PER_EPOCH = 79
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _val(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k.startswith("val/")} for row in rows]
+
+
+def _position(path: Path) -> tuple[int, int] | None:
+    """(completed epochs, steps into the next) of a checkpoint being rewritten, or None."""
+    try:
+        state = torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, EOFError):
+        return None
+    return state["epoch"], state["batch_in_epoch"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[dict]]:
+    """The uninterrupted run: (summary, metrics rows)."""
+    cwd = tmp_path_factory.mktemp("reference")
+    result = subprocess.run(
+        [sys.executable, "-m", "rnnvision_kit", "run", *RUN, "--json"],
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    return summary, _rows(cwd / summary["run_dir"])
+
+
+def _interrupt_mid_epoch(cwd: Path, sig: signal.Signals, seed: int) -> Path:
+    """Start the run, wait until it is a random number of steps into epoch 2, send ``sig``;
+    returns the run folder after the process ended."""
+    target = random.Random(seed).randrange(3, STEPS_PER_EPOCH - 20)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rnnvision_kit", "run", *RUN],
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            dirs = run_dirs(cwd, "image-classify")
+            position = _position(dirs[0] / "last.pt") if dirs else None
+            if position is not None and position >= (1, target):
+                break
+            time.sleep(0.005)
+        assert process.poll() is None, f"the run ended before it was interrupted: {target}"
+        process.send_signal(sig)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    expected = -signal.SIGKILL if sig == signal.SIGKILL else 130
+    assert process.returncode == expected, stderr
+    (run_dir,) = run_dirs(cwd, "image-classify")
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("sig", "seed"), [(signal.SIGKILL, 0), (signal.SIGKILL, 1), (signal.SIGINT, 2)]
+)
+def test_interrupted_mid_epoch_then_resumed_equals_the_uninterrupted_run(
+    reference: tuple[dict, list[dict]], rnnkit: CliRunner, tmp_path: Path, sig: int, seed: int
+) -> None:
+    run_dir = _interrupt_mid_epoch(tmp_path, sig, seed)
+    epoch, step = load_checkpoint(run_dir / "last.pt")["epoch"], 0
+    step = load_checkpoint(run_dir / "last.pt")["batch_in_epoch"]
+    assert epoch == 1 and 0 < step < STEPS_PER_EPOCH, (epoch, step)  # stopped mid-epoch
+    assert len(_rows(run_dir)) == 1
+
+    result = rnnkit("run", "--resume", str(run_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    resumed = json.loads(result.stdout)
+    summary, rows = reference
+    assert _val(_rows(run_dir)) == _val(rows)  # every epoch's val metrics, exactly
+    assert resumed["test"] == summary["test"]
+    assert resumed["best_epoch"] == summary["best_epoch"]
+
+
+def test_a_kill_inside_a_checkpoint_write_keeps_the_previous_one(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.ones(3)}, "epoch": 1, "config": {}, "spec": {}}, path)
+    # a second write large enough to be caught in the middle (about 400 MB)
+    writer = (
+        "import torch, sys; from pathlib import Path; "
+        "from rnnvision_kit.runner.checkpoint import save_checkpoint; "
+        "save_checkpoint({'model': {'w': torch.zeros(100_000_000)}, 'epoch': 2, 'config': {},"
+        " 'spec': {}}, Path(sys.argv[1]))"
+    )
+    process = subprocess.Popen([sys.executable, "-c", writer, str(path)])
+    deadline = time.monotonic() + 120
+    partial: list[Path] = []
+    while time.monotonic() < deadline and process.poll() is None:
+        partial = [p for p in tmp_path.glob(".last.pt.*.tmp") if p.stat().st_size > 1_000_000]
+        if partial:
+            break
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    assert partial and process.returncode == -signal.SIGKILL, "the write was not caught mid-way"
+    assert load_checkpoint(path)["epoch"] == 1  # the previous checkpoint, intact
+    save_checkpoint({"model": {}, "epoch": 3, "config": {}, "spec": {}}, path)
+    assert not list(tmp_path.glob(".last.pt.*.tmp"))  # the killed writer's leftover is gone
+
+
+def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_loses_nothing(
+    rnnkit: CliRunner, one_thread: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync, calls = os.fsync, []
+
+    def fsync_on_a_full_disk(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 3:  # epoch 2's last.pt (epoch 1 wrote last.pt and best.pt)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(checkpoint_module.os, "fsync", fsync_on_a_full_disk)
+    args = ["run", "--task", "image-classify", "--epochs", "2", "--quiet"]
+    result = rnnkit(*args, "--set", "train.max_steps_per_epoch=2", "--set", "train.threads=1")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("rnnkit: error: ") and "last.pt: checkpoint not written" in line
+    assert "No space left on device" in line and "previous checkpoint is kept" in line
+    (run_dir,) = run_dirs(Path.cwd(), "image-classify")
+    assert load_checkpoint(run_dir / "last.pt")["epoch"] == 1
+    assert not list(run_dir.glob(".*.tmp"))
+    monkeypatch.setattr(checkpoint_module.os, "fsync", real_fsync)
+    resumed = rnnkit("run", "--resume", str(run_dir), "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["epochs"] == 2
+
+
+class _RunsCode:
+    """Pickles as a call of ``os.system``: loading it with ``weights_only=False`` runs a shell."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (self.command,))
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cwd = tmp_path_factory.mktemp("small")
+    args = ["run", "--task", "image-classify", "--epochs", "1", "--quiet", "--json"]
+    args += ["--set", "train.max_steps_per_epoch=2", "--set", "train.threads=1"]
+    result = subprocess.run(
+        [sys.executable, "-m", "rnnvision_kit", *args],
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return cwd / json.loads(result.stdout)["run_dir"]
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_and_never_runs(
+    small_run: Path, rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    marker = tmp_path / "code-ran"
+    state = torch.load(small_run / "best.pt", weights_only=True)
+    state["model"] = _RunsCode(f"touch {marker}")
+    for name in ("best.pt", "last.pt"):
+        torch.save(state, tmp_path / name)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text((small_run / "config.yaml").read_text())
+    for name in ("best.pt", "last.pt"):
+        (tmp_path / name).rename(run_dir / name)
+    attempts = [
+        ("eval", str(run_dir)),
+        ("run", "--resume", str(run_dir)),
+        ("predict", str(run_dir), str(small_run / "config.yaml")),
+        ("run", "--task", "image-classify", "--set", f"model.init_from={run_dir / 'best.pt'}"),
+    ]
+    for args in attempts:
+        result = rnnkit(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        (line,) = result.stderr.strip().splitlines()
+        assert "refused: its pickle would call posix.system" in line, line
+        assert "nothing in it was run" in line
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_model_or_task_names_the_first_mismatch(
+    small_run: Path, rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    state = load_checkpoint(small_run / "last.pt")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text((small_run / "config.yaml").read_text())
+    # another model: the same task with a wider GRU
+    wider = {**state, "model": {k: torch.cat([v, v]) for k, v in state["model"].items()}}
+    save_checkpoint(wider, run_dir / "last.pt")
+    for args in (("run", "--resume", str(run_dir)), ("eval", str(run_dir))):
+        result = rnnkit(*args)
+        (line,) = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and "weights do not fit the model:" in line, line
+        assert "has shape" in line and "in the checkpoint" in line
+    # another task's checkpoint in this run folder
+    foreign = {**state, "config": {**state["config"], "task": "video-action"}}
+    save_checkpoint(foreign, run_dir / "last.pt")
+    result = rnnkit("run", "--resume", str(run_dir))
+    (line,) = result.stderr.strip().splitlines()
+    assert "a checkpoint of task 'video-action'" in line and "'image-classify'" in line
+
+
+@pytest.fixture
+def interrupted(small_run: Path, tmp_path: Path) -> Path:
+    """A copy of the small run to resume."""
+    run_dir = tmp_path / "copy"
+    run_dir.mkdir()
+    for name in ("config.yaml", "last.pt", "best.pt", "metrics.jsonl"):
+        (run_dir / name).write_bytes((small_run / name).read_bytes())
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        (["--seed", "9"], "--seed 9: conflicts with the run being resumed (seed=0 there)"),
+        (["--precision", "bf16-mixed"], "--precision bf16-mixed: conflicts"),
+        (["--data", "mnist:/nowhere"], "--data mnist:/nowhere: conflicts"),
+        (["--out", "elsewhere"], "--out elsewhere: conflicts"),
+        (["--task", "video-action"], "--task video-action: conflicts"),
+        (["--set", "model.hidden_size=7"], "--set model.hidden_size=7: conflicts"),
+        (["--set", "train.lr=0.5"], "--set train.lr=0.5: conflicts"),
+    ],
+)
+def test_resume_refuses_an_option_that_conflicts_with_the_saved_run(
+    interrupted: Path, rnnkit: CliRunner, option: list[str], named: str
+) -> None:
+    result = rnnkit("run", "--resume", str(interrupted), *option)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"rnnkit: error: {named}"), line
+
+
+def test_resume_refuses_a_config_file_that_changes_a_setting(
+    interrupted: Path, rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    same = tmp_path / "same.yaml"
+    same.write_text("seed: 0\ntrain:\n  epochs: 1\n")
+    other = tmp_path / "other.yaml"
+    other.write_text("train:\n  epochs: 1\n  optimizer: sgd\n")
+    result = rnnkit("run", "--resume", str(interrupted), "--config", str(other))
+    assert result.returncode == 2
+    assert f"--config {other} (train.optimizer): conflicts" in result.stderr
+    result = rnnkit("run", "--resume", str(interrupted), "--config", str(same), "--json")
+    assert result.returncode == 0, result.stderr  # nothing changes: the run just finishes
+
+
+def test_resume_applies_safe_options_and_says_so(interrupted: Path, rnnkit: CliRunner) -> None:
+    args = ["--device", "cpu", "--epochs", "2", "--seed", "0", "--quiet", "--json"]
+    result = rnnkit("run", "--resume", str(interrupted), *args, "--set", "train.threads=1")
+    assert result.returncode == 0, result.stderr
+    assert "rnnkit: resume: train.device='cpu' (the run had 'auto')" in result.stderr
+    assert "rnnkit: resume: train.epochs=2 (the run had 1)" in result.stderr
+    assert "seed" not in result.stderr  # the same value as the saved run: nothing to say
+    summary = json.loads(result.stdout)
+    assert summary["epochs"] == 2 and summary["device"] == "cpu"
