@@ -173,6 +173,8 @@ class TrainConfig:
     sync_bn: bool = False  # SyncBatchNorm across DDP processes (CUDA)
     channels_last: bool = False  # channels-last weights: faster convolutions on recent GPUs
     cudnn_benchmark: bool = True  # let cuDNN pick the fastest kernels for fixed input sizes
+    # DDP process group: auto (NCCL on CUDA, gloo on the CPU), nccl, gloo (also on CUDA)
+    dist_backend: Literal["auto", "nccl", "gloo"] = "auto"
     threads: int | None = setting(None, ge=1, le=1024)  # CPU threads for torch; None: its default
 
 

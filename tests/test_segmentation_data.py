@@ -4,6 +4,7 @@ of training clips (``rnnkit_segrefine.readers``, ``.synthetic``, ``.data``)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from rnnkit_segrefine.readers import (
 )
 from rnnkit_segrefine.synthetic import ensure_synthetic_seg
 
-from rnnvision_kit import ConfigError, DataError
+from rnnvision_kit import ConfigError, DataError, UnreadableItem
 from rnnvision_kit.data.cache import MARKER
 
 H, W = 12, 16
@@ -540,3 +541,19 @@ def test_augmentation_that_does_nothing_leaves_the_data_unwrapped(tmp_path: Path
     idle = ["data.augment=true", "data.crop_scale=[1,1]", "data.jitter=0"]
     assert not isinstance(source(seg_config(root, *idle)).train, AugmentedClips)
     assert not isinstance(source(seg_config(root, "data.hflip=true")).train, AugmentedClips)
+
+
+@pytest.mark.parametrize("on_error", ["skip", "error"])
+def test_an_image_that_fails_after_the_scan(tmp_path: Path, on_error: str) -> None:
+    root = make_maskfolder(tmp_path / "ds", n=3, suffix=".jpg")
+    ds = maskfolder(root, on_error=on_error)
+    victim = root / "images" / "img1.jpg"
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 2])  # cut short after the scan (a copy in progress)
+    assert len(ds) == 3 and ds.skipped == []
+    ds[0]
+    with pytest.raises(DataError, match=re.escape(str(victim))) as caught:
+        ds[1]
+    # skip: the runner's to count (UnreadableItem); error: the run stops on it
+    assert isinstance(caught.value, UnreadableItem) == (on_error == "skip")
+    assert "\n" not in str(caught.value)

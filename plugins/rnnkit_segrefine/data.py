@@ -12,6 +12,7 @@ wrapped in :class:`AugmentedClips`. ``plugin.READS`` lists the ``data.*`` settin
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from rnnkit_segrefine import readers as seg
-from rnnvision_kit import DataBundle, DataError, RunConfig, SegmentationSpec, warn
+from rnnvision_kit import DataBundle, DataError, RunConfig, SegmentationSpec, UnreadableItem, warn
 from rnnvision_kit.data import ClipAugment, clip_generator
 
 SPLITS = ("train", "val", "test")
@@ -197,8 +198,17 @@ def _check_masks(readers: list[seg.SegmentationClips], num_classes: int | None) 
 
 
 def _norm_stats(dataset: Dataset) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of the first few training clips."""
-    frames = torch.cat([dataset[i][0] for i in range(min(STAT_CLIPS, len(dataset)))])
+    """Per-channel mean and std of the first few readable training clips (a file that fails
+    here is the runner's to count when training reads it)."""
+    clips = []
+    for i in range(min(len(dataset), 4 * STAT_CLIPS)):
+        if len(clips) == STAT_CLIPS:
+            break
+        with contextlib.suppress(UnreadableItem):
+            clips.append(dataset[i][0])
+    if not clips:
+        raise DataError("no readable training clip among the first ones: nothing to train on")
+    frames = torch.cat(clips)
     mean = frames.mean(dim=(0, 2, 3))
     std = frames.std(dim=(0, 2, 3)).clamp(min=1e-3)
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]

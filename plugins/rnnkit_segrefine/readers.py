@@ -26,11 +26,12 @@ with ``on_error="error"`` the first problem raises a one-line :class:`DataError`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from rnnvision_kit import ConfigError, DataError, warn
+from rnnvision_kit import ConfigError, DataError, UnreadableItem, warn
 
 __all__ = [
     "BINARY_255",
@@ -458,8 +459,10 @@ class SegmentationClips(Dataset):
         mask_values: MaskValues | None = None,
         mask_how: str = "as stored",
         stored_values: Sequence[int] = (),
+        on_error: str = "error",
     ) -> None:
         self.root = root
+        self.on_error = on_error  # skip: a file that fails when read is UnreadableItem
         self.clips = clips
         self.size = size
         self.frame_size = frame_size
@@ -476,15 +479,26 @@ class SegmentationClips(Dataset):
         return len(self.clips)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        clip = self.clips[index]
-        frames = torch.stack([self._frame(image) for image, _ in clip])
-        masks = torch.stack(
-            [
-                torch.from_numpy(map_mask(_open_mask(m, self.palette, self.size), self.mask_values))
-                for _, m in clip
-            ]
-        )
-        return frames, masks
+        frames, masks = [], []
+        for image, mask in self.clips[index]:
+            with self._reading(image):
+                frames.append(self._frame(image))
+            with self._reading(mask):
+                stored = _open_mask(mask, self.palette, self.size)
+                masks.append(torch.from_numpy(map_mask(stored, self.mask_values)))
+        return torch.stack(frames), torch.stack(masks)
+
+    @contextlib.contextmanager
+    def _reading(self, path: Path) -> Iterator[None]:
+        """A file that passed the scan but fails now: under ``on_error="skip"`` an
+        :class:`UnreadableItem` (the runner leaves the clip out and counts the file)."""
+        try:
+            yield
+        except DataError as error:
+            if self.on_error != "skip" or isinstance(error, UnreadableItem):
+                raise
+            text = str(error)
+            raise UnreadableItem(str(path), text.removeprefix(f"{path}: ")) from None
 
     def _frame(self, path: Path) -> Tensor:
         try:
@@ -554,6 +568,7 @@ def _build(
         mask_values=checker.table,
         mask_how=checker.how,
         stored_values=checker.values,
+        on_error=checker.problems.on_error,
     )
 
 

@@ -16,7 +16,7 @@ from rnnvision_kit.errors import ConfigError, one_line, warn
 def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """``auto`` picks CUDA when available (the local rank's GPU under torchrun), else the CPU."""
     if name == "auto":
-        name = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+        name = "cuda" if torch.cuda.is_available() else "cpu"  # the GPU is chosen below
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -25,8 +25,11 @@ def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"train.device: {name!r} requested but CUDA is not available here")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(f"train.device: {name!r} requested but this machine has {count} GPU(s)")
+    if device.type == "cuda" and device.index is None:  # more processes than GPUs share them
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
     return device
 
 

@@ -28,8 +28,10 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed(device_name: str = "auto") -> DistInfo:
-    """Join the process group when ``torchrun`` set ``WORLD_SIZE`` > 1 (nccl on CUDA, else gloo)."""
+def init_distributed(device_name: str = "auto", backend: str = "auto") -> DistInfo:
+    """Join the process group when ``torchrun`` set ``WORLD_SIZE`` > 1. ``auto``: NCCL for CUDA
+    tensors with gloo beside it for the CPU tensors the loop reduces (loss totals, stop flags);
+    gloo on the CPU. More processes than GPUs on a node share them (``local_rank % GPUs``)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
@@ -38,9 +40,16 @@ def init_distributed(device_name: str = "auto") -> DistInfo:
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
     if not dist.is_initialized():
         if use_cuda:
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+            torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        dist.init_process_group(backend=process_group_backend(backend, use_cuda))
     return DistInfo(rank, world_size, local_rank)
+
+
+def process_group_backend(backend: str, use_cuda: bool) -> str:
+    """The ``init_process_group`` backend for ``train.dist_backend`` (auto, nccl, gloo)."""
+    if not use_cuda or backend == "gloo":
+        return "gloo"  # gloo reduces CUDA tensors too (slower than NCCL)
+    return "cpu:gloo,cuda:nccl"
 
 
 def shutdown_distributed() -> None:

@@ -80,7 +80,7 @@ def train(
     checkpoint = None
     if resume_dir is not None:
         checkpoint = load_checkpoint(resume_dir / "last.pt")  # before anything is written
-    dist_info = init_distributed(config.train.device)
+    dist_info = init_distributed(config.train.device, config.train.dist_backend)
     try:
         device = select_device(config.train.device, dist_info.local_rank)
         built = build(task, registries, config, "train", dist=dist_info)
@@ -178,11 +178,13 @@ def _fit_and_test(
     seconds = time.perf_counter() - started
 
     best_path = (resume_dir or run_dir or Path()) / "best.pt"
-    if dist_info.enabled:
-        torch.distributed.barrier()
-        best_path = _best_path_from_rank0(best_path)
-    if best_path.is_file():
-        model.load_state_dict(load_checkpoint(best_path)["model"])
+    best = (
+        load_checkpoint(best_path)["model"] if dist_info.is_main and best_path.is_file() else None
+    )
+    if dist_info.enabled:  # rank 0 sends its best weights: nodes need no shared file system
+        best = _from_rank0(best)
+    if best is not None:
+        model.load_state_dict(best)
     precision = Precision(config.train.precision, device)
     test_scalars, test_other = evaluate_model(
         task,
@@ -245,11 +247,11 @@ def _skipped_files(*lists: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-def _best_path_from_rank0(path: Path) -> Path:
-    """Under DDP every rank reads rank 0's best.pt (same machine or shared file system)."""
-    paths = [str(path)]
-    torch.distributed.broadcast_object_list(paths, src=0)
-    return Path(paths[0])
+def _from_rank0(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (pickled through the process group)."""
+    box = [value]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def evaluate_run(
