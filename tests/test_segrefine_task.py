@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from rnnkit_segrefine.readers import read_mask, write_index_png
 from rnnkit_segrefine.synthetic import CLASSES
@@ -340,6 +341,8 @@ def test_a_wrong_data_kind_and_unknown_arch_are_one_line(
         ("data.crop_scale=[0.9,0.5]", "data.crop_scale: needs [min, max] with min <= max"),
         ("data.crop_scale=[0,1]", "data.crop_scale: must be in (0, 1] (got [0.0, 1.0])"),
         ("data.jitter=-1", "data.jitter: must be >= 0 (got -1.0)"),
+        ("model.class_weights=[1,2]", "model.class_weights: 2 weights for 4 classes"),
+        ("model.class_weights=[1,-2,1,1]", "model.class_weights: must be >= 0"),
     ],
 )
 def test_bad_settings_are_one_line(rnnkit: CliRunner, override: str, message: str) -> None:
@@ -560,3 +563,16 @@ def test_segmenter_weights_from_a_local_file(tmp_path: Path) -> None:
     (tmp_path / "junk.pt").write_text("junk")
     with pytest.raises(CheckpointError, match=r"junk.pt: not a readable weights file"):
         load_segmenter_weights(target, str(tmp_path / "junk.pt"))
+
+
+def test_class_weights_weigh_the_cross_entropy() -> None:
+    from rnnkit_segrefine.model import SegLoss
+
+    logits = torch.randn(1, 2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    masks = torch.randint(0, 3, (1, 2, 4, 4), generator=torch.Generator().manual_seed(1))
+    plain = SegLoss(0.0, None)(logits, masks)
+    assert torch.isclose(SegLoss(0.0, None, [1.0, 1.0, 1.0])(logits, masks), plain)
+    only_class_2 = SegLoss(0.0, None, [0.0, 0.0, 1.0])(logits, masks)
+    picked = masks.flatten() == 2
+    expected = F.cross_entropy(logits.flatten(0, 1), masks.flatten(0, 1), reduction="none")
+    assert torch.isclose(only_class_2, expected.flatten()[picked].mean())

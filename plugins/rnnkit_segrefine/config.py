@@ -82,6 +82,9 @@ class SegModelConfig(ModelConfig):
     # --- training
     dice_weight: float = setting(1.0, ge=0)  # loss = CE + dice_weight * Dice
     aux_weight: float = setting(0.5, ge=0)  # weight of the same loss on the per-frame logits
+    # cross-entropy weight of each class (e.g. median-frequency balancing for rare classes, as
+    # SegNet trains CamVid); None: all 1
+    class_weights: list[float] | None = setting(None, ge=0)
     freeze_segmenter: bool = False  # train only the refinement on a trained segmenter
     segmenter_checkpoint: str | None = None  # RUN_DIR or .pt of a seg-refine run to start from
 

@@ -212,17 +212,26 @@ class TemporalRefiner(nn.Module):
 class SegLoss(nn.Module):
     """``CE + dice_weight * Dice`` on ``B,T,K,H,W`` logits against ``B,T,H,W`` class ids."""
 
-    def __init__(self, dice_weight: float, ignore_index: int | None) -> None:
+    def __init__(
+        self,
+        dice_weight: float,
+        ignore_index: int | None,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         from segmentation_models_pytorch.losses import DiceLoss
 
         self.dice_weight = dice_weight
         self.ignore_index = -100 if ignore_index is None else ignore_index
         self.dice = DiceLoss("multiclass", from_logits=True, ignore_index=ignore_index)
+        weights = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float)
+        self.register_buffer("class_weights", weights, persistent=False)
 
     def forward(self, logits: Tensor, masks: Tensor) -> Tensor:
         logits, masks = logits.flatten(0, 1).float(), masks.flatten(0, 1)
-        loss = F.cross_entropy(logits, masks, ignore_index=self.ignore_index)
+        loss = F.cross_entropy(
+            logits, masks, weight=self.class_weights, ignore_index=self.ignore_index
+        )
         if self.dice_weight:
             loss = loss + self.dice_weight * self.dice(logits, masks)
         return loss

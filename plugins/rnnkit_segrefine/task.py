@@ -13,6 +13,7 @@ from torchmetrics import MetricCollection
 from rnnkit_segrefine.config import SegDataConfig, SegModelConfig
 from rnnkit_segrefine.metrics import NAMES
 from rnnvision_kit import (
+    ConfigError,
     DataCheck,
     DataContext,
     Exportable,
@@ -22,6 +23,7 @@ from rnnvision_kit import (
     PredictContext,
     ReportContext,
     RunConfig,
+    SegmentationSpec,
     StepContext,
     StepOutput,
     StreamContext,
@@ -84,7 +86,9 @@ class SegRefineTask(Task):
             spec.mean,
             spec.std,
             m.freeze_segmenter,
-            criterion=SegLoss(m.dice_weight, getattr(spec, "ignore_index", None)),
+            criterion=SegLoss(
+                m.dice_weight, getattr(spec, "ignore_index", None), class_weights(m, spec)
+            ),
             aux_weight=m.aux_weight,
         )
 
@@ -136,3 +140,15 @@ class SegRefineTask(Task):
             predict_file(ctx.model, file, ctx.config, ctx.spec, ctx.out_dir, ctx.device)
             for file in ctx.files
         ]
+
+
+def class_weights(m: SegModelConfig, spec: SegmentationSpec) -> list[float] | None:
+    """``model.class_weights``, one per class of the data (a one-line error otherwise)."""
+    if m.class_weights is None:
+        return None
+    if len(m.class_weights) != spec.num_classes:
+        raise ConfigError(
+            f"model.class_weights: {len(m.class_weights)} weights for {spec.num_classes} classes "
+            f"({', '.join(spec.class_names)})"
+        )
+    return list(m.class_weights)
