@@ -51,8 +51,14 @@ def _position(path: Path) -> tuple[int, int] | None:
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[dict]]:
     """The uninterrupted run: (summary, metrics rows)."""
     cwd = tmp_path_factory.mktemp("reference")
+    summary = _run_json(cwd, ["run", *RUN])
+    return summary, _rows(cwd / summary["run_dir"])
+
+
+def _run_json(cwd: Path, args: list[str]) -> dict:
+    """``rnnkit ARGS --json`` in a subprocess (one thread) in ``cwd``: its summary."""
     result = subprocess.run(
-        [sys.executable, "-m", "rnnvision_kit", "run", *RUN, "--json"],
+        [sys.executable, "-m", "rnnvision_kit", *args, "--json"],
         cwd=cwd,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         capture_output=True,
@@ -60,8 +66,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[dict
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    return summary, _rows(cwd / summary["run_dir"])
+    return json.loads(result.stdout)
 
 
 def _interrupt_mid_epoch(cwd: Path, sig: signal.Signals, seed: int) -> Path:
@@ -102,8 +107,8 @@ def test_interrupted_mid_epoch_then_resumed_equals_the_uninterrupted_run(
     reference: tuple[dict, list[dict]], rnnkit: CliRunner, tmp_path: Path, sig: int, seed: int
 ) -> None:
     run_dir = _interrupt_mid_epoch(tmp_path, sig, seed)
-    epoch, step = load_checkpoint(run_dir / "last.pt")["epoch"], 0
-    step = load_checkpoint(run_dir / "last.pt")["batch_in_epoch"]
+    stopped = load_checkpoint(run_dir / "last.pt")
+    epoch, step = stopped["epoch"], stopped["batch_in_epoch"]
     assert epoch == 1 and 0 < step < STEPS_PER_EPOCH, (epoch, step)  # stopped mid-epoch
     assert len(_rows(run_dir)) == 1
 
@@ -182,18 +187,9 @@ class _RunsCode:
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cwd = tmp_path_factory.mktemp("small")
-    args = ["run", "--task", "image-classify", "--epochs", "1", "--quiet", "--json"]
+    args = ["run", "--task", "image-classify", "--epochs", "1", "--quiet"]
     args += ["--set", "train.max_steps_per_epoch=2", "--set", "train.threads=1"]
-    result = subprocess.run(
-        [sys.executable, "-m", "rnnvision_kit", *args],
-        cwd=cwd,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    return cwd / json.loads(result.stdout)["run_dir"]
+    return cwd / _run_json(cwd, args)["run_dir"]
 
 
 def test_a_checkpoint_that_would_run_code_is_refused_and_never_runs(
