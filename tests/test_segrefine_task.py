@@ -576,3 +576,44 @@ def test_class_weights_weigh_the_cross_entropy() -> None:
     picked = masks.flatten() == 2
     expected = F.cross_entropy(logits.flatten(0, 1), masks.flatten(0, 1), reduction="none")
     assert torch.isclose(only_class_2, expected.flatten()[picked].mean())
+
+
+def test_training_on_crops_evaluates_whole_frames_every_other_epoch(
+    tmp_path: Path, rnnkit: CliRunner
+) -> None:
+    """``data.crop_size``: training clips are crops (32x32 of the 64x64 frames, at native scale),
+    val/test/eval whole frames; ``train.val_every=2`` validates after epochs 2 and 3 (the last)
+    only, and best.pt is one of those."""
+    run_dir, summary = train_in_process(
+        tmp_path,
+        *TINY,
+        "--set",
+        "data.augment=true",
+        "--set",
+        "data.crop_size=[32,32]",
+        "--set",
+        "data.crop_scale=[0.25,0.25]",
+        "--set",
+        "train.val_every=2",
+        "--epochs",
+        "3",
+    )
+    checkpoint = torch.load(run_dir / "best.pt", weights_only=True)
+    assert checkpoint["spec"]["train_size"] == [32, 32]
+    assert (checkpoint["spec"]["height"], checkpoint["spec"]["width"]) == (64, 64)
+    spec = SegmentationSpec.from_dict(checkpoint["spec"])
+    assert spec.split_size("train") == (32, 32) and spec.split_size("test") == (64, 64)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [("val/miou" in row) for row in rows] == [False, True, True]
+    assert summary["best_epoch"] in (2, 3) and summary["test"]["test/samples"] == 1  # 1 video
+    result = rnnkit("eval", str(run_dir), "--json")  # the saved spec loads with train_size
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["test/miou"] == pytest.approx(summary["test"]["test/miou"])
+
+
+def test_crop_size_needs_augmentation(tmp_path: Path, rnnkit: CliRunner) -> None:
+    result = rnnkit("run", *TINY, "--set", "data.crop_size=[32,32]", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "data.crop_size" in result.stderr and "data.augment=true" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

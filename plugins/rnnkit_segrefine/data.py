@@ -143,9 +143,9 @@ class AugmentedClips(Dataset):
 
 
 def augmented(train: Dataset, config: RunConfig) -> Dataset:
-    """``train`` under ``data.augment`` (crop_scale, hflip, jitter), else unchanged."""
+    """``train`` under ``data.augment`` (crop_scale, crop_size, hflip, jitter), else unchanged."""
     d = config.data
-    augment = ClipAugment(d.crop_scale, d.hflip, d.jitter)
+    augment = ClipAugment(d.crop_scale, d.hflip, d.jitter, size=d.crop_size)
     if not d.augment or not augment.active:
         return train
     return AugmentedClips(train, augment, config.seed)
@@ -221,6 +221,7 @@ def bundle(
     default_names: Sequence[str] | None = None,
 ) -> DataBundle:
     """A DataBundle with one class count and frame size for all splits, and the spec."""
+    d = config.data
     for split in SPLITS:
         if len(splits[split]) == 0:
             raise DataError(f"{_base(splits[split]).root}: the {split} split has no clips")
@@ -260,6 +261,7 @@ def bundle(
         std=tuple(std),
         clip_len=int(train[0][0].shape[0]),
         ignore_index=readers[0].ignore_index,
+        train_size=tuple(d.crop_size) if d.augment and d.crop_size else None,
     )
     skipped = [item for r in readers for item in r.skipped]
     train = augmented(splits["train"], config)

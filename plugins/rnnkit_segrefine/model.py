@@ -36,13 +36,15 @@ def create_segmenter(m: SegModelConfig, num_classes: int) -> nn.Module:
         ) from None
 
 
-def probe_segmenter(segmenter: nn.Module, m: SegModelConfig, height: int, width: int) -> int:
+def probe_segmenter(
+    segmenter: nn.Module, m: SegModelConfig, height: int, width: int, setting: str = "data.size"
+) -> int:
     """Check the input size, then freeze parameters the segmenter never uses; return their count.
 
     The size rule is the architecture's: H and W divisible by the encoder's output stride
     (``2**encoder_depth``: 32 at depth 5) unless smp says the model pads itself. One frame is then
     run forward and backward to be sure the masks come out ``H x W``; a one-line ConfigError
-    naming ``data.size`` (or ``model.encoder_depth``) reports a problem. Parameters without a
+    naming ``setting`` (``data.size``, ``data.crop_size``) reports a problem. Parameters without a
     gradient (e.g. resnet stages beyond ``encoder_depth``, which smp keeps) are frozen so that DDP
     does not wait for their gradients.
     """
@@ -54,8 +56,8 @@ def probe_segmenter(segmenter: nn.Module, m: SegModelConfig, height: int, width:
         except DataError:
             up = (-(-height // stride) * stride, -(-width // stride) * stride)
             raise ConfigError(
-                f"data.size: frames are {height}x{width} (HxW) but {which} needs H and W "
-                f"divisible by {stride}; set e.g. --set data.size=[{up[0]},{up[1]}]"
+                f"{setting}: frames are {height}x{width} (HxW) but {which} needs H and W "
+                f"divisible by {stride}; set e.g. --set {setting}=[{up[0]},{up[1]}]"
             ) from None
     was_training = segmenter.training
     segmenter.eval()  # batch statistics of one frame would fail in some decoders (PSPNet)
@@ -66,7 +68,7 @@ def probe_segmenter(segmenter: nn.Module, m: SegModelConfig, height: int, width:
     except Exception as error:
         detail = " ".join(str(error).split())[:160]
         raise ConfigError(
-            f"data.size: {which} fails on {height}x{width} frames ({type(error).__name__}: {detail})"
+            f"{setting}: {which} fails on {height}x{width} frames ({type(error).__name__}: {detail})"
         ) from None
     finally:
         segmenter.train(was_training)

@@ -72,6 +72,9 @@ class SegRefineTask(Task):
         spec = ctx.spec
         segmenter = create_segmenter(m, spec.num_classes)
         probe_segmenter(segmenter, m, spec.height, spec.width)
+        crop = ctx.config.data.crop_size  # training crops (data.augment): probed too
+        if crop is not None:
+            probe_segmenter(segmenter, m, crop[0], crop[1], "data.crop_size")
         if ctx.fresh:  # eval and predict: the runner loads the run's checkpoint after
             if m.encoder_weights:  # smp's pretrained encoder (a checkpoint below replaces it)
                 load_encoder_weights(segmenter, m)

@@ -26,12 +26,15 @@ def _randint(generator: torch.Generator, high: int) -> int:
 
 
 class ClipAugment:
-    """Random resized crop (back to the input size), horizontal flip and colour jitter for a clip.
+    """Random resized crop, horizontal flip and colour jitter for a clip.
 
-    ``crop_scale`` is the ``[min, max]`` area fraction of the crop (``(1, 1)``: no crop),
-    ``ratio`` its aspect-ratio range, ``hflip`` a flip with probability 0.5, ``jitter`` the
-    strength of brightness, contrast and saturation jitter (factors drawn from
-    ``[1 - jitter, 1 + jitter]``, applied in a random order; 0 = off).
+        ``crop_scale`` is the ``[min, max]`` area fraction of the crop (``(1, 1)``: no crop),
+        ``ratio`` its aspect-ratio range relative to the output's (1: undistorted; torchvision's
+    ``RandomResizedCrop`` takes it absolute, which stretches every crop of a wide frame), ``size`` the ``(H, W)`` the crop is resized to (None: the
+        input's size; set, it trains on crops smaller than the frames evaluated, e.g. native-resolution
+        crops of large frames), ``hflip`` a flip with probability 0.5, ``jitter`` the strength of
+        brightness, contrast and saturation jitter (factors drawn from ``[1 - jitter, 1 + jitter]``,
+        applied in a random order; 0 = off).
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class ClipAugment:
         hflip: bool = False,
         jitter: float = 0.0,
         ratio: Sequence[float] = (3 / 4, 4 / 3),
+        size: Sequence[int] | None = None,
     ) -> None:
         if len(crop_scale) != 2 or not 0 < crop_scale[0] <= crop_scale[1] <= 1:
             raise ValueError(
@@ -49,6 +53,9 @@ class ClipAugment:
             raise ValueError(f"ratio must be [min, max] with 0 < min <= max, got {list(ratio)}")
         if jitter < 0:
             raise ValueError(f"jitter must be >= 0, got {jitter}")
+        if size is not None and (len(size) != 2 or min(size) < 1):
+            raise ValueError(f"size must be [H, W] with H, W >= 1, got {list(size)}")
+        self.size = (int(size[0]), int(size[1])) if size is not None else None
         self.crop_scale = (float(crop_scale[0]), float(crop_scale[1]))
         self.ratio = (float(ratio[0]), float(ratio[1]))
         self.hflip = bool(hflip)
@@ -57,20 +64,26 @@ class ClipAugment:
     @property
     def active(self) -> bool:
         """Whether any transform is on (an inactive augment returns its input unchanged)."""
-        return self.crop_scale != (1.0, 1.0) or self.hflip or self.jitter > 0
+        return (
+            self.crop_scale != (1.0, 1.0) or self.size is not None or self.hflip or self.jitter > 0
+        )
 
     def __repr__(self) -> str:
+        size = f", size={list(self.size)}" if self.size is not None else ""
         return (
-            f"ClipAugment(crop_scale={list(self.crop_scale)}, hflip={self.hflip}, "
+            f"ClipAugment(crop_scale={list(self.crop_scale)}{size}, hflip={self.hflip}, "
             f"jitter={self.jitter})"
         )
 
     def crop_box(self, height: int, width: int, generator: torch.Generator) -> CropBox | None:
-        """Draw a crop box like ``RandomResizedCrop.get_params`` (None: no crop)."""
+        """Draw a crop box like ``RandomResizedCrop.get_params``, with ``ratio`` relative to the
+        output's aspect ratio (None: no crop)."""
         if self.crop_scale == (1.0, 1.0):
             return None
         area = height * width
-        log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
+        out_h, out_w = self.size if self.size is not None else (height, width)
+        aspect_lo, aspect_hi = (r * out_w / out_h for r in self.ratio)
+        log_lo, log_hi = math.log(aspect_lo), math.log(aspect_hi)
         for _ in range(10):
             target = area * _uniform(generator, *self.crop_scale)
             aspect = math.exp(_uniform(generator, log_lo, log_hi))
@@ -80,10 +93,10 @@ class ClipAugment:
                 return _randint(generator, height - h + 1), _randint(generator, width - w + 1), h, w
         # Fallback: the largest central crop within the ratio range.
         in_ratio = width / height
-        if in_ratio < self.ratio[0]:
-            w, h = width, round(width / self.ratio[0])
-        elif in_ratio > self.ratio[1]:
-            h, w = height, round(height * self.ratio[1])
+        if in_ratio < aspect_lo:
+            w, h = width, round(width / aspect_lo)
+        elif in_ratio > aspect_hi:
+            h, w = height, round(height * aspect_hi)
         else:
             h, w = height, width
         return (height - h) // 2, (width - w) // 2, h, w
@@ -99,14 +112,17 @@ class ClipAugment:
         from torchvision.transforms.v2 import functional as F
 
         height, width = frames.shape[-2:]
+        out_size = list(self.size) if self.size is not None else [height, width]
         video = tv_tensors.Video(frames)
         mask = tv_tensors.Mask(masks) if masks is not None else None
         box = self.crop_box(height, width, generator)
+        if box is None and self.size is not None and self.size != (height, width):
+            box = (0, 0, height, width)  # no crop drawn: the whole frame, resized
         if box is not None:
-            video = F.resized_crop(video, *box, size=[height, width], antialias=True)
+            video = F.resized_crop(video, *box, size=out_size, antialias=True)
             if mask is not None:
                 mask = F.resized_crop(
-                    mask, *box, size=[height, width], interpolation=InterpolationMode.NEAREST
+                    mask, *box, size=out_size, interpolation=InterpolationMode.NEAREST
                 )
         if self.hflip and float(torch.rand((), generator=generator)) < 0.5:
             video = F.horizontal_flip(video)

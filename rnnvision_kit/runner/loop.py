@@ -258,12 +258,13 @@ class Trainer:
             while s.epoch < self.cfg.epochs and not s.stopped_early:
                 started = time.perf_counter()
                 train_loss = self._train_epoch(checkpoint_extra)
-                scalars, _ = self.evaluate(self.data.val, "val")
+                validate = self._validates(s.epoch)
+                scalars = self.evaluate(self.data.val, "val")[0] if validate else {}
                 row = {"epoch": s.epoch, "step": s.step, "train/loss": train_loss}
                 row |= gradient_summary(s.grad_norms, self.cfg.grad_clip) | scalars
                 row["lr"] = self.optimizer.param_groups[0]["lr"]
                 row["seconds"] = round(time.perf_counter() - started, 3)
-                improved = self._track(scalars[self.cfg.monitor])
+                improved = validate and self._track(scalars[self.cfg.monitor])
                 s.history.append(row)
                 s.epoch += 1
                 s.batch_in_epoch, s.loss_sum, s.grad_norms = 0, 0.0, []
@@ -349,6 +350,11 @@ class Trainer:
         scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
+
+    def _validates(self, epoch: int) -> bool:
+        """Whether epoch ``epoch`` (0-based) ends with validation: every ``train.val_every``-th
+        epoch and the last one."""
+        return (epoch + 1) % self.cfg.val_every == 0 or epoch + 1 == self.cfg.epochs
 
     def _track(self, value: float) -> bool:
         s = self.state

@@ -23,6 +23,11 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
         return
     plt = _pyplot()
     epochs = [r["epoch"] + 1 for r in rows]
+
+    def curve(ax: Any, key: str) -> None:  # epochs without the key (train.val_every) left out
+        points = [(r["epoch"] + 1, r[key]) for r in rows if r.get(key) is not None]
+        ax.plot(*zip(*points, strict=True), marker="o", label=key)
+
     metric_keys = sorted(
         key
         for key, value in rows[-1].items()
@@ -33,11 +38,11 @@ def plot_curves(rows: Sequence[dict[str, Any]], path: Path) -> None:
     fig, (ax_loss, ax_metric, ax_grad) = plt.subplots(1, 3, figsize=(15, 4))
     for key in ("train/loss", "val/loss"):
         if key in rows[-1]:
-            ax_loss.plot(epochs, [r.get(key) for r in rows], marker="o", label=key)
+            curve(ax_loss, key)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
     for key in metric_keys:
-        ax_metric.plot(epochs, [r.get(key) for r in rows], marker="o", label=key)
+        curve(ax_metric, key)
     ax_metric.set(xlabel="epoch", title="validation metrics")
     if metric_keys:
         ax_metric.legend()
