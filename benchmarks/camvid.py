@@ -7,7 +7,10 @@ accuracy, flicker and the training time of each. Not a test: a run takes tens of
 
     python benchmarks/camvid.py [--data ../shared/data/camvid] [--size 176 240] [--epochs 30]
                                 [--threads 2] [--only convgru|none] [--balance]
-                                [--set KEY=VALUE ...]
+                                [--out DIR] [--set KEY=VALUE ...]
+
+``--out DIR`` keeps the run folders (default: a temporary folder, removed after), e.g. to
+re-evaluate a run with ``rnnkit eval RUN_DIR --set model.tta=hflip``.
 """
 
 from __future__ import annotations
@@ -41,11 +44,18 @@ def median_frequency_weights(annotations: Path, classes: int = 11) -> list[float
 
 
 def run(
-    data: Path, size: list[int], epochs: int, threads: int, refine: str, extra: list[str]
+    data: Path,
+    size: list[int],
+    epochs: int,
+    threads: int,
+    refine: str,
+    extra: list[str],
+    keep: Path | None = None,
 ) -> dict:
     host = build_host()
     task = open_task(host.registries, "seg-refine")
-    with tempfile.TemporaryDirectory(prefix="rnnkit-camvid-") as out:
+    with tempfile.TemporaryDirectory(prefix="rnnkit-camvid-") as temporary:
+        out = str(keep) if keep is not None else temporary
         config = configure(
             task,
             data=f"camvid:{data}",
@@ -75,6 +85,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=["convgru", "none"])
+    parser.add_argument("--out", type=Path, help="keep the run folders here")
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
         "--balance", action="store_true", help="median-frequency class weights (as SegNet)"
@@ -88,7 +99,7 @@ def main() -> None:
         args.extra.append(f"model.class_weights={weights}")
     results = {}
     for refine in [args.only] if args.only else ["none", "convgru"]:
-        summary = run(args.data, args.size, args.epochs, args.threads, refine, args.extra)
+        summary = run(args.data, args.size, args.epochs, args.threads, refine, args.extra, args.out)
         results[refine] = summary
         test = summary["test"]
         print(

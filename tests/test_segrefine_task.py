@@ -617,3 +617,43 @@ def test_crop_size_needs_augmentation(tmp_path: Path, rnnkit: CliRunner) -> None
     assert result.returncode == 2
     assert "data.crop_size" in result.stderr and "data.augment=true" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_hflip_tta_is_mirror_equivariant_and_only_outside_training() -> None:
+    """``model.tta=hflip``: eval output of mirrored frames is the mirrored output (exactly what
+    averaging with the mirror image guarantees), probabilities stay normalised, training
+    ignores it."""
+    from rnnkit_segrefine.config import SegModelConfig
+    from rnnkit_segrefine.model import SegRefiner, TemporalRefiner, create_segmenter
+
+    torch.manual_seed(0)
+    m = SegModelConfig(mode="image", tta="hflip")
+    model = SegRefiner(
+        create_segmenter(m, 4), TemporalRefiner(4, m), [0.5] * 3, [0.25] * 3, tta=m.tta
+    ).eval()
+    frames = torch.rand(2, 3, 3, 32, 48)
+    with torch.no_grad():
+        refined, per_frame = model(frames)
+        mirrored, _ = model(frames.flip(-1))
+        model.tta = "none"
+        plain, _ = model(frames)
+    assert torch.allclose(mirrored.flip(-1), refined, atol=1e-5)
+    assert not torch.allclose(plain, refined, atol=1e-3)  # the model itself is not symmetric
+    assert torch.allclose(refined.exp().sum(2), torch.ones(()), atol=1e-5)
+    assert torch.allclose(per_frame.exp().sum(2), torch.ones(()), atol=1e-5)
+    model.tta = "hflip"
+    model.train()
+    torch.manual_seed(1)
+    trained, _ = model(frames)
+    model.tta = "none"
+    torch.manual_seed(1)
+    assert torch.equal(trained, model(frames)[0])
+
+
+def test_eval_with_hflip_tta(trained: tuple[Path, dict], rnnkit: CliRunner) -> None:
+    run_dir, summary = trained
+    result = rnnkit("eval", str(run_dir), "--json", "--set", "model.tta=hflip")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]
+    assert 0.0 <= metrics["test/miou"] <= 1.0
+    assert metrics["test/miou"] != summary["test"]["test/miou"]

@@ -94,6 +94,9 @@ class SegModelConfig(ModelConfig):
     # cross-entropy weight of each class (e.g. median-frequency balancing for rare classes, as
     # SegNet trains CamVid); None: all 1
     class_weights: list[float] | None = setting(None, ge=0)
+    # test-time augmentation in eval and predict (not training, stream or export): hflip
+    # averages the class probabilities of the frames and their mirror images (2x the cost)
+    tta: Literal["none", "hflip"] = "none"
     freeze_segmenter: bool = False  # train only the refinement on a trained segmenter
     segmenter_checkpoint: str | None = None  # RUN_DIR or .pt of a seg-refine run to start from
 

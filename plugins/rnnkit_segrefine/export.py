@@ -262,6 +262,7 @@ def _buffer(model: nn.Module, name: str) -> list[float]:
 def export_model(ctx: ExportContext) -> Exportable:
     """What ``rnnkit export`` writes for a seg-refine run (see the module docstring)."""
     model, spec = ctx.model, ctx.spec
+    model.tta = "none"  # the exported graph is the plain model (TTA is an evaluation choice)
     frame = (spec.channels, spec.height, spec.width)
     refiner = model.refiner
     blocker = getattr(model, "stream_blocker", "it has no per-step API")

@@ -6,6 +6,7 @@ the per-frame ones)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -239,12 +240,18 @@ class SegLoss(nn.Module):
         return loss
 
 
+def _mean_of_probabilities(a: Tensor, b: Tensor) -> Tensor:
+    """Log of the mean of two logit tensors' class probabilities (dim -3): logits again."""
+    return torch.logaddexp(a.log_softmax(-3), b.log_softmax(-3)) - math.log(2.0)
+
+
 class SegRefiner(nn.Module):
     """Normalise frames, segment each one, refine across time or iterations.
 
     ``forward(frames B,T,3,H,W in [0,1])`` returns ``(refined, per_frame)`` logits
     ``B,T,K,H,W``; they are the same tensor without refinement. :meth:`loss` is the training
-    loss of those outputs.
+    loss of those outputs. With ``tta="hflip"``, outside training (eval, predict) both are the
+    mean class probabilities (as log-probabilities) of the frames and their mirror images.
 
     Per-step API (``rnnkit stream``, ONNX export; unidirectional refinement, see
     :attr:`stream_blocker`): ``encode_frame(frames B,3,H,W) -> features B,K+3,H,W`` (the
@@ -262,9 +269,11 @@ class SegRefiner(nn.Module):
         freeze_segmenter: bool = False,
         criterion: SegLoss | None = None,
         aux_weight: float = 0.0,
+        tta: str = "none",
     ) -> None:
         super().__init__()
         self.segmenter, self.refiner = segmenter, refiner
+        self.tta = tta  # "hflip": outside training, average with the mirrored frames' output
         self.freeze_segmenter = freeze_segmenter
         self.criterion = criterion if criterion is not None else SegLoss(1.0, None)
         # the auxiliary per-frame term only where the segmenter trains and is refined
@@ -289,6 +298,14 @@ class SegRefiner(nn.Module):
         return x.unflatten(0, (b, t)), logits.unflatten(0, (b, t))
 
     def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
+        if self.tta == "hflip" and not self.training:
+            plain, mirrored = self._forward(frames), self._forward(frames.flip(-1))
+            return tuple(  # type: ignore[return-value]
+                _mean_of_probabilities(a, b.flip(-1)) for a, b in zip(plain, mirrored, strict=True)
+            )
+        return self._forward(frames)
+
+    def _forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         x, logits = self.segment(frames)
         if self.refiner is None:
             return logits, logits

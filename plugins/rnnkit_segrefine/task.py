@@ -93,6 +93,7 @@ class SegRefineTask(Task):
                 m.dice_weight, getattr(spec, "ignore_index", None), class_weights(m, spec)
             ),
             aux_weight=m.aux_weight,
+            tta=m.tta,
         )
 
     def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
