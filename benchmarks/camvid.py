@@ -4,6 +4,10 @@ void), from random weights, on the CPU: per-frame segmenter vs ConvGRU refinemen
 Image mode (every frame on its own; the ConvGRU refines each frame over ``model.iterations``
 steps) is what CamVid's one-second frame spacing allows; it prints test mIoU, per-class IoU, pixel
 accuracy, flicker and the training time of each. Not a test: a run takes tens of minutes.
+The README's figure (test mIoU 0.485 in 55 min on 2 cores):
+
+    python benchmarks/camvid.py --only convgru --epochs 50 --set model.encoder_depth=5 \
+        --set data.augment=true --set data.hflip=true --set data.jitter=0
 
     python benchmarks/camvid.py [--data ../shared/data/camvid] [--size 176 240] [--epochs 30]
                                 [--threads 2] [--only convgru|none] [--balance]

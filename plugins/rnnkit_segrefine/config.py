@@ -36,7 +36,7 @@ class SegDataConfig(DataConfig):
     crop_scale: list[float] = setting(default_factory=lambda: [0.5, 1.0], length=(2,), gt=0, le=1)
     # [H, W] of the training crops (resized from a crop_scale area fraction of the frame);
     # evaluation stays on whole frames. None: frames' size. E.g. 176x240 crops of 360x480
-    # frames with crop_scale [0.15, 0.4] train near native resolution at a quarter of the cost
+    # frames with crop_scale [0.12, 0.5] train near native resolution at a quarter of the cost
     crop_size: list[int] | None = setting(None, length=(2,), ge=1, le=8192)
     hflip: bool = False  # horizontal flip with probability 0.5
     jitter: float = setting(0.2, ge=0)  # colour jitter strength (brightness, contrast, saturation)

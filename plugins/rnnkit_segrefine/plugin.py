@@ -16,7 +16,7 @@ SOURCES = {
 _READER = ("size", "num_classes", "ignore_index", "class_names", "on_error")
 _CARVE = ("val_fraction", "test_fraction")  # sources that hold out splits a folder lacks
 _MASKS = ("mask_values", "binary")  # stored mask values -> class ids
-_AUGMENT = ("augment", "crop_scale", "hflip", "jitter")  # training clips, every source
+_AUGMENT = ("augment", "crop_scale", "crop_size", "hflip", "jitter")  # training clips, every source
 READS: dict[str, tuple[str, ...]] = {
     "synthetic-seg": ("videos", "clip_len", *_READER, *_AUGMENT),
     "maskfolder": (*_READER, *_MASKS, *_CARVE, *_AUGMENT),
