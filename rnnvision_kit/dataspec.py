@@ -69,6 +69,10 @@ class DataSpec:
     def size(self) -> tuple[int, int]:
         return self.height, self.width
 
+    def split_size(self, split: str) -> tuple[int, int]:
+        """``H, W`` of the items of ``split`` (kinds whose training items differ override it)."""
+        return self.size
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values (lists, numbers, strings) for checkpoints and JSON, with ``kind``."""
         values = dataclasses.asdict(self)
@@ -124,7 +128,7 @@ class SegmentationSpec(DataSpec):
             object.__setattr__(self, "train_size", tuple(int(v) for v in self.train_size))
 
     def split_size(self, split: str) -> tuple[int, int]:
-        """``H, W`` of the items of ``split``."""
+        """``H, W`` of the items of ``split``: ``train_size`` for training crops."""
         return self.train_size if split == "train" and self.train_size else self.size
 
 
@@ -145,7 +149,7 @@ def _check_frames(
 ) -> str | None:
     import torch
 
-    height, width = size or spec.size
+    height, width = size or spec.size  # None: the spec's
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
         return f"{what} must be a float tensor, got {_describe(value)}"
     if value.dim() not in dims:
@@ -196,7 +200,7 @@ def check_item(kind: str, item: Any, spec: DataSpec, split: str) -> str | None:
             item[1], spec, f"{split} label"
         )
     frames, masks = item[0], item[1]
-    size = spec.split_size(split) if isinstance(spec, SegmentationSpec) else spec.size
+    size = spec.split_size(split)
     problem = _check_frames(frames, spec, (4,), f"{split} frames", size)
     if problem:
         return problem

@@ -28,13 +28,14 @@ def _randint(generator: torch.Generator, high: int) -> int:
 class ClipAugment:
     """Random resized crop, horizontal flip and colour jitter for a clip.
 
-        ``crop_scale`` is the ``[min, max]`` area fraction of the crop (``(1, 1)``: no crop),
-        ``ratio`` its aspect-ratio range relative to the output's (1: undistorted; torchvision's
-    ``RandomResizedCrop`` takes it absolute, which stretches every crop of a wide frame), ``size`` the ``(H, W)`` the crop is resized to (None: the
-        input's size; set, it trains on crops smaller than the frames evaluated, e.g. native-resolution
-        crops of large frames), ``hflip`` a flip with probability 0.5, ``jitter`` the strength of
-        brightness, contrast and saturation jitter (factors drawn from ``[1 - jitter, 1 + jitter]``,
-        applied in a random order; 0 = off).
+    ``crop_scale`` is the ``[min, max]`` area fraction of the crop (``(1, 1)``: no crop),
+    ``ratio`` its aspect-ratio range relative to the output's (1: undistorted; torchvision's
+    ``RandomResizedCrop`` takes it absolute, which stretches every crop of a wide frame),
+    ``size`` the ``(H, W)`` the crop is resized to (None: the input's size; set, it trains on
+    crops smaller than the frames evaluated, e.g. native-resolution crops of large frames),
+    ``hflip`` a flip with probability 0.5, ``jitter`` the strength of brightness, contrast and
+    saturation jitter (factors drawn from ``[1 - jitter, 1 + jitter]``, applied in a random
+    order; 0 = off).
     """
 
     def __init__(
