@@ -1,9 +1,12 @@
-"""Startup time of ``rnnkit tasks`` against ``python -c "import torch"``, measured in the same run.
+"""Startup cost of ``rnnkit``: ``rnnkit tasks`` against ``python -c "import torch"``, and how
+soon a config error is reported, measured in the same run.
 
 ``rnnkit tasks`` imports every installed plugin's hook module; it must not import torch, so it
-should take no longer than importing torch alone (goal: ratio <= 1.2). Each command runs in a
-fresh subprocess, alternating between the two, after one unmeasured warm-up run of each; the
-medians are compared.
+should take no longer than importing torch alone (goal: ratio <= 1.2). A config typo
+(``rnnkit run --task video-action --set train.lrr=1``, exit code 2) is reported before torch is
+imported: goal under 1 s and 200 MB of peak memory (before issue 17: about 12 s and 937 MB).
+Each command runs in a fresh subprocess, alternating between them, after one unmeasured
+warm-up run of each; the medians are compared (peak memory: the largest of the runs).
 
     python benchmarks/startup.py [--runs 7] [--json]
 """
@@ -12,13 +15,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-GOAL = 1.2
+GOAL = 1.2  # rnnkit tasks / import torch
+ERROR_GOAL_S = 1.0  # a config error, seconds
+ERROR_GOAL_MB = 200.0  # a config error, peak resident memory
+
+
+class Command(NamedTuple):
+    args: list[str]
+    returncode: int = 0  # what a correct run exits with
 
 
 def rnnkit_command() -> list[str]:
@@ -27,25 +39,34 @@ def rnnkit_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "rnnvision_kit"]
 
 
-def wall_time(command: list[str]) -> float:
-    """Seconds one run of ``command`` takes; a failing command is an error."""
+def run_once(command: Command) -> tuple[float, float]:
+    """Seconds and peak resident MB of one run of ``command``; another exit code is an error."""
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True)
+    process = subprocess.Popen(
+        command.args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
-    return elapsed
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != command.returncode:
+        raise SystemExit(
+            f"{' '.join(command.args)} exited {process.returncode}, not {command.returncode}:\n"
+            f"{stderr}"
+        )
+    return elapsed, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
-def measure(commands: dict[str, list[str]], runs: int) -> dict[str, list[float]]:
+def measure(commands: dict[str, Command], runs: int) -> dict[str, list[tuple[float, float]]]:
     """Run each command ``runs`` times, interleaved, after one warm-up run each."""
     for command in commands.values():
-        wall_time(command)
-    times: dict[str, list[float]] = {name: [] for name in commands}
+        run_once(command)
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, command in commands.items():
-            times[name].append(wall_time(command))
-    return times
+            results[name].append(run_once(command))
+    return results
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,21 +74,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=7, help="measured runs of each command")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
+    typo = ["run", "--task", "video-action", "--set", "train.lrr=1"]
     commands = {
-        "rnnkit tasks": [*rnnkit_command(), "tasks"],
-        "import torch": [sys.executable, "-c", "import torch"],
+        "rnnkit tasks": Command([*rnnkit_command(), "tasks"]),
+        "import torch": Command([sys.executable, "-c", "import torch"]),
+        "config error": Command([*rnnkit_command(), *typo], returncode=2),
     }
-    times = measure(commands, args.runs)
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    results = measure(commands, args.runs)
+    medians = {name: statistics.median(t for t, _ in values) for name, values in results.items()}
+    peaks = {name: max(mb for _, mb in values) for name, values in results.items()}
     ratio = medians["rnnkit tasks"] / medians["import torch"]
+    error_ok = medians["config error"] < ERROR_GOAL_S and peaks["config error"] < ERROR_GOAL_MB
     if args.json:
-        print(json.dumps({"runs": args.runs, "median_s": medians, "ratio": ratio, "goal": GOAL}))
+        figures = {"runs": args.runs, "median_s": medians, "peak_mb": peaks, "ratio": ratio}
+        goals = {"ratio": GOAL, "config_error_s": ERROR_GOAL_S, "config_error_mb": ERROR_GOAL_MB}
+        print(json.dumps({**figures, "goal": goals}))
         return
     for name, command in commands.items():
-        spread = f"min {min(times[name]):.3f} s, max {max(times[name]):.3f} s"
-        print(f"{name:<13} median {medians[name]:.3f} s ({spread})  [{' '.join(command)}]")
+        times = [t for t, _ in results[name]]
+        spread = f"min {min(times):.3f} s, max {max(times):.3f} s"
+        print(
+            f"{name:<13} median {medians[name]:.3f} s ({spread}), peak {peaks[name]:.0f} MB"
+            f"  [{' '.join(command.args)}]"
+        )
     verdict = "meets" if ratio <= GOAL else "misses"
     print(f"ratio rnnkit tasks / import torch = {ratio:.2f} ({verdict} the goal <= {GOAL})")
+    verdict = "meets" if error_ok else "misses"
+    print(
+        f"config error: {medians['config error']:.3f} s, {peaks['config error']:.0f} MB "
+        f"({verdict} the goal < {ERROR_GOAL_S:g} s and < {ERROR_GOAL_MB:.0f} MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,15 @@ from rnnvision_kit.config import (
     RunConfig,
     TrainConfig,
     setting,
+    split_fractions_rule,
 )
-from rnnvision_kit.dataspec import DataSpec, ImageSpec, SegmentationSpec, VideoSpec
+from rnnvision_kit.dataspec import (
+    DataSpec,
+    ImageSpec,
+    SegmentationSpec,
+    VideoSpec,
+    require_classes,
+)
 from rnnvision_kit.errors import (
     CheckpointError,
     ConfigError,
@@ -106,6 +113,8 @@ __all__ = [
     "__version__",
     "hookimpl",
     "lazy",
+    "require_classes",
     "setting",
+    "split_fractions_rule",
     "warn",
 ]

@@ -254,9 +254,18 @@ def new_plugin(name: str, parent: str) -> None:
 
 
 def _configure(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any:
-    """The run config of ``--task`` with ``--config``, ``--data``, shortcuts and ``--set``."""
-    from rnnvision_kit.runner.pipeline import configure, open_task
+    """The validated run config of ``--task`` with ``--config``, ``--data``, shortcuts and
+    ``--set``. A task registered with ``config=`` is configured without importing torch, so a
+    bad setting is reported in a fraction of a second; another task is opened for its defaults."""
+    from rnnvision_kit.config import layered, validate
+    from rnnvision_kit.task import declared_defaults
 
+    registries = host.registries
+    defaults = declared_defaults(registries.tasks.get(task_name), task_name)
+    if defaults is None:
+        from rnnvision_kit.runner.pipeline import open_task
+
+        defaults = open_task(registries, task_name).default_config()
     shortcuts = {
         "train.epochs": options.get("epochs"),
         "train.device": options.get("device"),
@@ -264,14 +273,16 @@ def _configure(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any
         "seed": options.get("seed"),
         "out_dir": options.get("out"),
     }
-    return configure(
-        open_task(host.registries, task_name),
-        registries=host.registries,
+    config = layered(
+        defaults,
         config_file=options.get("config_file"),
         data=options.get("data"),
         settings=shortcuts,
         overrides=options.get("overrides") or (),
+        sources=registries.datasets,
     )
+    validate(config)
+    return config
 
 
 SHOWN_SKIPPED = 20  # unreadable files listed under the final table (all are in summary.json)
@@ -338,24 +349,31 @@ def run(
       rnnkit run --resume runs/image-classify/2026-11-23T10-00-00
       torchrun --nproc-per-node 2 -m rnnvision_kit run --task image-classify --device cpu
     """
-    from rnnvision_kit.runner.run import train
-
     host = _host(ctx)
     if resume_dir:
         from rnnvision_kit.runner.pipeline import load_run
-        from rnnvision_kit.runner.resume import resume_config
+        from rnnvision_kit.runner.resume import finished, resume_config
 
         resume_path = Path(resume_dir).expanduser()
-        saved = load_run(host.registries, resume_path, "last.pt").config
-        wanted = _requested_on_resume(host, saved, task_name, options)
-        config, notes = resume_config(saved, wanted)
+        last = load_run(host.registries, resume_path, "last.pt", "resume")
+        wanted = _requested_on_resume(host, last.config, task_name, options)
+        config, notes = resume_config(last.config, wanted)
         for note in notes:
             click.echo(f"rnnkit: {note}", err=True)
+        done = finished(last.checkpoint, config, resume_path)
+        if done is not None:  # nothing changes (--epochs above those trained continues it)
+            if int(os.environ.get("RANK", "0")) == 0:
+                click.echo(f"rnnkit: {done}", err=True)
+                if as_json:
+                    click.echo((resume_path / "summary.json").read_text().rstrip())
+            return
     else:
         if not task_name:
             raise click.UsageError("--task is required (see `rnnkit tasks`), or --resume RUN_DIR")
         resume_path = None
-        config = _configure(host, task_name, options)
+        config = _configure(host, task_name, options)  # settings checked before torch
+    from rnnvision_kit.runner.run import train
+
     summary = train(
         host.registries,
         config,
@@ -425,7 +443,8 @@ def eval_command(
     overrides: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Re-evaluate a run's checkpoint (writes RUN_DIR/eval-SPLIT.json).
+    """Re-evaluate a run's checkpoint: print the metrics, then write RUN_DIR/eval-SPLIT.json
+    (a run folder that cannot be written is one error line after the metrics, exit code 2).
 
     \b
     Example:
@@ -443,20 +462,24 @@ def eval_command(
     for text in overrides:
         key, value = parse_override(text)
         values[key] = value
-    result = evaluate_run(
+
+    def show(result: dict[str, Any]) -> None:  # before anything is written
+        if as_json:
+            from rnnvision_kit.runner.records import to_jsonable
+
+            click.echo(json.dumps(to_jsonable(result), indent=2))
+            return
+        rows = [(k, _fmt(v)) for k, v in result["metrics"].items()]
+        click.echo(format_table([f"{split} metric", "value"], rows))
+
+    evaluate_run(
         _host(ctx).registries,
         Path(run_dir).expanduser(),
         overrides=values,
         split=split,
         checkpoint_name=f"{checkpoint}.pt",
+        show=show,
     )
-    if as_json:
-        from rnnvision_kit.runner.records import to_jsonable
-
-        click.echo(json.dumps(to_jsonable(result), indent=2))
-        return
-    rows = [(k, _fmt(v)) for k, v in result["metrics"].items()]
-    click.echo(format_table([f"{split} metric", "value"], rows))
 
 
 @cli.command(context_settings=CONTEXT)
@@ -479,7 +502,10 @@ def predict(
     """Predict labels for files with a run's best checkpoint.
 
     Records with a timeline (video-action, on a video longer than a clip) get a line per
-    window, and the plot's path with --out.
+    window, and the plot's path with --out (a plot that cannot be written is a warning line).
+    Each file's result is printed as it comes; a file that cannot be read is a line
+    `rnnkit: error: FILE: reason` on stderr, the others go on, and the exit code is 1. With --json, the array
+    holds one record per result, `{"file": ..., "error": ...}` for a file that failed.
 
     \b
     Examples:
@@ -488,20 +514,25 @@ def predict(
     """
     from rnnvision_kit.runner.run import predict_files
 
+    def show(record: dict[str, Any]) -> None:
+        if "error" in record:
+            click.echo(f"rnnkit: error: {record['file']}: {record['error']}", err=True)
+        elif not as_json:
+            click.echo(_prediction_lines(record))
+
     records = predict_files(
         _host(ctx).registries,
         Path(run_dir).expanduser(),
         list(files),
         top_k=top_k,
         out_dir=Path(out_dir).expanduser() if out_dir else None,
+        on_record=show,
     )
     if as_json:
         from rnnvision_kit.runner.records import to_jsonable
 
         click.echo(json.dumps(to_jsonable(records), indent=2, default=str))
-        return
-    for record in records:
-        click.echo(_prediction_lines(record))
+    ctx.exit(1 if any("error" in record for record in records) else 0)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -536,6 +567,14 @@ def predict(
     help="Pace frames at the source's frame rate (a file plays as a camera would) and drop, "
     "counting them, those that come while the model is busy (no growing lag).",
 )
+@click.option(
+    "--allow-protocols",
+    metavar="A,B",
+    default="",
+    help="FFmpeg protocols the source may use besides its own (a URL's family: http -> "
+    "http,tcp; https -> https,tls,tcp; rtsp -> rtsp,rtp,udp,tcp; a local file -> file). "
+    "Also lets a local playlist (.m3u8, ffconcat) play, opening what it lists with them.",
+)
 @click.pass_context
 def stream(
     ctx: click.Context,
@@ -547,6 +586,7 @@ def stream(
     max_frames: int | None,
     top_k: int,
     realtime: bool,
+    allow_protocols: str,
 ) -> None:
     """Run a recurrent model on a video stream frame by frame, carrying its state.
 
@@ -558,6 +598,8 @@ def stream(
     the end of the stream, after --max-frames, on Ctrl-C, or, with exit code 1, when no frame
     comes for --timeout seconds or a read error breaks it. Models that need the whole clip (bidirectional, mean or attention
     pooling) are refused: train with --set model.bidirectional=false (and model.pooling=last).
+    FFmpeg may use only the source's own protocols: an HLS playlist at an http:// URL cannot
+    make it read file:// or another scheme; --allow-protocols widens that.
 
     \b
     Examples:
@@ -577,6 +619,7 @@ def stream(
         max_frames=max_frames,
         top_k=top_k,
         realtime=realtime,
+        allow_protocols=tuple(p.strip() for p in allow_protocols.split(",") if p.strip()),
     )
     click.echo(summary.line(), err=True)
     ctx.exit(1 if summary.failed else 0)
@@ -683,10 +726,11 @@ def check_data(ctx: click.Context, task_name: str, deep: bool, **options: Any) -
       rnnkit check-data --task video-action --data videofolder:~/videos
       rnnkit check-data --task video-action --data videofolder:~/videos --deep
     """
+    host = _host(ctx)
+    config = _configure(host, task_name, options)  # settings checked before torch is imported
     from rnnvision_kit.runner.run import check_data as scan
 
-    host = _host(ctx)
-    result = scan(host.registries, _configure(host, task_name, options), deep=deep)
+    result = scan(host.registries, config, deep=deep)
     click.echo(format_table(result.headers, result.rows))
     for note in result.notes:
         click.echo(note)
@@ -729,8 +773,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
-    except RunInterrupted as error:
-        click.echo(f"rnnkit: {error}", err=True)
+    except RunInterrupted as error:  # 130 after SIGINT, 143 after SIGTERM
+        if str(error):  # (DDP ranks other than 0 stop silently)
+            click.echo(f"rnnkit: {error}", err=True)
         sys.exit(error.exit_code)
     except RnnkitError as error:
         if debug:

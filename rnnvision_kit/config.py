@@ -1,7 +1,9 @@
 """Run configuration: typed dataclasses, YAML files and ``--set a.b=c`` overrides, validated.
 
-Precedence: task defaults < YAML file (``--config``) < ``--set`` overrides. Unknown keys and bad
-values raise a ConfigError whose one-line message names the key.
+Precedence (:func:`layered`): task defaults < YAML file (``--config``) < ``--data`` < CLI
+shortcuts < ``--set`` overrides. Unknown keys and bad values raise a ConfigError whose one-line
+message names the key (and the closest key of any section). Importing this module does not
+import torch: a command reports a bad setting before the heavy imports.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -70,6 +72,8 @@ class Constraint:
                 continue
             if isinstance(item, float) and math.isnan(item):
                 return "is not a number"
+            if isinstance(item, float) and math.isinf(item):
+                return "must be finite"
             low = (self.ge, "[") if self.ge is not None else (self.gt, "(")
             high = (self.le, "]") if self.le is not None else (self.lt, ")")
             too_low = (self.ge is not None and item < self.ge) or (
@@ -113,11 +117,36 @@ class Rule:
     """A check across fields of one settings class: ``rules: ClassVar = (Rule(...),)``.
 
     ``ok(settings)`` is True when the rule holds; otherwise :func:`validate` raises
-    ``ConfigError(f"{prefix}.{key}: {message}")``."""
+    ``ConfigError(f"{prefix}.{key}: {message}")``, ``message`` called with the settings when it
+    is callable (to name the values)."""
 
     key: str  # the field the message names, relative to the settings class (e.g. "size")
-    message: str  # what is wrong, e.g. "needs model.weights=PATH"
+    message: Any  # what is wrong, e.g. "needs model.weights=PATH"; or Callable[[settings], str]
     ok: Any  # Callable[[settings], bool]: True when the rule holds
+
+    def text(self, settings: Any) -> str:
+        """The message for ``settings``."""
+        return str(self.message(settings) if callable(self.message) else self.message)
+
+
+def split_fractions_rule(items: str, skip: Iterable[str] = ()) -> Rule:
+    """A :class:`Rule` for data settings with ``val_fraction`` and ``test_fraction``: the two
+    must leave something to train on. ``skip``: sources (bare names) that do not carve both."""
+    skipped = frozenset(skip)
+
+    def ok(d: Any) -> bool:
+        if str(d.source).rpartition(":")[2] in skipped:
+            return True
+        return not d.val_fraction + d.test_fraction >= 1  # NaN: the field's own check
+
+    def message(d: Any) -> str:
+        total = d.val_fraction + d.test_fraction
+        return (
+            f"{d.val_fraction:g} + {d.test_fraction:g} = {total:g} leaves no training {items} "
+            "(must be < 1)"
+        )
+
+    return Rule("val_fraction + data.test_fraction", message, ok)
 
 
 @dataclass
@@ -179,6 +208,8 @@ class TrainConfig:
     # DDP process group: auto (NCCL on CUDA, gloo on the CPU), nccl, gloo (also on CUDA)
     dist_backend: Literal["auto", "nccl", "gloo"] = "auto"
     threads: int | None = setting(None, ge=1, le=1024)  # CPU threads for torch; None: its default
+    # a non-finite loss: stop (one line; the last good checkpoint is kept) or skip that step
+    on_nan: Literal["stop", "skip"] = "stop"
 
 
 @dataclass
@@ -349,10 +380,46 @@ def _hints(obj: Any) -> dict[str, Any]:
     return typing.get_type_hints(type(obj))
 
 
-def _unknown(key: str, part: str, known: Iterable[str]) -> ConfigError:
+def dotted_keys(config: Any, prefix: str = "") -> list[str]:
+    """Every dotted key of a run config: settings and their groups (``data``, ``data.path``)."""
+    keys: list[str] = []
+    for f in dataclasses.fields(config):
+        keys.append(f"{prefix}{f.name}")
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            keys += dotted_keys(value, f"{prefix}{f.name}.")
+    return keys
+
+
+def _closest_key(key: str, keys: Iterable[str]) -> str | None:
+    """The key of any section that ``key`` most likely meant: the same setting in another
+    section (``train.batch_size`` -> ``data.batch_size``), else the closest setting name, the
+    closest section breaking ties; None when nothing is close."""
+    section, _, leaf = key.rpartition(".")
+    scored = []
+    for known in keys:
+        other_section, _, other_leaf = known.rpartition(".")
+        leaf_score = difflib.SequenceMatcher(None, leaf, other_leaf).ratio()
+        section_score = difflib.SequenceMatcher(None, section, other_section).ratio()
+        scored.append((round(leaf_score, 2), section_score, known))
+    best = max(scored, default=None)
+    return best[2] if best is not None and best[0] >= 0.6 else None
+
+
+def _unknown(config: Any, key: str, depth: int, known: Iterable[str]) -> ConfigError:
+    """The error of ``key`` whose part ``depth`` is unknown: the names known there, and the
+    closest key of the whole ``config`` (a misspelt section: the key in the closest section)."""
     known = sorted(known)
-    close = difflib.get_close_matches(part, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    parts = key.split(".")
+    if depth < len(parts) - 1:  # a section: "modle.head" -> "model.head", else "model"
+        section = difflib.get_close_matches(parts[depth], known, n=1)
+        fixed = ".".join([*parts[:depth], *section, *parts[depth + 1 :]])
+        everything = dotted_keys(config)
+        close = fixed if fixed in everything else ".".join([*parts[:depth], *section])
+        close = close if section else None
+    else:
+        close = _closest_key(key, dotted_keys(config))
+    hint = f"; did you mean {close!r}?" if close else ""
     return ConfigError(f"unknown config key {_shown(key)} (known here: {', '.join(known)}){hint}")
 
 
@@ -365,7 +432,7 @@ def set_value(config: Any, dotted_key: str, raw: Any) -> None:
             raise ConfigError(f"unknown config key {_shown(dotted_key)}")
         fields = _fields(target)
         if part not in fields:
-            raise _unknown(dotted_key, part, fields)
+            raise _unknown(config, dotted_key, depth, fields)
         if depth == len(parts) - 1:
             current = getattr(target, part)
             if dataclasses.is_dataclass(current):
@@ -434,16 +501,43 @@ def save_yaml(config: RunConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def parse_data_source(text: str) -> tuple[str, str | None]:
+def parse_data_source(text: str, known: Container[str] = ()) -> tuple[str, str | None]:
     """``"mnist:~/data"`` -> ``("mnist", "~/data")``; ``"digits"`` -> ``("digits", None)``.
 
-    A qualified source ``plugin:name:PATH`` keeps ``plugin:name``: the caller resolves it.
+    A qualified source ``plugin:name:PATH`` keeps ``plugin:name``: the caller resolves it. With
+    ``known`` (the registered source names), ``plugin:name`` without a path is read as a
+    qualified source when ``plugin`` is not itself a source.
     """
     name, sep, path = text.partition(":")
     if sep and path and ":" in path and not path.startswith(("/", "~", ".")):
         second, _, rest = path.partition(":")
         return f"{name}:{second}", rest or None
+    if path and name not in known and f"{name}:{path}" in known:
+        return f"{name}:{path}", None
     return name, (path or None)
+
+
+def layered(
+    config: RunConfig,
+    *,
+    config_file: str | None = None,
+    data: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    overrides: Iterable[str] = (),
+    sources: Container[str] = (),
+) -> RunConfig:
+    """``config`` (a task's defaults) < a YAML file < ``--data NAME[:PATH]`` (``sources``: the
+    registered source names) < ``settings`` (CLI shortcuts by dotted key; None values left out)
+    < ``--set`` overrides, applied in place; not validated."""
+    if config_file:
+        values = load_yaml(config_file)
+        values.pop("task", None)
+        apply_mapping(config, values)
+    if data:
+        config.data.source, config.data.path = parse_data_source(data, sources)
+    apply_mapping(config, {k: v for k, v in (settings or {}).items() if v is not None})
+    apply_overrides(config, overrides)
+    return config
 
 
 def _constraint(cls: type, f: dataclasses.Field) -> Constraint | None:
@@ -475,4 +569,4 @@ def validate(config: Any, prefix: str = "") -> None:
             validate(value, f"{key}.")
     for rule in getattr(type(config), "rules", ()):
         if not rule.ok(config):
-            raise ConfigError(f"{prefix}{rule.key}: {rule.message}")
+            raise ConfigError(f"{prefix}{rule.key}: {rule.text(config)}")

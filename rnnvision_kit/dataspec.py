@@ -14,6 +14,7 @@ in every checkpoint, so ``rnnkit predict`` rebuilds the model without the data s
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -211,15 +212,31 @@ def check_item(kind: str, item: Any, spec: DataSpec, split: str) -> str | None:
     return None
 
 
+CLASSIFICATION_KINDS = ("image", "video")  # kinds whose targets are one class per item
+
+
+def require_classes(class_names: Sequence[str], where: str, what: str = "class folder") -> None:
+    """A DataError naming ``where`` unless there are at least two classes: a classifier of one
+    class learns nothing (and its metrics fail). ``what`` names a class in the message."""
+    if len(class_names) == 1:
+        raise DataError(
+            f"{where}: only one {what} ({class_names[0]}); classification needs at least 2"
+        )
+    if not class_names:
+        raise DataError(f"{where}: no {what}s; classification needs at least 2")
+
+
 def check_bundle(bundle: DataBundle, kind: str, source: str) -> None:
-    """Check the spec's kind and the first item of each split against the kind's contract; a
-    DataError naming ``source`` and the problem otherwise."""
+    """Check the spec's kind, the classes of a classification kind and the first item of each
+    split against the kind's contract; a DataError naming ``source`` and the problem otherwise."""
     expected = SPEC_TYPES.get(kind)
     if expected is not None and not isinstance(bundle.spec, expected):
         raise DataError(
             f"data source {source!r}: its spec is {type(bundle.spec).__name__}; {kind} data "
             f"needs a {expected.__name__}"
         )
+    if kind in CLASSIFICATION_KINDS:
+        require_classes(bundle.spec.class_names, f"data source {source!r}", "class")
     for split in ("train", "val", "test"):
         dataset = getattr(bundle, split)
         if len(dataset) == 0:

@@ -27,7 +27,11 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 class RegisterTask(Protocol):
-    """``register`` of ``rnnkit_register_tasks``; ``factory()`` returns a ``Task``."""
+    """``register`` of ``rnnkit_register_tasks``; ``factory()`` returns a ``Task``.
+
+    ``config``, optional, returns the task's defaults (a ``RunConfig``) without importing torch,
+    e.g. ``lazy("my_plugin.config:defaults")``: commands then check settings before the task's
+    module is imported, and it replaces ``Task.default_config()``."""
 
     def __call__(
         self,
@@ -37,6 +41,7 @@ class RegisterTask(Protocol):
         kind: str,
         description: str = "",
         capabilities: Iterable[str] = (),
+        config: Callable[[], Any] | None = None,
     ) -> Callable[[], Any]: ...
 
 
@@ -96,7 +101,8 @@ class RegisterMetric(Protocol):
 
 @hookspec
 def rnnkit_register_tasks(register: RegisterTask) -> None:
-    """Register tasks: ``register(name, factory, kind=..., description=..., capabilities=[...])``."""
+    """Register tasks: ``register(name, factory, kind=..., description=..., capabilities=[...],
+    config=...)``."""
 
 
 @hookspec

@@ -118,6 +118,11 @@ def _checked_meta(kind: str, name: str, plugin: str, meta: dict[str, Any]) -> di
     for key in ("capabilities", "reads", "kinds"):
         if key in meta:
             meta[key] = _names(meta[key], f"{what}: {key}")
+    if kind == "tasks" and meta.get("config") is not None and not callable(meta["config"]):
+        raise RegistryError(
+            f"{what}: config must be a callable returning the task's RunConfig, e.g. "
+            f"lazy('my_plugin.config:defaults'), got {meta['config']!r}"
+        )
     unknown = sorted(set(meta.get("capabilities", ())) - set(CAPABILITIES))
     if kind == "tasks" and unknown:
         raise RegistryError(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from rnnvision_kit.config import RunConfig
 from rnnvision_kit.dataspec import DataSpec
-from rnnvision_kit.errors import DataError, RegistryError
+from rnnvision_kit.errors import DataError, PluginError, RegistryError, rethrown
 from rnnvision_kit.registry import CAPABILITIES
 
 if TYPE_CHECKING:
@@ -35,14 +35,17 @@ CAPABILITY_METHODS: dict[str, str] = {c: c.replace("-", "_") for c in CAPABILITI
 
 @dataclass
 class DataBundle:
-    """Train, validation and test data sets (map-style) plus their spec, and the files a source
-    skipped as unreadable (``(file, reason)``; they are counted in the run summary)."""
+    """Train, validation and test data sets (map-style) plus their spec, the files a source
+    skipped as unreadable (``(file, reason)``; they are counted in the run summary) and,
+    optionally, what each split holds (``items``: the run folder's ``splits.json`` records it and
+    ``rnnkit run --resume`` refuses data that changed; without it only the counts are compared)."""
 
     train: Dataset  # map-style; items by the kind's format (rnnvision_kit.dataspec)
     val: Dataset  # map-style
     test: Dataset  # map-style
     spec: DataSpec  # the kind's typed spec, saved in checkpoints
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not read
+    items: dict[str, list[str]] | None = None  # split -> each item's file path or stable id
 
 
 @dataclass
@@ -282,7 +285,8 @@ class Task:
     """
 
     def default_config(self) -> RunConfig:
-        """The task's defaults: data source, model settings, training settings, monitored metric."""
+        """The task's defaults: data source, model settings, training settings, monitored metric
+        (not called when the task was registered with ``config=``, which returns them)."""
         raise NotImplementedError
 
     def build_data(self, ctx: DataContext) -> DataBundle:
@@ -307,3 +311,20 @@ class Task:
 
 
 TaskFactory = Callable[[], Task]
+
+
+def declared_defaults(entry: Entry, requested: str = "") -> RunConfig | None:
+    """The defaults task ``entry`` declared at registration (``config=``, a light factory such
+    as ``lazy("my_plugin.config:defaults")``), ``task`` set to ``requested`` (the name as the
+    user gave it); None when it declared none: ``Task.default_config()`` then gives them, which
+    costs importing the task's module (torch)."""
+    factory = entry.meta.get("config")
+    if factory is None:
+        return None
+    where = f"plugin {entry.plugin!r}: task {entry.name!r}"
+    with rethrown(lambda problem: PluginError(f"{where}: its config= failed: {problem}")):
+        config = factory()
+    if not isinstance(config, RunConfig):
+        raise PluginError(f"{where}: its config= returned {type(config).__name__}, not a RunConfig")
+    config.task = requested or entry.name
+    return config

@@ -3,6 +3,10 @@ PyAV for the audio-only one."""
 
 from __future__ import annotations
 
+import errno
+import os
+import threading
+import time
 from pathlib import Path
 
 import av
@@ -71,3 +75,75 @@ def damage_media(path: Path, fraction: float = 0.5, seed: int = 1) -> Path:
     data[start:] = rng.integers(0, 256, len(data) - start, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
     return path
+
+
+def write_container(
+    path: Path, fmt: str, codec: str, frames: int = 10, fps: int = 10, seed: int = 0
+) -> Path:
+    """``frames`` noise frames of 32x32 in the muxer ``fmt`` (``mpegts``, ``mpeg``, ``mp4``...),
+    whatever the suffix of ``path``."""
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w", format=fmt) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        for _ in range(frames):
+            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(stream.encode(None))
+    return path
+
+
+def write_ffconcat(path: Path, *files: str) -> Path:
+    """An ffconcat script (FFmpeg plays the ``files`` it lists one after the other)."""
+    path.write_text("ffconcat version 1.0\n" + "".join(f"file {f}\n" for f in files))
+    return path
+
+
+def write_hls(path: Path, *segments: str, seconds: float = 1.0) -> Path:
+    """An HLS playlist of ``segments`` (file names or URLs), each ``seconds`` long."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:1", "#EXT-X-MEDIA-SEQUENCE:0"]
+    for segment in segments:
+        lines += [f"#EXTINF:{seconds:.1f},", segment]
+    path.write_text("\n".join([*lines, "#EXT-X-ENDLIST", ""]))
+    return path
+
+
+def write_specials(folder: Path) -> dict[str, Path]:
+    """``loop.mp4`` (a symlink to itself), ``dangling.mp4`` (a link to nothing) and ``fifo.mp4``
+    (a named pipe: opening it to read blocks until someone writes)."""
+    files = {name: folder / f"{name}.mp4" for name in ("loop", "dangling", "fifo")}
+    files["loop"].symlink_to(files["loop"].name)
+    files["dangling"].symlink_to("gone.mp4")
+    os.mkfifo(files["fifo"])
+    return files
+
+
+class FifoWatch:
+    """Notices when anyone opens the FIFO ``path`` to read it, and lets that reader go at once
+    (it sees an empty file) instead of blocking forever: ``opened`` counts such opens."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.opened = path, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as error:  # ENXIO: no reader
+                if error.errno != errno.ENXIO:
+                    return
+                continue
+            self.opened += 1
+            os.close(fd)
+            time.sleep(0.05)  # the reader sees end-of-file and closes it
+
+    def __enter__(self) -> FifoWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)

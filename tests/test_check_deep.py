@@ -17,6 +17,8 @@ from rnnvision_kit.data import (
     ProbeCache,
     decode_file,
     decode_files,
+    probe_frame_folder,
+    read_frame_folder,
     read_frames,
     scan_videos,
     write_video,
@@ -25,8 +27,8 @@ from tests.bad_videos import cut_off, damage_media, write_moov_first
 from tests.conftest import CliRunner
 
 FRAMES = 30  # every test video: 30 frames of 32x32 at 10 fps
-FAIL = re.compile(r"decoded (\d+) of 30 frames; fails at frame (\d+) \(t=([\d.]+) s\): \S")
-STOP = re.compile(r"decoded (\d+) of 30 frames; stops at t=([\d.]+) s")
+FAIL = re.compile(r"decoding fails at frame (\d+) of 30 \(t=([\d.]+) s\): \S")
+STOP = re.compile(r"decoding stops at frame (\d+) of 30 \(t=([\d.]+) s\): the file is cut off or")
 RATE = re.compile(r"decoded (\d+) frames of (\d+) files in [\d.]+ s: (\d+) frames/s")
 
 
@@ -62,19 +64,22 @@ def test_probe_calls_them_readable_deep_lists_where_they_fail(
     assert not _rows(shallow.stdout, "corrupt") and not _rows(shallow.stdout, "unreadable")
     assert "10 of 10 videos readable" in shallow.stdout
     assert "--deep decodes every frame" in shallow.stdout
+    run: dict[str, str] = {}
     for path in bad.values():  # what a run reading their later frames meets
-        with pytest.raises(DataError):
+        with pytest.raises(DataError) as caught:
             read_frames(path, [FRAMES - 1], ProbeCache().get(path))
+        run[str(path)] = str(caught.value).removeprefix(f"{path}: ")
 
     deep = rnnkit(*check, "--deep")
     assert deep.returncode == 0, deep.stderr  # some videos are readable
     corrupt = _rows(deep.stdout, "corrupt")
-    assert sorted(corrupt) == sorted(str(p) for p in bad.values())
+    assert corrupt == run  # the same frame, time and words as a run's
     decoded = 0
-    for detail in corrupt.values():
+    for path, detail in corrupt.items():
         match = FAIL.match(detail)
         assert match, detail
-        frames, frame, seconds = int(match[1]), int(match[2]), float(match[3])
+        frame, seconds = int(match[1]), float(match[2])
+        frames = decode_file(path).frames
         assert 0 < frames <= frame < FRAMES and frame == round(seconds * 10)  # 10 fps
         decoded += frames
     assert "8 of 10 videos readable" in deep.stdout
@@ -100,7 +105,11 @@ def test_deep_scan_of_a_frame_folder_opens_every_image(tmp_path: Path, rnnkit: C
     deep = rnnkit(*check, "--deep")
     assert deep.returncode == 0, deep.stderr
     (detail,) = _rows(deep.stdout, "corrupt").values()
-    assert detail.startswith("decoded 5 of 8 frames; fails at frame 5 (t=0.20 s): 005.jpg:")
+    assert detail.startswith("decoding fails at frame 5 of 8 (t=0.20 s): 005.jpg:")
+    folder = broken.parent
+    with pytest.raises(DataError) as caught:  # a run reading it says the same
+        read_frame_folder(folder, [2, 5], probe_frame_folder(folder))
+    assert str(caught.value) == f"{folder}: {detail}"
     assert "5 of 6 videos readable" in deep.stdout
 
 
@@ -125,6 +134,9 @@ def test_decode_file_records_frames_time_and_where_it_fails(
     match = STOP.match(stopped.problem() or "")
     assert match and int(match[1]) == stopped.frames < FRAMES
     assert float(match[2]) == pytest.approx(stopped.frames / 10, abs=0.01)
+    with pytest.raises(DataError) as caught:  # a run reading it says the same
+        read_frames(avi, [FRAMES - 1], ProbeCache().get(avi))
+    assert str(caught.value) == f"{avi}: {stopped.problem()}"
 
     text = tmp_path / "text.mp4"
     text.write_text("not a video\n" * 20)

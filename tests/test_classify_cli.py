@@ -104,7 +104,7 @@ def test_predict_prints_top_k(rnnkit: CliRunner, trained_run: Path, tmp_path: Pa
     plain = rnnkit("predict", str(trained_run), "zero.png", check=True)
     assert plain.stdout.startswith("zero.png: ")
     bad = rnnkit("predict", str(trained_run), "missing.png")
-    assert bad.returncode == 2 and "missing.png: file not found" in bad.stderr
+    assert bad.returncode == 1 and bad.stderr == "rnnkit: error: missing.png: file not found\n"
 
 
 def test_imagefolder_skips_and_counts_corrupt_files(rnnkit: CliRunner, tmp_path: Path) -> None:

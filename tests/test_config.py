@@ -15,6 +15,7 @@ from rnnvision_kit.config import (
     load_yaml,
     parse_data_source,
     setting,
+    split_fractions_rule,
     validate,
 )
 from rnnvision_kit.errors import ConfigError
@@ -63,8 +64,8 @@ def test_precision_32_read_as_yaml_int_becomes_the_string_choice() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("train.lrr=0.1", "unknown config key 'train.lrr'.*did you mean 'lr'"),
-        ("modle.head=gru", "unknown config key 'modle.head'.*did you mean 'model'"),
+        ("train.lrr=0.1", "unknown config key 'train.lrr'.*did you mean 'train.lr'"),
+        ("modle.head=gru", "unknown config key 'modle.head'.*did you mean 'model.head'"),
         ("train.lr=fast", "train.lr: expected a number, got 'fast'"),
         ("model.hidden_size=1.5", "model.hidden_size: expected an integer"),
         ("model.pooling=max", "model.pooling: 'max' is not one of: last, mean"),
@@ -148,6 +149,11 @@ class Declared:
         ("data.batch_size=0", "data.batch_size: must be >= 1 (got 0)"),
         ("data.source=", "data.source: is empty (got '')"),
         ("train.lr=0", "train.lr: must be > 0 (got 0.0)"),
+        ("train.lr=.nan", "train.lr: is not a number (got nan)"),
+        ("train.lr=.inf", "train.lr: must be finite (got inf)"),
+        ("train.lr=-.inf", "train.lr: must be finite (got -inf)"),
+        ("train.grad_clip=.inf", "train.grad_clip: must be finite (got inf)"),
+        ("model.dropout=-.inf", "model.dropout: must be finite (got -inf)"),
     ],
 )
 def test_declared_checks_are_validated_in_one_place(override: str, message: str) -> None:
@@ -175,3 +181,76 @@ def test_a_redeclared_field_keeps_its_base_checks() -> None:
     apply_overrides(config, ["data.batch_size=0"])
     with pytest.raises(ConfigError, match=r"^data.batch_size: must be >= 1 \(got 0\)$"):
         validate(config)
+
+
+@pytest.mark.parametrize(
+    ("override", "suggestion"),
+    [
+        ("train.batch_size=8", "data.batch_size"),  # the same setting in another section
+        ("train.batchsize=8", "data.batch_size"),  # ... misspelt
+        ("data.lr=0.1", "train.lr"),
+        ("train.lrr=0.1", "train.lr"),  # a typo within the section
+        ("trian.epochs=3", "train.epochs"),  # a misspelt section
+        ("model.hiden_size=8", "model.hidden_size"),
+        ("sed=1", "seed"),
+        ("modle.nothing=1", "model"),  # no such setting in the closest section
+    ],
+)
+def test_did_you_mean_searches_every_section(override: str, suggestion: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        apply_overrides(make(), [override])
+    key = override.partition("=")[0]
+    assert str(caught.value).startswith(f"unknown config key {key!r} (known here: ")
+    assert str(caught.value).endswith(f"; did you mean {suggestion!r}?")
+
+
+def test_nothing_close_suggests_nothing() -> None:
+    with pytest.raises(ConfigError) as caught:
+        apply_overrides(make(), ["train.zzzz=1"])
+    assert "did you mean" not in str(caught.value)
+
+
+@dataclass
+class Fractions(DataConfig):
+    source: str = "folder"
+    val_fraction: float = setting(0.1, ge=0, lt=1)
+    test_fraction: float = setting(0.2, ge=0, lt=1)
+
+    rules: ClassVar[tuple[Rule, ...]] = (split_fractions_rule("videos", skip=("fixed",)),)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["data.val_fraction=0.7", "data.test_fraction=0.5"],
+            "data.val_fraction + data.test_fraction: 0.7 + 0.5 = 1.2 leaves no training videos "
+            "(must be < 1)",
+        ),
+        (
+            ["data.val_fraction=0.5", "data.test_fraction=0.5"],
+            "data.val_fraction + data.test_fraction: 0.5 + 0.5 = 1 leaves no training videos "
+            "(must be < 1)",
+        ),
+        (["data.val_fraction=0.5", "data.test_fraction=0.4"], None),
+        (["data.val_fraction=0.7", "data.test_fraction=0.5", "data.source=p:fixed"], None),
+    ],
+)
+def test_fractions_that_leave_nothing_to_train_on_are_a_config_error(
+    overrides: list[str], message: str | None
+) -> None:
+    config = RunConfig(task="t", data=Fractions())
+    apply_overrides(config, overrides)
+    if message is None:
+        validate(config)
+        return
+    with pytest.raises(ConfigError) as caught:
+        validate(config)
+    assert str(caught.value) == message
+
+
+def test_parse_data_source_reads_a_qualified_source_it_knows() -> None:
+    known = {"video:videofolder", "videofolder"}
+    assert parse_data_source("video:videofolder", known) == ("video:videofolder", None)
+    assert parse_data_source("videofolder:clips", known) == ("videofolder", "clips")
+    assert parse_data_source("video:videofolder") == ("video", "videofolder")

@@ -1,4 +1,4 @@
-"""Faults during a run: Ctrl-C and SIGKILL at a random point inside an epoch, a kill in the middle
+"""Faults during a run: Ctrl-C, SIGTERM and SIGKILL at a random point inside an epoch, a kill in the middle
 of a checkpoint write, a full disk, checkpoints that would run code or belong to another model,
 and ``--resume`` with options that conflict with the saved run."""
 
@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnvision_kit.runner import checkpoint as checkpoint_module
 from rnnvision_kit.runner.checkpoint import load_checkpoint, save_checkpoint
 from tests.conftest import CliRunner, run_dirs
 
@@ -71,15 +71,19 @@ def _run_json(cwd: Path, args: list[str]) -> dict:
 
 def _interrupt_mid_epoch(cwd: Path, sig: signal.Signals, seed: int) -> Path:
     """Start the run, wait until it is a random number of steps into epoch 2, send ``sig``;
-    returns the run folder after the process ended."""
+    returns the run folder after the process ended. SIGTERM goes to the whole process group,
+    DataLoader workers included, as SLURM sends it (workers change no result: the reference
+    runs without them)."""
     target = random.Random(seed).randrange(3, STEPS_PER_EPOCH - 20)
+    workers = ["--set", "data.num_workers=1"] if sig == signal.SIGTERM else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "rnnvision_kit", "run", *RUN],
+        [sys.executable, "-m", "rnnvision_kit", "run", *RUN, *workers],
         cwd=cwd,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group
     )
     deadline = time.monotonic() + 300
     try:
@@ -90,18 +94,30 @@ def _interrupt_mid_epoch(cwd: Path, sig: signal.Signals, seed: int) -> Path:
                 break
             time.sleep(0.005)
         assert process.poll() is None, f"the run ended before it was interrupted: {target}"
-        process.send_signal(sig)
+        if sig == signal.SIGTERM:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
         _, stderr = process.communicate(timeout=300)
     finally:
         process.kill()
-    expected = -signal.SIGKILL if sig == signal.SIGKILL else 130
+    expected = -signal.SIGKILL if sig == signal.SIGKILL else 128 + sig  # 130, 143 (SIGTERM)
     assert process.returncode == expected, stderr
+    if sig != signal.SIGKILL:  # saved at the next step, as Ctrl-C does
+        assert f"interrupted ({sig.name}); resume with: rnnkit run --resume" in stderr, stderr
     (run_dir,) = run_dirs(cwd, "image-classify")
     return run_dir
 
 
 @pytest.mark.parametrize(
-    ("sig", "seed"), [(signal.SIGKILL, 0), (signal.SIGKILL, 1), (signal.SIGINT, 2)]
+    ("sig", "seed"),
+    [
+        (signal.SIGKILL, 0),
+        (signal.SIGKILL, 1),
+        (signal.SIGTERM, 3),  # SLURM, docker stop, Kubernetes: saved as Ctrl-C is
+        # (SIGINT shares SIGTERM's handler; tests/test_runner.py stops a run with it too)
+        pytest.param(signal.SIGINT, 2, marks=pytest.mark.slow),
+    ],
 )
 def test_interrupted_mid_epoch_then_resumed_equals_the_uninterrupted_run(
     reference: tuple[dict, list[dict]], rnnkit: CliRunner, tmp_path: Path, sig: int, seed: int
@@ -153,12 +169,13 @@ def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_loses_nothing(
     real_fsync, calls = os.fsync, []
 
     def fsync_on_a_full_disk(fd: int) -> None:
-        calls.append(fd)
-        if len(calls) == 3:  # epoch 2's last.pt (epoch 1 wrote last.pt and best.pt)
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        if ".last.pt." in os.readlink(f"/proc/self/fd/{fd}"):  # a checkpoint's temporary file
+            calls.append(fd)
+            if len(calls) == 2:  # epoch 2's last.pt
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_fsync(fd)
 
-    monkeypatch.setattr(checkpoint_module.os, "fsync", fsync_on_a_full_disk)
+    monkeypatch.setattr(os, "fsync", fsync_on_a_full_disk)
     args = ["run", "--task", "image-classify", "--epochs", "2", "--quiet"]
     result = rnnkit(*args, "--set", "train.max_steps_per_epoch=2", "--set", "train.threads=1")
     assert result.returncode == 2
@@ -168,7 +185,7 @@ def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_loses_nothing(
     (run_dir,) = run_dirs(Path.cwd(), "image-classify")
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 1
     assert not list(run_dir.glob(".*.tmp"))
-    monkeypatch.setattr(checkpoint_module.os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fsync", real_fsync)
     resumed = rnnkit("run", "--resume", str(run_dir), "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["epochs"] == 2
@@ -230,7 +247,7 @@ def test_a_checkpoint_of_another_model_or_task_names_the_first_mismatch(
     # another model: the same task with a wider GRU
     wider = {**state, "model": {k: torch.cat([v, v]) for k, v in state["model"].items()}}
     save_checkpoint(wider, run_dir / "last.pt")
-    for args in (("run", "--resume", str(run_dir)), ("eval", str(run_dir))):
+    for args in (("run", "--resume", str(run_dir)), ("eval", str(run_dir), "--checkpoint", "last")):
         result = rnnkit(*args)
         (line,) = result.stderr.strip().splitlines()
         assert result.returncode == 2 and "weights do not fit the model:" in line, line
@@ -297,3 +314,84 @@ def test_resume_applies_safe_options_and_says_so(interrupted: Path, rnnkit: CliR
     assert "seed" not in result.stderr  # the same value as the saved run: nothing to say
     summary = json.loads(result.stdout)
     assert summary["epochs"] == 2 and summary["device"] == "cpu"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_resume_of_a_finished_run_changes_nothing_and_epochs_train_on(
+    small_run: Path, rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "finished"
+    shutil.copytree(small_run, run_dir)
+    before = _files(run_dir)
+    first = json.loads((run_dir / "summary.json").read_text())["train_seconds"]
+    result = rnnkit("run", "--resume", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"rnnkit: {run_dir} is finished (1/1 epochs); nothing to resume (rnnkit eval {run_dir} "
+        "re-evaluates it; --epochs N above 1 trains on)"
+    ]
+    assert _files(run_dir) == before  # train_seconds and summary.json untouched
+
+    result = rnnkit("run", "--resume", str(run_dir), "--epochs", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["epochs"] == 2
+    assert summary["train_seconds"] > first  # the first epoch's seconds are kept
+    saved = load_checkpoint(run_dir / "last.pt")["train_seconds"]  # what a resume adds to
+    assert first < saved <= summary["train_seconds"]
+
+
+def test_a_missing_best_pt_is_announced(small_run: Path, rnnkit: CliRunner, tmp_path: Path) -> None:
+    run_dir = tmp_path / "no-best"
+    shutil.copytree(small_run, run_dir)
+    (run_dir / "best.pt").unlink()
+    note = f"rnnkit: warning: {run_dir / 'best.pt'} not found; using last.pt (after epoch 1)"
+    (digit,) = _digits(tmp_path, 1)
+    for args in (("eval", str(run_dir)), ("predict", str(run_dir), str(digit))):
+        result = rnnkit(*args)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.strip().splitlines() == [note], args
+    # a run stopped before its first validation never had one: said so
+    state = load_checkpoint(run_dir / "last.pt")
+    state["early_stopping"]["best_epoch"] = -1
+    state["epoch"], state["batch_in_epoch"] = 0, 1
+    save_checkpoint(state, run_dir / "last.pt")
+    result = rnnkit("eval", str(run_dir), "--checkpoint", "best")
+    assert result.stderr.strip().splitlines()[0] == (
+        f"rnnkit: warning: {run_dir} has no best.pt (no epoch validated yet); using last.pt "
+        "(1 batches into epoch 1)"
+    )
+
+
+def _digits(folder: Path, count: int) -> list[Path]:
+    """``count`` small grey PNG images."""
+    from PIL import Image
+
+    paths = [folder / f"digit{i}.png" for i in range(count)]
+    for i, path in enumerate(paths):
+        Image.new("L", (8, 8), color=40 * i).save(path)
+    return paths
+
+
+def test_predict_prints_every_good_file_and_lists_the_bad_ones(
+    small_run: Path, rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    good = _digits(tmp_path, 3)
+    bad = tmp_path / "broken.png"
+    bad.write_text("not an image")
+    files = [str(good[0]), str(bad), str(good[1]), str(good[2])]
+    result = rnnkit("predict", str(small_run), *files)
+    assert result.returncode == 1
+    assert [line.split(": ")[0] for line in result.stdout.splitlines()] == list(map(str, good))
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"rnnkit: error: {bad}: ") and "image" in line, line
+
+    result = rnnkit("predict", str(small_run), *files, "--json")
+    assert result.returncode == 1
+    records = json.loads(result.stdout)  # still a valid JSON array, in the files' order
+    assert [r["file"] for r in records] == files
+    assert records[1]["error"] == line.removeprefix(f"rnnkit: error: {bad}: ")
+    assert all("top" in records[i] for i in (0, 2, 3))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rnnvision_kit.data import FrameCache, ProbeCache, VideoClipDataset, write_video
+from rnnvision_kit.data.framecache import ENTRY_NAME, FOLDER, MARKER
 from tests.conftest import CliRunner
 
 SIZE = (16, 16)
@@ -48,7 +50,12 @@ def _epoch(dataset: VideoClipDataset, epoch: int) -> list[torch.Tensor]:
 
 
 def _entries(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.npy"))
+    """The entries of the cache given ``folder`` (they live in its own sub-folder)."""
+    return sorted(p for p in (folder / FOLDER).glob("*.npy") if ENTRY_NAME.fullmatch(p.name))
+
+
+def _temporary(folder: Path) -> list[Path]:
+    return sorted((folder / FOLDER).glob(".tmp-*"))
 
 
 @pytest.mark.parametrize(
@@ -69,7 +76,7 @@ def test_second_epoch_reads_the_cache_and_gives_the_decoded_tensors(
     assert cache.stats["decodes"] == len(videos)  # epochs 2 and 3 decoded nothing
     assert cache.stats["hits"] == 2 * len(videos) and cache.stats["writes"] == len(videos)
     entries = _entries(tmp_path / "frames")
-    assert len(entries) == len(videos) and not list((tmp_path / "frames").glob(".tmp-*"))
+    assert len(entries) == len(videos) and not _temporary(tmp_path / "frames")
     shapes = sorted(np.load(e, mmap_mode="r").shape[0] for e in entries)
     if mode == "uniform" or seed is None:  # fixed clips: just their frames
         assert max(shapes) <= clips * 4
@@ -133,7 +140,7 @@ def test_workers_share_the_cache_and_write_whole_files(
         expected = _epoch(plain, epoch)
         assert all(torch.equal(got[k], expected[i]) for k, i in enumerate(order))
         assert len(_entries(tmp_path / "frames")) == len(videos)
-        assert not list((tmp_path / "frames").glob(".tmp-*"))
+        assert not _temporary(tmp_path / "frames")
     for entry in _entries(tmp_path / "frames"):
         array = np.load(entry, mmap_mode="r")
         assert array.dtype == np.uint8 and array.shape[1:] == (3, *SIZE)
@@ -181,6 +188,73 @@ def test_size_bound_evicts_earlier_runs_then_refuses_with_one_warning(
     assert len(warnings) == 1 and "data.frame_cache_gb" in warnings[0]
 
 
+def _users_files(folder: Path, age: float, lookalikes: bool = False) -> dict[Path, bytes]:
+    """Files a user keeps in ``folder``, last changed ``age`` seconds ago, with their bytes: an
+    array and temporary-looking files; ``lookalikes``: also files named like the cache's own."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        folder / "features.npy": np.arange(5000, dtype=np.float32).tobytes(),
+        folder / ".tmp-draft.txt": b"draft",
+        folder / ".tmp-keep.txt": b"keep",
+    }
+    if lookalikes:  # outside a folder with the cache's marker, names alone decide nothing
+        files[folder / f"{'ab' * 20}.npy"] = b"not an entry"
+        files[folder / f".tmp-{'cd' * 20}-1-0123abcd.npy"] = b"not a writer's"
+    for path, data in files.items():
+        path.write_bytes(data)
+        os.utime(path, (time.time() - age, time.time() - age))
+    return files
+
+
+def test_the_cache_deletes_only_its_own_files_in_its_own_folder(
+    videos: list[tuple[str, int]], tmp_path: Path
+) -> None:
+    """Issue 17: a user's `.npy` and `.tmp-*` files beside the cache's folder and inside it
+    survive the scans and an eviction; the cache's own old entries and a crashed writer's old
+    temporary file are deleted."""
+    given = tmp_path / "mine"
+    two_days = 2 * 86400.0
+    kept = _users_files(given, two_days, lookalikes=True)
+    first = FrameCache(given)
+    assert first.directory == given / FOLDER
+    assert (given / FOLDER / MARKER).read_text().startswith("rnnvision-kit frame cache")
+    _epoch(_dataset(videos[2:], tmp_path, first), 0)
+    old = _entries(given)
+    for path in old:  # an earlier run's entries, last used an hour ago
+        os.utime(path, (path.stat().st_atime - 3600, path.stat().st_mtime - 3600))
+    kept.update(_users_files(given / FOLDER, two_days))
+    crashed = first._tmp_file(given / FOLDER, "ef" * 20)
+    crashed.write_bytes(b"half an entry")
+    os.utime(crashed, (time.time() - 7200, time.time() - 7200))
+    frame = 3 * 16 * 16  # room for videos 0 and 1 only: the earlier entries must go
+    bound = FrameCache(given, max_bytes=(14 + 17) * frame + 1000)
+    _epoch(_dataset(videos[:3], tmp_path, bound), 0)
+    assert not any(p.exists() for p in old) and not crashed.exists()
+    assert bound.stats["writes"] == 2 and len(_entries(given)) == 2
+    assert {p: p.read_bytes() for p in kept if p.exists()} == kept
+
+
+def test_a_folder_of_the_same_name_that_is_not_a_cache_is_left_untouched(
+    videos: list[tuple[str, int]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path / "cache"))
+    assert FrameCache().directory == tmp_path / "cache" / "frames" / FOLDER  # the default
+    given = tmp_path / "mine"
+    kept = _users_files(given / FOLDER, 2 * 86400.0, lookalikes=True)
+    capsys.readouterr()
+    cache = FrameCache(given, max_bytes=1)
+    err = capsys.readouterr().err
+    assert err.count("rnnkit: warning:") == 1 and "not a frame cache folder" in err
+    assert str(given / FOLDER) in err and cache.directory is None and not cache.writable
+    plain, cached = _dataset(videos, tmp_path, None), _dataset(videos, tmp_path, cache)
+    assert all(torch.equal(a, b) for a, b in zip(_epoch(plain, 0), _epoch(cached, 0), strict=True))
+    assert cache.usage() == 0 and cache.stats["writes"] == 0 and not capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (given / FOLDER).iterdir()} == kept
+
+
 def _no_space(handle: BinaryIO, array: np.ndarray) -> None:
     handle.write(array.tobytes()[:100])
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -197,7 +271,7 @@ def test_a_full_disk_turns_writing_off_with_one_warning(
             for a, b in zip(_epoch(plain, epoch), _epoch(cached, epoch), strict=True)
         )
     assert not cache.writable and cache.stats["writes"] == 0
-    assert not list((tmp_path / "frames").iterdir())  # no partial file left behind
+    assert [p.name for p in (tmp_path / "frames" / FOLDER).iterdir()] == [MARKER]  # no partial file
     err = capsys.readouterr().err
     assert err.count("rnnkit: warning:") == 1 and "No space left on device" in err
     assert "frame cache off" in err

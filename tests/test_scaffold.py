@@ -89,6 +89,7 @@ def test_plugin_names() -> None:
     }
 
 
+@pytest.mark.slow  # pip-installs the scaffold and runs its tests (about 20 s)
 def test_scaffolded_plugin_installs_and_passes_its_own_tests(
     rnnkit: CliRunner, rnnkit_process: CliRunner, tmp_path: Path
 ) -> None:

@@ -134,14 +134,14 @@ def test_predict_names_a_bad_file(
     bad = tmp_path / "broken.mp4"
     bad.write_text("no video here")
     result = rnnkit("predict", str(trained[0]), str(bad))
-    assert result.returncode == 2
+    assert result.returncode == 1  # a bad file among those given (issue 17)
     assert result.stderr.startswith(f"rnnkit: error: {bad}: not a readable video")
     assert len(result.stderr.strip().splitlines()) == 1
     odd = tmp_path / "notes.txt"
     odd.write_text("text")
     result = rnnkit("predict", str(trained[0]), str(odd))
-    assert result.returncode == 2
-    assert result.stderr.startswith(f"rnnkit: error: {odd}: not a video, image or folder")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"rnnkit: error: {odd}: not a video, image (.png, .jpg, .jpeg) or folder")
 
 
 # ----------------------------------------------------------------------------- model variants

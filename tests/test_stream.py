@@ -5,6 +5,7 @@ on, and Ctrl-C ends a live stream cleanly."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
@@ -13,7 +14,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -27,6 +30,7 @@ from rnnvision_kit.nn import ConvGRU, ConvLSTM, build_head
 from rnnvision_kit.plugins import build_host
 from rnnvision_kit.runner.pipeline import build, load_run
 from rnnvision_kit.runner.stream import open_frames, output_paths
+from tests.bad_videos import write_hls
 from tests.conftest import REPO, CliRunner, train_in_process
 
 VIDEO_TINY = [
@@ -352,6 +356,61 @@ def test_a_source_that_cannot_be_opened_is_one_line(
     result = rnnkit("stream", str(video_run), source, "--timeout", "5")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+
+
+@contextmanager
+def _serve(folder: Path) -> Iterator[tuple[int, list[str]]]:
+    """An HTTP server of ``folder`` on a free local port: ``(port, paths requested)``."""
+    requested: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            requested.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_playlist_opens_only_its_own_protocols_unless_widened(
+    video_run: Path, rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    """A local HLS playlist naming a segment on a local web server, and one served over http
+    naming a local file: each is one line, and plays with --allow-protocols."""
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "seg.ts").write_bytes(_mpegts(12))
+    (tmp_path / "local.ts").write_bytes(_mpegts(12))
+    run, playlist = str(video_run), tmp_path / "live.m3u8"
+    with _serve(served) as (port, requested):
+        write_hls(playlist, f"http://127.0.0.1:{port}/seg.ts")
+        refused = rnnkit("stream", run, str(playlist), "--timeout", "5")
+        assert refused.returncode == 2 and refused.stdout == "" and not requested
+        assert refused.stderr.strip() == (
+            f"rnnkit: error: {playlist}: not a video file (an HLS playlist); "
+            "stream opens one only with --allow-protocols"
+        )
+        widened = rnnkit("stream", run, str(playlist), "--allow-protocols", "http,tcp")
+        assert widened.returncode == 0, widened.stderr
+        assert "end of stream; 12 frames read" in widened.stderr and "/seg.ts" in requested
+
+        url = f"http://127.0.0.1:{port}/remote.m3u8"
+        write_hls(served / "remote.m3u8", (tmp_path / "local.ts").as_uri())
+        refused = rnnkit("stream", run, url, "--timeout", "5")
+        assert refused.returncode == 2 and refused.stderr.strip().count("\n") == 0
+        assert f"{url}: cannot open (" in refused.stderr
+        assert "protocols allowed: http,tcp, --allow-protocols widens" in refused.stderr
+        widened = rnnkit("stream", run, url, "--allow-protocols", "file")
+        assert widened.returncode == 0, widened.stderr
+        assert "end of stream; 12 frames read" in widened.stderr
 
 
 def test_a_corrupt_frame_is_skipped_and_counted_and_the_state_carries_on(

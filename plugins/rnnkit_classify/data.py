@@ -18,13 +18,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from rnnvision_kit import DataBundle, DataError, ImageSpec, RunConfig, warn
+from rnnvision_kit import DataBundle, DataError, ImageSpec, RunConfig, require_classes, warn
 from rnnvision_kit.data import cache_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 # What PIL raises on damaged files besides DecompressionBombError (a header claiming a huge
 # size): MemoryError (a size below PIL's limit), EOFError or struct.error (truncated data).
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError)
+SPLITS = ("train", "val", "test")
 
 
 class ImageTensors(Dataset):
@@ -76,11 +77,20 @@ def _bundle(
     splits: tuple[np.ndarray, ...],
     class_names: list[str],
     skipped: list[tuple[str, str]] | None = None,
+    ids: list[str] | None = None,
 ) -> DataBundle:
     train, val, test = (
         ImageTensors(images[torch.from_numpy(s)], labels[torch.from_numpy(s)]) for s in splits
     )
-    return DataBundle(train, val, test, _spec(train, class_names), skipped or [])
+    ids = ids if ids is not None else _content_ids(images)  # items: each split's identities
+    items = {name: [ids[i] for i in s] for name, s in zip(SPLITS, splits, strict=True)}
+    return DataBundle(train, val, test, _spec(train, class_names), skipped or [], items)
+
+
+def _content_ids(images: torch.Tensor) -> list[str]:
+    """``"index:hash"`` of each image: the identity of items without files (splits.json)."""
+    rows = images.reshape(len(images), -1).numpy()
+    return [f"{i}:{hashlib.sha1(row.tobytes()).hexdigest()[:10]}" for i, row in enumerate(rows)]
 
 
 def digits(config: RunConfig) -> DataBundle:
@@ -226,6 +236,7 @@ def _scan_class_folders(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataError(f"{root}: no class folders (expected {root}/<class>/<image>)")
+    require_classes(classes, str(root))
     files = [
         (f, label)
         for label, name in enumerate(classes)
@@ -238,7 +249,12 @@ def _scan_class_folders(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
 
 
 def _load_folder(
-    root: Path, classes: list[str] | None, channels: int, size: int, skipped: list[tuple[str, str]]
+    root: Path,
+    classes: list[str] | None,
+    channels: int,
+    size: int,
+    skipped: list[tuple[str, str]],
+    loaded: list[str],  # the files read, in order (DataBundle.items)
 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     files, found = _scan_class_folders(root)
     if classes is not None and found != classes:
@@ -248,6 +264,7 @@ def _load_folder(
         try:
             images.append(load_image(file, channels, (size, size)))
             labels.append(label)
+            loaded.append(str(file))
         except DataError as error:
             warn(f"skipping {error}")
             skipped.append((str(file), str(error).split(": ", 1)[-1]))
@@ -267,12 +284,13 @@ def imagefolder(config: RunConfig) -> DataBundle:
     if channels not in (1, 3):
         raise DataError(f"data.channels: must be 1 or 3 (got {channels})")
     skipped: list[tuple[str, str]] = []
+    files: list[str] = []
     if (root / "train").is_dir() and (root / "test").is_dir():
         parts = {}
         for split in ("train", "val", "test"):
             if (root / split).is_dir():
                 known = parts["train"][2] if "train" in parts else None
-                parts[split] = _load_folder(root / split, known, channels, size, skipped)
+                parts[split] = _load_folder(root / split, known, channels, size, skipped, files)
         images = torch.cat([parts[s][0] for s in parts])
         labels = torch.cat([parts[s][1] for s in parts])
         bounds = np.cumsum([0] + [len(parts[s][1]) for s in parts])
@@ -282,10 +300,10 @@ def imagefolder(config: RunConfig) -> DataBundle:
             tr, va, _ = stratified_split(train_labels, config.data.val_fraction or 0.1, 0.0001)
             ranges["val"], ranges["train"] = ranges["train"][va], ranges["train"][tr]
         splits = (ranges["train"], ranges["val"], ranges["test"])
-        return _bundle(images, labels, splits, parts["train"][2], skipped)
-    images, labels, classes = _load_folder(root, None, channels, size, skipped)
+        return _bundle(images, labels, splits, parts["train"][2], skipped, files)
+    images, labels, classes = _load_folder(root, None, channels, size, skipped, files)
     splits = stratified_split(labels.numpy(), config.data.val_fraction, config.data.test_fraction)
-    return _bundle(images, labels, splits, classes, skipped)
+    return _bundle(images, labels, splits, classes, skipped, files)
 
 
 SOURCES: dict[str, Callable[[RunConfig], DataBundle]] = {

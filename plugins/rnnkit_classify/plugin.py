@@ -26,6 +26,7 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
     register(
         "image-classify",
         lazy("rnnkit_classify.task:ImageClassifyTask"),
+        config=lazy("rnnkit_classify.config:defaults"),  # settings checked before torch
         kind="image",
         description="image classification, the image read row by row by an RNN/GRU/LSTM",
         capabilities=("predict", "report", "export"),

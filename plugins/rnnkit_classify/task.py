@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
 
-from rnnkit_classify.config import ClassifyDataConfig, ClassifyModelConfig
+from rnnkit_classify.config import ClassifyModelConfig, defaults
 from rnnkit_classify.model import RowSequenceClassifier, random_shift
 from rnnvision_kit import (
     ConfigError,
@@ -23,7 +23,6 @@ from rnnvision_kit import (
     StepContext,
     StepOutput,
     Task,
-    TrainConfig,
 )
 from rnnvision_kit.classification import classification_metrics, write_classification_report
 from rnnvision_kit.nn import (
@@ -39,23 +38,8 @@ class ImageClassifyTask(Task):
     """Rows and/or columns of an image read by registered sequence heads, logits summed."""
 
     def default_config(self) -> RunConfig:
-        return RunConfig(
-            task="image-classify",
-            data=ClassifyDataConfig(),
-            model=ClassifyModelConfig(),
-            train=TrainConfig(
-                epochs=50,
-                optimizer="adam",
-                lr=3e-3,
-                weight_decay=1e-4,
-                schedule="cosine",
-                warmup_epochs=1,
-                # val/loss, not val/acc: 179 validation digits make accuracy ties that keep an
-                # early epoch (seeds 0-3: 98.6-98.9% test instead of 97.2-98.3% over 30 epochs).
-                monitor="val/loss",
-                mode="min",
-            ),
-        )
+        """``rnnkit_classify.config.defaults()`` (also registered as ``config=``)."""
+        return defaults()
 
     def build_model(self, ctx: ModelContext) -> nn.Module:
         """Heads over the pixel rows/columns, or (``model.encoder``) over a backbone's feature

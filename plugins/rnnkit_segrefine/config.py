@@ -6,7 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from rnnvision_kit import DataConfig, ModelConfig, Rule, setting
+from rnnvision_kit import (
+    DataConfig,
+    ModelConfig,
+    Rule,
+    RunConfig,
+    TrainConfig,
+    setting,
+    split_fractions_rule,
+)
 
 
 @dataclass
@@ -64,6 +72,7 @@ class SegDataConfig(DataConfig):
             "crops are augmentation: set data.augment=true too",
             lambda d: d.crop_size is None or d.augment,
         ),
+        split_fractions_rule("videos or images", skip=("synthetic-seg", "camvid")),
     )
 
 
@@ -136,3 +145,21 @@ class SegModelConfig(ModelConfig):
 # Architectures whose decoder_channels is one width per stage; the CPU default makes them light.
 LIST_DECODERS = ("unet", "unetplusplus", "manet")
 LIGHT_DECODER = (128, 64, 32, 16, 8)
+
+
+def defaults() -> RunConfig:
+    """seg-refine's defaults (registered as ``config=``: no torch import)."""
+    return RunConfig(
+        task="seg-refine",
+        data=SegDataConfig(),
+        model=SegModelConfig(),
+        train=TrainConfig(
+            epochs=3,
+            optimizer="adam",
+            lr=2e-3,
+            schedule="cosine",
+            warmup_epochs=0.25,
+            monitor="val/miou",
+            mode="max",
+        ),
+    )

@@ -13,6 +13,7 @@ wrapped in :class:`AugmentedClips`. ``plugin.READS`` lists the ``data.*`` settin
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,13 @@ def _base(dataset: Dataset) -> seg.SegmentationClips:
     return dataset.dataset if isinstance(dataset, Subset) else dataset  # type: ignore[return-value]
 
 
+def clip_ids(dataset: Dataset) -> list[str]:
+    """Each clip's identity for ``DataBundle.items``: the file of its first frame."""
+    clips = _base(dataset).clips
+    indices = dataset.indices if isinstance(dataset, Subset) else range(len(clips))
+    return [str(clips[i][0][0]) for i in indices]
+
+
 class AugmentedClips(Dataset):
     """Training clips under a :class:`~rnnvision_kit.data.ClipAugment`: frames and masks of a
     clip transformed together, one random draw per clip from (run seed, epoch, index); the
@@ -197,6 +205,28 @@ def _check_masks(readers: list[seg.SegmentationClips], num_classes: int | None) 
             )
 
 
+SPARSE_FROM = 16  # inferred class counts from which few distinct stored values get a notice
+
+
+def _sparse_notice(readers: list[seg.SegmentationClips], config: RunConfig) -> None:
+    """One warning when masks read as stored hold few distinct values over a wide range (such as
+    0/128/255): the inferred class count (largest value + 1) is then mostly empty classes."""
+    if config.data.num_classes is not None or any(r.mask_values is not None for r in readers):
+        return
+    ignore = readers[0].ignore_index
+    values = sorted(set().union(*(r.stored_values for r in readers)) - {ignore})
+    if not values or values[-1] + 1 < SPARSE_FROM or len(values) > (values[-1] + 1) // 4:
+        return
+    where = os.path.commonpath([str(r.root) for r in readers])
+    shown = ", ".join(str(v) for v in values[:8]) + (", ..." if len(values) > 8 else "")
+    table = "{" + ", ".join(f"{v}: {i}" for i, v in enumerate(values)) + "}"
+    fix = table if len(values) <= 8 else f"map them to 0..{len(values) - 1}"
+    warn(
+        f"{where}: mask values {shown} make a {values[-1] + 1}-class model; if these are "
+        f"{len(values)} classes, set data.mask_values to {fix}"
+    )
+
+
 def _norm_stats(dataset: Dataset) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the first few readable training clips (a file that fails
     here is the runner's to count when training reads it)."""
@@ -226,6 +256,7 @@ def bundle(
         if len(splits[split]) == 0:
             raise DataError(f"{_base(splits[split]).root}: the {split} split has no clips")
     _check_masks(readers, config.data.num_classes)
+    _sparse_notice(readers, config)
     num_classes = config.data.num_classes or max(r.num_classes for r in readers)
     num_classes = max(num_classes, 2)
     sizes = {r.frame_size for r in readers}
@@ -264,8 +295,9 @@ def bundle(
         train_size=tuple(d.crop_size) if d.augment and d.crop_size else None,
     )
     skipped = [item for r in readers for item in r.skipped]
+    items = {split: clip_ids(splits[split]) for split in SPLITS}
     train = augmented(splits["train"], config)
-    return DataBundle(train, splits["val"], splits["test"], spec, skipped)
+    return DataBundle(train, splits["val"], splits["test"], spec, skipped, items)
 
 
 def synthetic_seg(config: RunConfig) -> DataBundle:

@@ -39,6 +39,7 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
     register(
         "seg-refine",
         lazy("rnnkit_segrefine.task:SegRefineTask"),
+        config=lazy("rnnkit_segrefine.config:defaults"),  # settings checked before torch
         kind="segmentation",
         description="segmentation of video frames by an smp model, refined by a ConvGRU across frames",
         capabilities=("predict", "check-data", "report", "stream", "export"),

@@ -4,6 +4,7 @@ chunks, the recurrent state carried from chunk to chunk."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,8 +17,8 @@ from torch import nn
 
 from rnnkit_segrefine.model import upsample_logits
 from rnnkit_segrefine.readers import IMAGE_SUFFIXES, write_index_png
-from rnnvision_kit import DataError, DataSpec, RunConfig
-from rnnvision_kit.data import VIDEO_SUFFIXES, probe_video, read_frames
+from rnnvision_kit import DataError, DataSpec, RnnkitError, RunConfig
+from rnnvision_kit.data import NOT_VIDEO_SUFFIXES, probe_video, read_frames
 
 Reader = Callable[[int, int], torch.Tensor]  # (start, stop) -> uint8 T,3,h,w at the model size
 
@@ -71,18 +72,27 @@ def _open(path: Path, size: tuple[int, int]) -> tuple[str, int, tuple[int, int],
     if not path.exists():
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
-    if suffix in VIDEO_SUFFIXES:
-        info = probe_video(path)
-
-        def read_video(start: int, stop: int) -> torch.Tensor:
-            return read_frames(path, range(start, stop), info, size=size)
-
-        return "video", info.num_frames, (info.height, info.width), read_video
     if suffix in IMAGE_SUFFIXES:
         image, original = read_image(path, size)
         return "image", 1, original, lambda start, stop: image[None]
-    known = ", ".join((*VIDEO_SUFFIXES, *IMAGE_SUFFIXES))
-    raise DataError(f"{path}: not a video, image or folder of frames (known suffixes: {known})")
+    if suffix in NOT_VIDEO_SUFFIXES:
+        images = ", ".join(IMAGE_SUFFIXES)
+        raise DataError(f"{path}: not a video, image ({images}) or folder of frames")
+    info = probe_video(path)  # any other file: a video if PyAV reads one
+
+    def read_video(start: int, stop: int) -> torch.Tensor:
+        return read_frames(path, range(start, stop), info, size=size)
+
+    return "video", info.num_frames, (info.height, info.width), read_video
+
+
+@contextlib.contextmanager
+def _writing(folder: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        why = " ".join(str(error.strerror or error).split())
+        raise RnnkitError(f"{folder}: folder cannot be written ({why}); --out DIR") from None
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
@@ -99,14 +109,16 @@ def predict_file(
     device: torch.device | None = None,
 ) -> dict[str, Any]:
     """Write the masks of one input under ``out_dir`` and return its JSON-able record; the model
-    (a SegRefiner in eval mode) runs on ``device`` (default: where its parameters are)."""
+    (a SegRefiner in eval mode) runs on ``device`` (default: where its parameters are). A folder
+    that cannot be written is one line naming it (the masks are the prediction)."""
     size = (spec.height, spec.width)
     kind, count, original, read = _open(path, size)
     if device is None:
         device = next(model.parameters()).device
     chunk = max(1, int(getattr(spec, "clip_len", 0) or config.data.clip_len))
     target = out_dir if kind == "image" else out_dir / path.stem
-    target.mkdir(parents=True, exist_ok=True)
+    with _writing(target):
+        target.mkdir(parents=True, exist_ok=True)
     pixels = torch.zeros(spec.num_classes, dtype=torch.long)
     state, written = None, []
     for start, stop in _chunks(count, chunk):
@@ -116,7 +128,8 @@ def predict_file(
         pixels += torch.bincount(labels.flatten(), minlength=spec.num_classes)
         for offset, mask in enumerate(labels):
             name = f"{path.stem}.png" if kind == "image" else f"{start + offset:05d}.png"
-            write_index_png(target / name, mask.numpy())
+            with _writing(target):
+                write_index_png(target / name, mask.numpy())
             written.append(target / name)
     fractions = (pixels.double() / max(1, int(pixels.sum()))).tolist()
     record: dict[str, Any] = {

@@ -10,7 +10,7 @@ from typing import Any
 from torch import nn
 from torchmetrics import MetricCollection
 
-from rnnkit_segrefine.config import SegDataConfig, SegModelConfig
+from rnnkit_segrefine.config import SegModelConfig, defaults
 from rnnkit_segrefine.metrics import NAMES
 from rnnvision_kit import (
     ConfigError,
@@ -28,7 +28,6 @@ from rnnvision_kit import (
     StepOutput,
     StreamContext,
     Task,
-    TrainConfig,
 )
 
 
@@ -39,20 +38,8 @@ def _unwrapped(model: nn.Module) -> nn.Module:
 
 class SegRefineTask(Task):
     def default_config(self) -> RunConfig:
-        return RunConfig(
-            task="seg-refine",
-            data=SegDataConfig(),
-            model=SegModelConfig(),
-            train=TrainConfig(
-                epochs=3,
-                optimizer="adam",
-                lr=2e-3,
-                schedule="cosine",
-                warmup_epochs=0.25,
-                monitor="val/miou",
-                mode="max",
-            ),
-        )
+        """``rnnkit_segrefine.config.defaults()`` (also registered as ``config=``)."""
+        return defaults()
 
     def build_model(self, ctx: ModelContext) -> nn.Module:
         from rnnkit_segrefine.model import (

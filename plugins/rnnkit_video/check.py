@@ -7,7 +7,7 @@ from collections import Counter
 
 from rnnkit_video.data import SPLITS, Listing
 from rnnvision_kit import DataCheck, DataContext, DataError, RunConfig
-from rnnvision_kit.data import ProbeCache, ScanReport, clip_span, scan_videos
+from rnnvision_kit.data import ProbeCache, ScanReport, clip_span, count_note, scan_videos
 
 
 def check_data(ctx: DataContext) -> DataCheck:
@@ -22,9 +22,11 @@ def check_data(ctx: DataContext) -> DataCheck:
 
 
 def check_listing(listing: Listing, config: RunConfig, *, deep: bool = False) -> DataCheck:
-    """Rows: readable videos per class and split, unreadable files with the reason, with ``deep``
-    files that fail to decode part-way with the frame and time, videos shorter than a clip (the
-    ``data.short_policy`` fills them), and totals; with ``deep`` a note gives the decode rate."""
+    """Rows: readable videos per class and split, unreadable files with the reason, files the
+    listing did not take (not a video file, dangling link, FIFO...), with ``deep`` files that
+    fail to decode part-way with the frame and time, videos shorter than a clip (the
+    ``data.short_policy`` fills them), and totals; notes count the files by reason, and with
+    ``deep`` give the decode rate."""
     d = config.data
     span = clip_span(d.num_frames, d.stride) if d.sampling == "random" else d.num_frames
     samples = [s for split in SPLITS for s in listing.splits[split]]
@@ -44,6 +46,7 @@ def check_listing(listing: Listing, config: RunConfig, *, deep: bool = False) ->
         counts = ", ".join(f"{split} {per_split[split][label]}" for split in SPLITS)
         rows.append(("class", name, counts))
     rows += [("unreadable", path, problem) for path, problem in report.problems]
+    rows += [("skipped", path, why) for path, why in listing.skipped]
     rows += [("corrupt", path, detail) for path, detail in report.corrupt]
     rows += [("short", path, detail) for path, detail in report.short]
     readable = ", ".join(
@@ -53,15 +56,17 @@ def check_listing(listing: Listing, config: RunConfig, *, deep: bool = False) ->
     return DataCheck(
         list(ScanReport.HEADER),
         rows,
-        _notes(report, span, d.short_policy),
+        _notes(report, span, d.short_policy, listing.skipped),
         usable=report.num_ok > 0,
     )
 
 
-def _notes(report: ScanReport, span: int, policy: str) -> list[str]:
+def _notes(report: ScanReport, span: int, policy: str, skipped: list[tuple[str, str]]) -> list[str]:
     notes = [f"{report.num_ok} of {report.num_files} videos readable"]
     for kind, count in report.problem_counts().items():
         notes.append(f"{count} file(s): {kind}")
+    if skipped:
+        notes.append(f"{len(skipped)} file(s) not taken as videos: {count_note(skipped)}")
     decode = report.decode_note()
     if decode is not None:
         notes.append(decode)

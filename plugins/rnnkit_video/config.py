@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from rnnvision_kit import DataConfig, ModelConfig, Rule, setting
+from rnnvision_kit import (
+    DataConfig,
+    ModelConfig,
+    Rule,
+    RunConfig,
+    TrainConfig,
+    setting,
+    split_fractions_rule,
+)
 
 MOVING_DIGITS_VIDEOS = (240, 15, 20)  # train, val, test videos per class by default
 
@@ -53,6 +61,7 @@ class VideoDataConfig(DataConfig):
             "is empty (true, false or a folder)",
             lambda d: d.frame_cache != "",
         ),
+        split_fractions_rule("videos", skip=("moving-digits", "ucf101")),
     )
 
 
@@ -88,5 +97,27 @@ class VideoModelConfig(ModelConfig):
             "weights",
             "model.backbone_weights is set too; set only one of them",
             lambda m: not (m.weights and m.backbone_weights),
+        ),
+    )
+
+
+def defaults() -> RunConfig:
+    """video-action's defaults (registered as ``config=``: no torch import)."""
+    return RunConfig(
+        task="video-action",
+        data=VideoDataConfig(),
+        model=VideoModelConfig(),
+        train=TrainConfig(
+            epochs=12,
+            optimizer="adam",
+            lr=3e-3,
+            weight_decay=0.0,
+            schedule="cosine",
+            warmup_epochs=1,
+            monitor="val/acc",
+            mode="max",
+            # One thread: this small model's ops are too short to share out, and on a busy
+            # 2-core machine two threads ran 17x slower per step; null: torch's default.
+            threads=1,
         ),
     )

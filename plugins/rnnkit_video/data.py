@@ -11,14 +11,14 @@ when ``data.augment`` is on); validation and test yield ``data.test_clips`` unif
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rnnkit_video import clips
-from rnnvision_kit import DataBundle, DataError, RunConfig, VideoSpec
+from rnnvision_kit import DataBundle, DataError, RunConfig, VideoSpec, require_classes
 from rnnvision_kit.data import (
     ProbeCache,
     VideoClipDataset,
@@ -33,7 +33,8 @@ SPLITS = ("train", "val", "test")
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
-Lister = Callable[[Path], tuple[list[VideoSample], list[str]]]
+# list_videofolder / list_framefolder: ``lister(folder, skipped=list)`` -> (samples, classes)
+Lister = Callable[..., tuple[list[VideoSample], list[str]]]
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Listing:
     class_names: list[str]
     root: str = ""
     fps: float | None = None  # frame rate of every video, where the source knows one
+    # (path, reason) of the files in the class folders that were not taken (never opened)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def stratified_split(
@@ -90,22 +93,24 @@ def _relabel(
 def _folders(root: Path, lister: Lister, config: RunConfig) -> Listing:
     """``root/<class>/...`` split by class-stratified fractions, or ``root/train|val|test/``."""
     d = config.data
+    skipped: list[tuple[str, str]] = []
     if not (root / "train").is_dir():
-        samples, classes = lister(root)
+        samples, classes = lister(root, skipped=skipped)
         val, test, train = _carve(samples, (d.val_fraction, d.test_fraction))
-        return Listing({"train": train, "val": val, "test": test}, classes, str(root))
-    train, classes = lister(root / "train")
+        splits = {"train": train, "val": val, "test": test}
+        return Listing(splits, classes, str(root), skipped=skipped)
+    train, classes = lister(root / "train", skipped=skipped)
     splits: dict[str, list[VideoSample]] = {"train": train}
     for split in ("val", "test"):
         if (root / split).is_dir():
-            samples, names = lister(root / split)
+            samples, names = lister(root / split, skipped=skipped)
             splits[split] = _relabel(samples, names, classes, root / split)
     missing = tuple(s for s in ("val", "test") if s not in splits)
     if missing:
         fractions = tuple(d.val_fraction if s == "val" else d.test_fraction for s in missing)
         *held_out, splits["train"] = _carve(splits["train"], fractions)
         splits.update(zip(missing, held_out, strict=True))
-    return Listing({s: splits[s] for s in SPLITS}, classes, str(root))
+    return Listing({s: splits[s] for s in SPLITS}, classes, str(root), skipped=skipped)
 
 
 def _moving_digits(config: RunConfig) -> Listing:
@@ -139,6 +144,7 @@ LISTERS: dict[str, Callable[[RunConfig], Listing]] = {
 def list_source(name: str, config: RunConfig) -> Listing:
     """List the labelled videos of source ``name`` per split (nothing is decoded)."""
     listing = LISTERS[name](config)
+    require_classes(listing.class_names, listing.root)  # before a split is found empty
     for split in SPLITS:
         if not listing.splits[split]:
             raise DataError(
@@ -190,7 +196,7 @@ def build_bundle(listing: Listing, config: RunConfig) -> DataBundle:
     mean/std). The three splits share one ``skipped`` list, so files found unreadable while
     training or testing reach the run summary too."""
     sets = clip_datasets(listing, config, ProbeCache())
-    skipped = [item for split in SPLITS for item in sets[split].skipped]
+    skipped = [*listing.skipped, *(item for split in SPLITS for item in sets[split].skipped)]
     for dataset in sets.values():
         dataset.skipped = skipped
     for split in SPLITS:
@@ -208,7 +214,8 @@ def build_bundle(listing: Listing, config: RunConfig) -> DataBundle:
         stride=d.stride,
         fps=listing.fps,
     )
-    return DataBundle(sets["train"], sets["val"], sets["test"], spec, skipped)
+    items = {split: [sample.path for sample in sets[split].samples] for split in SPLITS}
+    return DataBundle(sets["train"], sets["val"], sets["test"], spec, skipped, items)
 
 
 def open_source(name: str, config: RunConfig) -> DataBundle:

@@ -30,6 +30,9 @@ __all__ = [
 ]
 
 VERSION = 1
+# The encoding's version, in the cache key only (VERSION also seeds the videos): 2 since
+# write_video encodes byte-identically (issue 17), so that no cache keeps earlier files.
+ENCODING = 2
 # Pairs whose videos are each other's reversal in time.
 PAIRS: tuple[tuple[str, str], ...] = (
     ("left", "right"),
@@ -158,7 +161,8 @@ def generate_moving_digits(
     """Write the data set as H.264 mp4 files in ``root/{train,val,test}/<class>/NNNN.mp4``.
 
     ``videos_per_class``: ``(train, val, test)``, a mapping by split, or an int ``n`` meaning
-    ``(n, n // 4, n // 3)``. Every video depends only on ``(seed, split, class, number)``.
+    ``(n, n // 4, n // 3)``. Every video depends only on ``(seed, split, class, number)``, and
+    the same arguments write byte-identical files.
     Labels follow the sorted class names (:data:`CLASSES`): appear, disappear, down, grow, left,
     right, rotate_ccw, rotate_cw, shrink, up; :data:`PAIRS` lists the time-reversed pairs.
     """
@@ -185,7 +189,7 @@ def generate_moving_digits(
 
 def _key(counts: Mapping[str, int], num_frames: int, size: int, seed: int) -> str:
     n = "-".join(str(counts[s]) for s in SPLITS)
-    return f"v{VERSION}-n{n}-t{num_frames}-s{size}-seed{seed}"
+    return f"v{VERSION}e{ENCODING}-n{n}-t{num_frames}-s{size}-seed{seed}"
 
 
 def ensure_moving_digits(

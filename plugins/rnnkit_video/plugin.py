@@ -52,6 +52,7 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
     register(
         "video-action",
         lazy("rnnkit_video.task:VideoActionTask"),
+        config=lazy("rnnkit_video.config:defaults"),  # settings checked before torch is imported
         kind="video",
         description="video action recognition: a frame encoder, then a GRU/LSTM over the clip",
         capabilities=("predict", "check-data", "report", "stream", "export"),

@@ -3,7 +3,8 @@
 A video no longer than a clip gets the average of ``data.test_clips`` uniform clips (segment
 centres for a model trained on segments). A longer one is read as clips in a sliding window (hop:
 half a clip span); each window gets its top-k, the video the average of the windows' logits, and a
-PNG plot in ``ctx.out_dir`` (``--out``, else ``RUN_DIR/predict``) shows the class scores over time.
+PNG plot in ``ctx.out_dir`` (``--out``, else ``RUN_DIR/predict``) shows the class scores over time
+(a plot that cannot be written is a warning line; the record has no ``timeline_png`` then).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnvision_kit import PredictContext, RunConfig, VideoSpec
+from rnnvision_kit import PredictContext, RunConfig, VideoSpec, warn
 from rnnvision_kit.classification import top_k as top_labels
 from rnnvision_kit.data import (
     VideoInfo,
@@ -114,10 +115,15 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
         }
         for s, row in zip(starts, logits, strict=True)
     ]
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
     png = ctx.out_dir / f"{path.stem}_timeline.png"
     centres = [(s + span / 2) / info.fps for s in starts]
-    plot_timeline(centres, torch.softmax(logits, dim=-1), spec.class_names, png, path.name)
+    try:
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        plot_timeline(centres, torch.softmax(logits, dim=-1), spec.class_names, png, path.name)
+    except OSError as error:  # a read-only run folder: the prediction still counts
+        why = " ".join(str(error.strerror or error).split())
+        warn(f"{ctx.out_dir}: timeline plot of {path.name} not written ({why}); --out DIR")
+        return record
     record["timeline_png"] = str(png)
     return record
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
-from rnnkit_video.config import VideoDataConfig, VideoModelConfig
+from rnnkit_video.config import VideoModelConfig, defaults
 from rnnvision_kit import (
     DataCheck,
     DataContext,
@@ -31,7 +31,6 @@ from rnnvision_kit import (
     StepOutput,
     StreamContext,
     Task,
-    TrainConfig,
 )
 from rnnvision_kit.classification import classification_metrics
 
@@ -54,24 +53,8 @@ class VideoActionTask(Task):
     """
 
     def default_config(self) -> RunConfig:
-        return RunConfig(
-            task="video-action",
-            data=VideoDataConfig(),
-            model=VideoModelConfig(),
-            train=TrainConfig(
-                epochs=12,
-                optimizer="adam",
-                lr=3e-3,
-                weight_decay=0.0,
-                schedule="cosine",
-                warmup_epochs=1,
-                monitor="val/acc",
-                mode="max",
-                # One thread: this small model's ops are too short to share out, and on a busy
-                # 2-core machine two threads ran 17x slower per step; null: torch's default.
-                threads=1,
-            ),
-        )
+        """``rnnkit_video.config.defaults()`` (also registered as ``config=``)."""
+        return defaults()
 
     def build_model(self, ctx: ModelContext) -> nn.Module:
         """The encoder (``model.backbone``: registered, ``tv:NAME`` or ``timm:NAME``; starting

@@ -9,7 +9,16 @@ from rnnvision_kit.data.augment import ClipAugment
 from rnnvision_kit.data.cache import cache_dir, generate_once
 from rnnvision_kit.data.deepcheck import DecodeResult, decode_file, decode_files
 from rnnvision_kit.data.framecache import WHOLE_MAX_FRAMES, FrameCache
-from rnnvision_kit.data.readable import Failure, ReadableBatch, SkipUnreadable, collate_readable
+from rnnvision_kit.data.readable import (
+    Failure,
+    ReadableBatch,
+    SkipUnreadable,
+    collate_readable,
+    count_note,
+    count_reasons,
+    reason_kind,
+    skipped_note,
+)
 from rnnvision_kit.data.samplers import (
     SHORT_POLICIES,
     apply_short_policy,
@@ -24,13 +33,18 @@ from rnnvision_kit.data.video import (
     ProbeCache,
     VideoInfo,
     VideoWriter,
+    decode_problem,
+    open_media,
+    open_video_file,
     probe_video,
     read_clip,
     read_frames,
+    stat_data_file,
     write_video,
 )
 from rnnvision_kit.data.video_datasets import (
     FRAME_SUFFIXES,
+    NOT_VIDEO_SUFFIXES,
     ScanReport,
     VideoClipDataset,
     VideoSample,
@@ -49,6 +63,7 @@ __all__ = [
     "WHOLE_MAX_FRAMES",
     "Failure",
     "FrameCache",
+    "NOT_VIDEO_SUFFIXES",
     "SHORT_POLICIES",
     "VIDEO_SUFFIXES",
     "ProbeCache",
@@ -63,6 +78,9 @@ __all__ = [
     "cache_dir",
     "clip_generator",
     "clip_span",
+    "count_note",
+    "count_reasons",
+    "decode_problem",
     "decode_file",
     "decode_files",
     "collate_readable",
@@ -70,14 +88,19 @@ __all__ = [
     "list_framefolder",
     "list_ucf101",
     "list_videofolder",
+    "open_media",
+    "open_video_file",
     "probe_frame_folder",
     "probe_video",
     "random_clip_indices",
+    "reason_kind",
     "read_clip",
     "read_frame_folder",
     "read_frames",
     "scan_videos",
     "segment_indices",
+    "skipped_note",
+    "stat_data_file",
     "uniform_clip_indices",
     "write_video",
 ]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from rnnvision_kit.atomicfile import make_temp_dir
 
 
 def cache_dir(*parts: str) -> Path:
@@ -38,13 +39,14 @@ def generate_once(
 
     Generation writes into a temporary folder that is renamed into place only when complete (with
     ``meta`` in its ``COMPLETE.json`` marker), so an interrupted run never leaves half a data set,
-    and two processes generating at once both end with one complete folder.
+    and two processes generating at once both end with one complete folder. The folder gets the
+    umask's permissions, as ``mkdir`` would give.
     """
     parent = cache_dir(name)
     final = parent / key
     if (final / MARKER).is_file():
         return final
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key}-", dir=parent))
+    tmp = make_temp_dir(parent, prefix=f".tmp-{key}-")
     try:
         generate(tmp)
         (tmp / MARKER).write_text(json.dumps(meta, indent=2), encoding="utf-8")

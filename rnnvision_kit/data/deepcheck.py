@@ -14,8 +14,8 @@ from typing import Any
 import av
 from PIL import Image
 
-from rnnvision_kit.data.video import VideoInfo, probe_video
-from rnnvision_kit.data.video_datasets import FRAME_SUFFIXES, probe_frame_folder
+from rnnvision_kit.data.video import VideoInfo, decode_problem, open_video_file, probe_video
+from rnnvision_kit.data.video_datasets import FRAME_SUFFIXES, _bad_frame, probe_frame_folder
 from rnnvision_kit.errors import DataError, reason
 
 __all__ = ["DecodeResult", "decode_file", "decode_files", "default_workers"]
@@ -45,16 +45,16 @@ class DecodeResult:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
     def problem(self) -> str | None:
-        """``"decoded N of M frames; fails at frame K (t=X s): reason"``, ``"decoded N of M
-        frames; stops at t=X s"`` for a file that ends early, or None when it decoded whole."""
+        """What a run reading the file says too (:func:`~rnnvision_kit.data.decode_problem`):
+        ``"decoding fails at frame K of M (t=X s): reason"``, ``"decoding stops at frame K of M
+        (t=X s): the file is cut off or corrupt"`` for a file that ends early, the probe's
+        problem when it has no frame, or None when it decoded whole."""
         if self.reason is None:
             return None
-        head = f"decoded {self.frames} of {self.expected} frames"
-        if self.fail_time is None:
-            return f"{head}: {self.reason}"
-        if self.reason == _ENDS_EARLY:
-            return f"{head}; stops at t={self.fail_time:.2f} s (frame {self.fail_frame})"
-        return f"{head}; fails at frame {self.fail_frame} (t={self.fail_time:.2f} s): {self.reason}"
+        if self.fail_time is None or self.fail_frame is None:
+            return self.reason
+        why = None if self.reason == _ENDS_EARLY else self.reason
+        return decode_problem(self.fail_frame, self.expected, self.fail_time, why)
 
 
 _ENDS_EARLY = "file ends early"
@@ -72,7 +72,7 @@ def _decode_video(path: str, info: VideoInfo) -> DecodeResult:
     tb, origin, exact = 0.0, 0, False
     step = 1.0 / info.fps if info.fps > 0 else 0.04
     try:
-        with av.open(path) as container:
+        with open_video_file(path) as container:
             stream = container.streams.video[0]
             tb = float(stream.time_base) if stream.time_base else 0.0
             origin = stream.start_time or 0
@@ -85,6 +85,9 @@ def _decode_video(path: str, info: VideoInfo) -> DecodeResult:
                     else:
                         last_time = (last_time + step) if last_time is not None else 0.0
                 packet = None  # decoded: a failure from here on is the demuxer's
+    except DataError as error:  # not (or no longer) a plain media file
+        text = str(error).removeprefix(f"{path}: ")
+        return DecodeResult(path, 0, info.num_frames, time.perf_counter() - start, reason=text)
     except Exception as error:  # PyAV raises FFmpegError and assorted builtins on bad data
         seconds = time.perf_counter() - start
         pts = None if packet is None else (packet.pts if packet.pts is not None else packet.dts)
@@ -120,7 +123,7 @@ def _decode_folder(path: str, info: VideoInfo) -> DecodeResult:
                 image.load()
         except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, bomb errors
             seconds = time.perf_counter() - start
-            why = f"{name}: not a readable image ({reason(error)})"
+            why = _bad_frame(name, error)
             return DecodeResult(path, index, info.num_frames, seconds, index, index / info.fps, why)
     seconds = time.perf_counter() - start
     if _short(len(names), info.num_frames, exact=True):

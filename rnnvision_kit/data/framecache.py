@@ -13,6 +13,12 @@ temporary file and rename it into place: readers (DataLoader workers, DDP ranks,
 whole files only. A size bound evicts the least recently used entries not used by this run, then
 refuses new entries (one warning). A folder that cannot be written (or a full disk) turns the
 writing off with one warning; reading what is there, and training, go on.
+
+The cache owns one folder, ``rnnkit-frames/`` inside the folder it is given, marked by a
+``.rnnkit-frame-cache`` file it writes when it makes the folder. It deletes only its own files:
+entries (``<sha1>.npy``) and writers' temporary files (``.tmp-<sha1>-<pid>-<hex8>.npy``), and only
+in a folder that carries the marker. A folder of that name without the marker is someone else's:
+the cache leaves it untouched and is off (one warning).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import time
 import uuid
 from collections import OrderedDict
@@ -30,6 +37,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
+from rnnvision_kit.atomicfile import make_temp_dir
 from rnnvision_kit.data.cache import cache_dir
 from rnnvision_kit.data.video import VideoInfo
 from rnnvision_kit.errors import warn
@@ -43,6 +51,12 @@ WHOLE_MAX_FRAMES = 1000
 OPEN_ENTRIES = 64  # memory maps kept open per process
 TMP_PREFIX = ".tmp-"
 STALE_TMP_SECONDS = 3600.0  # a temporary file this old is a crashed writer's leftover
+FOLDER = "rnnkit-frames"  # the cache's own folder, inside the one it is given
+MARKER = ".rnnkit-frame-cache"  # in FOLDER, written by the cache that made it
+MARKER_TEXT = "rnnvision-kit frame cache"  # the marker's first line starts so (then a version)
+# The only names the cache ever deletes (in a folder with its marker): entries, temporary files.
+ENTRY_NAME = re.compile(r"[0-9a-f]{40}\.npy")
+TMP_NAME = re.compile(re.escape(TMP_PREFIX) + r"[0-9a-f]{40}-[0-9]+-[0-9a-f]{8}\.npy")
 
 Writer = Callable[[BinaryIO, np.ndarray], None]
 Decode = Callable[[Sequence[int]], torch.Tensor]
@@ -59,9 +73,48 @@ def _main_rank() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def _marked(folder: Path) -> bool:
+    """Whether ``folder`` carries a frame cache's marker."""
+    try:
+        with open(folder / MARKER, encoding="utf-8") as handle:
+            return handle.readline(200).startswith(MARKER_TEXT)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _claim(folder: Path) -> bool:
+    """Whether ``folder`` is a frame cache's, making it (with its marker) when it does not exist.
+
+    The folder is made as a temporary folder holding the marker, then renamed into place, so no
+    process ever sees it without its marker. False: a folder (or file) of that name that is not
+    a frame cache's. A folder that cannot be written raises OSError.
+    """
+    if _marked(folder):
+        return True
+    if os.path.lexists(folder):
+        return False
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temp_dir(folder.parent, prefix=f".{folder.name}-")
+    try:
+        (tmp / MARKER).write_text(f"{MARKER_TEXT} {VERSION}\n", encoding="utf-8")
+        try:
+            os.rename(tmp, folder)
+        except OSError:
+            if not _marked(folder):  # else another process made it first
+                raise
+    finally:
+        if tmp.exists():
+            (tmp / MARKER).unlink(missing_ok=True)
+            tmp.rmdir()
+    return True
+
+
 class FrameCache:
-    """Decoded frames of videos on disk under ``directory`` (default ``cache_dir("frames")``),
-    at most ``max_bytes`` in all.
+    """Decoded frames of videos on disk in ``root/rnnkit-frames`` (``root``: the folder given,
+    default ``cache_dir("frames")``), at most ``max_bytes`` in all.
+
+    ``directory`` is the cache's own folder; None when the cache is off because a folder of that
+    name is not a frame cache's (one warning).
 
     :meth:`read` returns a clip's frames from an entry, decoding and storing the entry on a miss.
     ``writer`` writes an array to an open file (``numpy.lib.format.write_array``); a different one
@@ -86,16 +139,19 @@ class FrameCache:
         self._open: OrderedDict[str, np.ndarray] = OrderedDict()
         self._usage: int | None = None  # bytes on disk at the last scan, plus own writes since
         self._since_scan = 0
-        self.directory = Path(directory).expanduser() if directory is not None else None
+        self.root = Path(directory).expanduser() if directory is not None else None
+        self.directory: Path | None = None
         try:
-            if self.directory is None:
-                self.directory = cache_dir("frames")
-            self.directory.mkdir(parents=True, exist_ok=True)
-            probe = self.directory / f"{TMP_PREFIX}probe-{uuid.uuid4().hex}"
+            self.root = self.root or cache_dir("frames")
+            self.directory = self.root / FOLDER
+            if not _claim(self.directory):
+                self._foreign(self.directory)
+                return
+            probe = self._tmp_file(self.directory, "0" * 40)
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
-            self._write_failed(self.directory or Path("frames"), error)
+            self._write_failed(self.directory or self.root or Path("frames"), error)
 
     # ---------------------------------------------------------------- state
 
@@ -113,6 +169,18 @@ class FrameCache:
         state = self.__dict__.copy()
         state["_open"] = OrderedDict()  # memory maps stay in their process
         return state
+
+    def _foreign(self, folder: Path) -> None:
+        """The cache is off: ``folder`` exists but is not a frame cache's; nothing in it is
+        read, written or deleted."""
+        self.directory = None
+        self._flags[_WRITE_OFF] = 1
+        if _main_rank():
+            warn(
+                f"{folder}: not a frame cache folder (no {MARKER} file), left untouched; frame "
+                "cache off, videos are decoded every epoch (set data.frame_cache to another "
+                "folder)"
+            )
 
     def _write_failed(self, where: Path, error: OSError) -> None:
         first = self.writable
@@ -151,6 +219,11 @@ class FrameCache:
     def _file(self, key: str) -> Path:
         assert self.directory is not None
         return self.directory / f"{key}.npy"
+
+    @staticmethod
+    def _tmp_file(folder: Path, key: str) -> Path:
+        """A writer's temporary file for entry ``key`` (a name :data:`TMP_NAME` matches)."""
+        return folder / f"{TMP_PREFIX}{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy"
 
     # ---------------------------------------------------------------- reading
 
@@ -223,7 +296,7 @@ class FrameCache:
         if not self.writable:
             return
         final = self._file(key)
-        tmp = final.with_name(f"{TMP_PREFIX}{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}.npy")
+        tmp = self._tmp_file(final.parent, key)
         try:
             with open(tmp, "wb") as handle:
                 self.writer(handle, np.ascontiguousarray(array))
@@ -238,25 +311,29 @@ class FrameCache:
         self._since_scan += nbytes
 
     def _scan(self) -> list[tuple[float, int, Path]]:
-        """(mtime, bytes, file) of every entry; removes crashed writers' temporary files."""
-        assert self.directory is not None
+        """(mtime, bytes, file) of every entry; removes crashed writers' temporary files. Only
+        the cache's own names count, and only while its folder carries the marker."""
         entries: list[tuple[float, int, Path]] = []
+        self._since_scan = 0
+        if self.directory is None or not _marked(self.directory):
+            return entries
         now = time.time()
         try:
             with os.scandir(self.directory) as it:
                 for item in it:
+                    entry, tmp = ENTRY_NAME.fullmatch(item.name), TMP_NAME.fullmatch(item.name)
+                    if not (entry or tmp) or not item.is_file(follow_symlinks=False):
+                        continue
                     try:
-                        st = item.stat()
+                        st = item.stat(follow_symlinks=False)
                     except OSError:
                         continue
-                    if item.name.startswith(TMP_PREFIX):
-                        if now - st.st_mtime > STALE_TMP_SECONDS:
-                            Path(item.path).unlink(missing_ok=True)
-                    elif item.name.endswith(".npy"):
+                    if entry:
                         entries.append((st.st_mtime, st.st_size, Path(item.path)))
+                    elif now - st.st_mtime > STALE_TMP_SECONDS:
+                        Path(item.path).unlink(missing_ok=True)
         except OSError:
             pass
-        self._since_scan = 0
         return entries
 
     def usage(self) -> int:

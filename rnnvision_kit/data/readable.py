@@ -10,7 +10,9 @@ and later epochs do not read a bad file again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +21,16 @@ from torch.utils.data import Dataset, default_collate
 
 from rnnvision_kit.errors import DataError, UnreadableItem
 
-__all__ = ["Failure", "ReadableBatch", "SkipUnreadable", "collate_readable"]
+__all__ = [
+    "Failure",
+    "ReadableBatch",
+    "SkipUnreadable",
+    "collate_readable",
+    "count_note",
+    "count_reasons",
+    "reason_kind",
+    "skipped_note",
+]
 
 
 @dataclass(frozen=True)
@@ -82,3 +93,30 @@ def collate_readable(items: Sequence[tuple[Any, tuple[Failure, ...]]]) -> Readab
     readable = [item for item, _ in items if item is not None]
     failures = tuple(f for _, fails in items for f in fails)
     return ReadableBatch(default_collate(readable) if readable else None, failures)
+
+
+# Where a reason's details start: a parenthesis, a colon, a semicolon or a frame position.
+_DETAIL = re.compile(r" \(|: |; | at frame ")
+
+
+def reason_kind(reason: str) -> str:
+    """A skip reason without its details, to count files by: ``"not a video file (FFmpeg
+    reads it as png_pipe)"`` -> ``"not a video file"``, ``"decoding fails at frame 4 of 30
+    (t=0.40 s): ..."`` -> ``"decoding fails"``."""
+    return _DETAIL.split(reason, maxsplit=1)[0].strip() or reason
+
+
+def count_reasons(skipped: Iterable[tuple[str, str]]) -> dict[str, int]:
+    """How many ``(path, reason)`` files have each kind of reason, most frequent first."""
+    return dict(Counter(reason_kind(why) for _, why in skipped).most_common())
+
+
+def count_note(skipped: Iterable[tuple[str, str]]) -> str:
+    """``(path, reason)`` files counted by reason: ``"2 not a video file, 1 dangling link"``."""
+    return ", ".join(f"{n} {kind}" for kind, n in count_reasons(skipped).items())
+
+
+def skipped_note(skipped: Sequence[tuple[str, str]]) -> str:
+    """One line counting skipped files by reason: ``"skipped 3 file(s): 2 not a video file,
+    1 dangling link"``."""
+    return f"skipped {len(skipped)} file(s): {count_note(skipped)}"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import stat
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
+from rnnvision_kit.atomicfile import atomic_open
 from rnnvision_kit.data.cache import cache_dir
 from rnnvision_kit.data.samplers import apply_short_policy
 from rnnvision_kit.errors import DataError, reason
@@ -26,13 +28,53 @@ __all__ = [
     "ProbeCache",
     "VideoInfo",
     "VideoWriter",
+    "decode_problem",
+    "open_media",
+    "open_video_file",
     "probe_video",
     "read_clip",
     "read_frames",
+    "stat_data_file",
     "write_video",
 ]
 
+# The suffixes the writers pick a codec for. Readers take any file FFmpeg reads as a video.
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov")
+
+# FFmpeg's protocols for local files: no URL, pipe or concat protocol (issue 17).
+LOCAL_PROTOCOLS = "file"
+# Demuxers a local data file is never read with: they open other files, URLs or devices that
+# the file names (playlists, concat scripts, session descriptions), or read a still image or
+# text art as a one-frame video (issue 17). Names ending in "_pipe" are image demuxers too.
+_NOT_VIDEO_FORMATS = frozenset(
+    {
+        "adf",
+        "applehttp",
+        "avisynth",
+        "bin",
+        "concat",
+        "dash",
+        "hls",
+        "idf",
+        "image2",
+        "image2pipe",
+        "imf",
+        "lavfi",
+        "rtp",
+        "rtsp",
+        "sdp",
+        "tee",
+        "tty",
+        "vapoursynth",
+        "xbin",
+    }
+)
+# Text playlists are refused before FFmpeg reads them: under its own name (.m3u8) FFmpeg reads
+# one, and opens what it lists, but not always under a video name, which would hide it.
+_PLAYLIST_HEADERS: tuple[tuple[bytes, str], ...] = (
+    (b"#EXTM3U", "an HLS playlist"),
+    (b"ffconcat version", "an ffconcat playlist"),
+)
 
 # Gap (seconds) between wanted frames beyond which we seek instead of decoding through, used
 # only when the container has no keyframe index to tell us where a seek would land.
@@ -54,6 +96,13 @@ _ENCODER_OPTIONS: dict[str, dict[str, str]] = {
     "libvpx": {"crf": "8", "b": "2M", "deadline": "realtime", "cpu-used": "8"},
     "libvpx-vp9": {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"},
 }
+# What makes write_video's bytes depend on the frames alone (issue 17: generated data sets are
+# byte-identical across generations): one thread and FFmpeg's bit-exact mode for every encoder,
+# and no assembly for libx264, whose AVX-512 code reads uninitialised memory (measured: about
+# one 64x64 video in 20 then differs). The muxer writes no version string or random ids.
+_EXACT_OPTIONS: dict[str, str] = {"threads": "1", "flags": "+bitexact"}
+_EXACT_ENCODER_OPTIONS: dict[str, dict[str, str]] = {"libx264": {"x264-params": "asm=0"}}
+_EXACT_MUXER_OPTIONS: dict[str, str] = {"fflags": "+bitexact"}
 
 
 @dataclass(frozen=True)
@@ -83,23 +132,104 @@ def _stream_duration(stream: Any, container: Any) -> float:
     return 0.0
 
 
+_SPECIAL_FILES: tuple[tuple[Any, str], ...] = (
+    (stat.S_ISDIR, "folder"),
+    (stat.S_ISFIFO, "FIFO"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISCHR, "device"),
+    (stat.S_ISBLK, "device"),
+)
+
+
+def stat_data_file(path: str | os.PathLike[str]) -> os.stat_result:
+    """``os.stat`` of a local data file, which is never opened here (a FIFO would block).
+
+    Raises ``DataError("PATH: WHY")``, WHY one of ``file not found``, ``dangling link``,
+    ``symlink loop``, ``cannot stat file (...)`` or ``FIFO (not a regular file)`` (likewise
+    ``socket``, ``device``, ``folder``).
+    """
+    name = str(path)
+    try:
+        st = os.stat(name)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            why = "symlink loop"
+        elif isinstance(error, FileNotFoundError):
+            why = "dangling link" if os.path.islink(name) else "file not found"
+        else:
+            why = f"cannot stat file ({reason(error)})"
+        raise DataError(f"{name}: {why}") from None
+    for test, kind in _SPECIAL_FILES:
+        if test(st.st_mode):
+            raise DataError(f"{name}: {kind} (not a regular file)")
+    return st
+
+
+def _not_video_format(format_name: str) -> bool:
+    parts = format_name.split(",")  # e.g. "mov,mp4,m4a,3gp,3g2,mj2"
+    return any(p in _NOT_VIDEO_FORMATS or p.endswith("_pipe") for p in parts)
+
+
+def _refuse_playlist(name: str) -> None:
+    """``DataError`` for a regular file that starts as a text playlist does (others: unread)."""
+    try:
+        if not stat.S_ISREG(os.stat(name).st_mode):
+            return
+        with open(name, "rb") as handle:
+            head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return  # FFmpeg says why it cannot open it
+    for header, what in _PLAYLIST_HEADERS:
+        if head.startswith(header):
+            raise DataError(f"{name}: not a video file ({what})")
+
+
+def open_media(
+    path: str | os.PathLike[str],
+    *,
+    protocols: str = LOCAL_PROTOCOLS,
+    plain: bool = True,
+    container_options: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """``av.open`` for reading, FFmpeg's protocols limited to ``protocols`` (comma-separated).
+
+    ``plain`` refuses what is not a plain media file with ``DataError("PATH: not a video file
+    (FFmpeg reads it as FORMAT)")``: a playlist or concat script (they open what they list),
+    or an image or text FFmpeg reads as a one-frame video. Other errors are PyAV's.
+    ``kwargs`` go to ``av.open``.
+    """
+    name = str(path)
+    if plain:
+        _refuse_playlist(name)
+    options = {**(container_options or {}), "protocol_whitelist": protocols}
+    container = av.open(name, container_options=options, **kwargs)
+    format_name = container.format.name
+    if plain and _not_video_format(format_name):
+        container.close()
+        raise DataError(f"{name}: not a video file (FFmpeg reads it as {format_name})")
+    return container
+
+
+def open_video_file(path: str | os.PathLike[str]) -> Any:
+    """Open a local data file as a plain media file (see :func:`open_media`), after checking it
+    is a regular file (:func:`stat_data_file`)."""
+    stat_data_file(path)
+    return open_media(path)
+
+
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     """Read a video's duration, frame rate, frame count and size; raise ``DataError`` if unusable.
 
     ``num_frames`` comes from the stream header, else duration x frame rate (WebM/MKV), else a
-    packet count. The first frame is decoded to make sure the stream is readable.
+    packet count. The first frame is decoded to make sure the stream is readable. The file is
+    opened as a plain media file (:func:`open_media`).
     """
     name = str(path)
-    try:
-        size = os.stat(name).st_size
-    except FileNotFoundError:
-        raise DataError(f"{name}: file not found") from None
-    except OSError as error:
-        raise DataError(f"{name}: cannot stat file ({reason(error)})") from None
-    if size == 0:
+    if stat_data_file(name).st_size == 0:
         raise DataError(f"{name}: empty file (0 bytes)")
     try:
-        with av.open(name) as container:
+        with open_media(name) as container:
             if not container.streams.video:
                 raise DataError(f"{name}: no video stream")
             stream = container.streams.video[0]
@@ -160,14 +290,8 @@ class ProbeCache:
 
     @staticmethod
     def _stamp(path: str) -> tuple[str, int, int]:
-        absolute = os.path.abspath(path)
-        try:
-            st = os.stat(absolute)
-        except FileNotFoundError:
-            raise DataError(f"{path}: file not found") from None
-        except OSError as error:
-            raise DataError(f"{path}: cannot stat file ({reason(error)})") from None
-        return absolute, st.st_size, st.st_mtime_ns
+        st = stat_data_file(path)
+        return os.path.abspath(path), st.st_size, st.st_mtime_ns
 
     def get(self, path: str | os.PathLike[str]) -> VideoInfo:
         """Return the probe of ``path`` (probing on a miss); raise ``DataError`` if it is bad."""
@@ -217,14 +341,8 @@ class ProbeCache:
                 return
             merged = {**self._load(), **self._entries}
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".probe-", suffix=".json", dir=self.directory)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump({"version": self.VERSION, "entries": merged}, handle)
-                os.replace(tmp, self.file)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with atomic_open(self.file, "w", prefix=".probe-", suffix=".json") as handle:
+                json.dump({"version": self.VERSION, "entries": merged}, handle)
             self._entries = merged
             self._dirty = False
 
@@ -328,16 +446,36 @@ def _should_seek(cursor: _Cursor, target: float, position: float | None) -> bool
     return target - position > _SEEK_GAP_SECONDS
 
 
+CUT_OFF = "the file is cut off or corrupt"
+
+
+def decode_problem(frame: int, total: int, seconds: float, why: str | None = None) -> str:
+    """Where and why a file breaks part-way, worded alike by a run and ``check-data --deep``:
+    ``decoding fails at frame K of N (t=X s): WHY``, or with ``why=None`` (the stream just
+    ends early) ``decoding stops at frame K of N (t=X s): the file is cut off or corrupt``.
+    ``frame`` counts from 0: the first frame that could not be decoded, at ``seconds``."""
+    verb = "stops" if why is None else "fails"
+    return f"decoding {verb} at frame {frame} of {total} (t={seconds:.2f} s): {why or CUT_OFF}"
+
+
+def _damage(name: str, info: VideoInfo | None, fallback: str) -> DataError:
+    """The error of a read that breaks part-way, naming the frame where decoding the file from
+    its start first fails, as ``check-data --deep`` does (a threaded or seeking read notices
+    it later, or not at all); ``fallback`` if that decode finds nothing wrong."""
+    from rnnvision_kit.data.deepcheck import decode_file  # it imports this module
+
+    found = decode_file(name, info).problem()
+    return DataError(f"{name}: {found or fallback}")
+
+
 def _check_not_cut_off(name: str, cursor: _Cursor, wanted: int, info: VideoInfo) -> None:
     """A stream that ends well before the frame count its header promised is cut off or corrupt
     (a few frames of slack: probed counts can be estimates)."""
     last = round((cursor.last_time or 0.0) / cursor.step)
     target = min(wanted, info.num_frames - 1)
     if target - last > max(2, info.num_frames // 20):
-        raise DataError(
-            f"{name}: decoding stops after frame {last + 1} of {info.num_frames} "
-            f"(t={last * cursor.step:.2f} s); the file is cut off or corrupt"
-        )
+        stop = last + 1
+        raise _damage(name, info, decode_problem(stop, info.num_frames, stop * cursor.step))
 
 
 def _open_error(name: str, error: BaseException) -> DataError:
@@ -365,7 +503,7 @@ def read_frames(
         raise ValueError(f"negative frame index in {wanted}")
     cursor: _Cursor | None = None
     try:
-        with av.open(name) as container:
+        with open_video_file(name) as container:
             if not container.streams.video:
                 raise DataError(f"{name}: no video stream")
             stream = container.streams.video[0]
@@ -400,10 +538,9 @@ def read_frames(
     except (av.FFmpegError, OSError, ValueError, RuntimeError, EOFError) as error:
         if cursor is not None and cursor.last_time is not None:  # failed part-way
             frame = round(cursor.last_time / cursor.step) + 1
-            raise DataError(
-                f"{name}: decoding fails after frame {frame} (t={cursor.last_time:.2f} s): "
-                f"{reason(error)}"
-            ) from None
+            total = info.num_frames if info is not None else frame
+            at = decode_problem(frame, total, frame * cursor.step, reason(error))
+            raise _damage(name, info, at) from None
         raise _open_error(name, error) from None
     position = {index: row for row, index in enumerate(unique)}
     rows = [position[i] for i in wanted]
@@ -452,6 +589,20 @@ def _pick_encoder(suffix: str, codec: str | None, name: str) -> str:
     raise DataError(f"{name}: none of the encoders {candidates} is available in this PyAV build")
 
 
+def _add_stream(
+    container: Any, encoder: str, rate: Any, width: int, height: int, *, exact: bool
+) -> Any:
+    """A yuv420p video stream of ``encoder`` with its options; ``exact``: bytes that depend on
+    the frames alone (slower: one thread, libx264 without assembly)."""
+    options = dict(_ENCODER_OPTIONS.get(encoder, {}))
+    if exact:
+        name = av.Codec(encoder, "w").name  # e.g. "h264" -> "libx264"
+        options.update({**_EXACT_OPTIONS, **_EXACT_ENCODER_OPTIONS.get(name, {})})
+    stream = container.add_stream(encoder, rate=rate, options=options)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    return stream
+
+
 def write_video(
     path: str | os.PathLike[str],
     frames: np.ndarray | torch.Tensor,
@@ -461,6 +612,8 @@ def write_video(
     """Write ``(T, H, W, 3)`` uint8 RGB frames as a yuv420p video; the codec follows the suffix.
 
     ``.mp4``/``.mkv``/``.mov``: libx264, ``.avi``: mpeg4, ``.webm``: libvpx (or libvpx-vp9).
+    The same frames give the same bytes (one encoder thread, bit-exact muxing), as generated data
+    sets need; :class:`VideoWriter` encodes as fast as it can instead.
     """
     name = str(path)
     array = (
@@ -477,9 +630,8 @@ def write_video(
         raise DataError(f"{name}: width and height must be even for yuv420p, got {width}x{height}")
     encoder = _pick_encoder(Path(name).suffix.lower(), codec, name)
     array = np.ascontiguousarray(array)
-    with av.open(name, mode="w") as container:
-        stream = container.add_stream(encoder, rate=fps, options=_ENCODER_OPTIONS.get(encoder, {}))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    with av.open(name, mode="w", container_options=_EXACT_MUXER_OPTIONS) as container:
+        stream = _add_stream(container, encoder, fps, width, height, exact=True)
         for image in array:
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             container.mux(stream.encode(frame))
@@ -519,9 +671,7 @@ class VideoWriter:
             self._container = av.open(name, mode="w")
         except (av.FFmpegError, OSError) as error:
             raise DataError(f"{name}: cannot write video ({reason(error)})") from None
-        options = _ENCODER_OPTIONS.get(encoder, {})
-        self._stream = self._container.add_stream(encoder, rate=rate, options=options)
-        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
+        self._stream = _add_stream(self._container, encoder, rate, width, height, exact=False)
 
     def write(self, frame: np.ndarray) -> None:
         """Append one ``H,W,3`` uint8 RGB frame (the first one fixes the size)."""

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset, get_worker_info
 
 from rnnvision_kit.data.augment import ClipAugment
 from rnnvision_kit.data.framecache import FrameCache
+from rnnvision_kit.data.readable import reason_kind, skipped_note
 from rnnvision_kit.data.samplers import (
     SHORT_POLICIES,
     apply_short_policy,
@@ -26,7 +27,14 @@ from rnnvision_kit.data.samplers import (
     segment_indices,
     uniform_clip_indices,
 )
-from rnnvision_kit.data.video import VIDEO_SUFFIXES, ProbeCache, VideoInfo, read_frames
+from rnnvision_kit.data.video import (
+    ProbeCache,
+    VideoInfo,
+    _damage,
+    decode_problem,
+    read_frames,
+    stat_data_file,
+)
 from rnnvision_kit.errors import ConfigError, DataError, UnreadableItem, reason, warn
 
 if TYPE_CHECKING:
@@ -35,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FRAME_SUFFIXES",
     "MODES",
+    "NOT_VIDEO_SUFFIXES",
     "ScanReport",
     "VideoClipDataset",
     "VideoSample",
@@ -58,6 +67,15 @@ _IMAGE_ERRORS = (
     Image.DecompressionBombError,
 )
 MODES = ("random", "uniform", "segment")
+# Files beside videos that are not videos (images, text, arrays): counted, never probed.
+NOT_VIDEO_SUFFIXES: frozenset[str] = frozenset(
+    FRAME_SUFFIXES
+    + (".bmp", ".webp", ".tif", ".tiff", ".heic", ".svg")
+    + (".txt", ".md", ".rst", ".json", ".jsonl", ".csv", ".tsv", ".yaml", ".yml", ".xml")
+    + (".html", ".pdf", ".srt", ".vtt", ".ass", ".ssa", ".nfo", ".log")
+    + (".npy", ".npz", ".pkl", ".pt", ".py", ".sh", ".zip", ".tar", ".gz")
+)
+Skipped = list[tuple[str, str]]  # (path, reason) of files a listing did not take
 
 
 class VideoSample(NamedTuple):
@@ -97,21 +115,74 @@ def _entries(folder: Path) -> list[os.DirEntry[str]] | None:
         return None
 
 
-def list_videofolder(root: str | os.PathLike[str]) -> tuple[list[VideoSample], list[str]]:
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop: a file entry, which stat_data_file names
+        return False
+
+
+def _not_taken(path: str, skipped: Skipped | None, why: str) -> None:
+    if skipped is None:
+        warn(f"skipping {path}: {why}")
+    else:
+        skipped.append((path, why))
+
+
+def _stat_problem(path: str) -> str | None:
+    """Why ``path`` is not a regular file (a dangling link, a FIFO...), or None."""
+    try:
+        stat_data_file(path)
+    except DataError as error:
+        return _problem(error, path)
+    return None
+
+
+def _videos_under(
+    folder: Path, label: int, samples: list[VideoSample], skipped: Skipped | None, seen: set[str]
+) -> None:
+    """Every regular, non-hidden file under ``folder`` (sub-folders too) as a ``label`` sample,
+    but known non-video suffixes and what is not a regular file, which go to ``skipped``."""
+    for entry in _entries(folder) or []:
+        if entry.name.startswith("."):
+            continue
+        if _is_dir(entry):
+            real = os.path.realpath(entry.path)
+            if real not in seen:  # a link back up the tree is read once
+                seen.add(real)
+                _videos_under(Path(entry.path), label, samples, skipped, seen)
+            continue
+        suffix = os.path.splitext(entry.name)[1].lower()
+        why = f"not a video file (a {suffix} file)" if suffix in NOT_VIDEO_SUFFIXES else None
+        why = why or _stat_problem(entry.path)
+        if why is None:
+            samples.append(VideoSample(entry.path, label))
+        else:
+            _not_taken(entry.path, skipped, why)
+
+
+def list_videofolder(
+    root: str | os.PathLike[str], *, skipped: Skipped | None = None
+) -> tuple[list[VideoSample], list[str]]:
     """List ``root/<class>/<video>`` files (class folders sorted by name give the labels).
 
-    Video suffixes: .mp4 .avi .mkv .webm .mov. Unreadable class folders are skipped with a warning.
+    Every regular, non-hidden file in a class folder or its sub-folders is taken, whatever its
+    suffix: the probe decides what is a video. Files with a known non-video suffix (images,
+    text) and entries that are not regular files (dangling links, symlink loops, FIFOs) are not
+    opened: they go to ``skipped`` as ``(path, reason)`` (each is warned about when it is None).
+    Unreadable class folders are skipped with a warning.
     """
     base = _require_dir(root)
     classes = _class_dirs(base)
     samples: list[VideoSample] = []
+    not_taken: Skipped = []
     for label, folder in enumerate(classes):
-        for entry in _entries(folder) or []:
-            if entry.name.lower().endswith(VIDEO_SUFFIXES) and entry.is_file():
-                samples.append(VideoSample(entry.path, label))
+        _videos_under(folder, label, samples, not_taken, {os.path.realpath(folder)})
     if not samples:
-        suffixes = " ".join(VIDEO_SUFFIXES)
-        raise DataError(f"{base}: no video files ({suffixes}) in its class folders")
+        detail = f" ({skipped_note(not_taken)})" if not_taken else ""
+        raise DataError(f"{base}: no video files in its class folders{detail}")
+    for path, why in not_taken:
+        _not_taken(path, skipped, why)
     return samples, [c.name for c in classes]
 
 
@@ -176,15 +247,25 @@ def list_ucf101(
     return samples, class_names
 
 
-def list_framefolder(root: str | os.PathLike[str]) -> tuple[list[VideoSample], list[str]]:
-    """List ``root/<class>/<video>/`` folders holding a video's frames as JPEG/PNG images."""
+def list_framefolder(
+    root: str | os.PathLike[str], *, skipped: Skipped | None = None
+) -> tuple[list[VideoSample], list[str]]:
+    """List ``root/<class>/<video>/`` folders holding a video's frames as JPEG/PNG images.
+
+    Other non-hidden entries of a class folder go to ``skipped`` as ``(path, reason)`` (each is
+    warned about when it is None)."""
     base = _require_dir(root)
     classes = _class_dirs(base)
     samples: list[VideoSample] = []
     for label, folder in enumerate(classes):
         for entry in _entries(folder) or []:
-            if entry.is_dir() and not entry.name.startswith("."):
+            if entry.name.startswith("."):
+                continue
+            if _is_dir(entry):
                 samples.append(VideoSample(entry.path, label))
+            else:
+                why = _stat_problem(entry.path) or "not a frame folder (a file)"
+                _not_taken(entry.path, skipped, why)
     if not samples:
         raise DataError(f"{base}: no video frame folders (expected {base}/<class>/<video>/*.jpg)")
     return samples, [c.name for c in classes]
@@ -209,8 +290,13 @@ def probe_frame_folder(path: str | os.PathLike[str], fps: float = 25.0) -> Video
         with Image.open(files[0]) as image:
             width, height = image.size
     except _IMAGE_ERRORS as error:
-        raise DataError(f"{files[0]}: not a readable image ({reason(error)})") from None
+        why = _bad_frame(files[0], error)
+        raise DataError(f"{name}: {decode_problem(0, len(files), 0.0, why)}") from None
     return VideoInfo(name, len(files) / fps, float(fps), len(files), width, height)
+
+
+def _bad_frame(file: str, error: BaseException) -> str:
+    return f"{os.path.basename(file)}: not a readable image ({reason(error)})"
 
 
 def read_frame_folder(
@@ -222,7 +308,8 @@ def read_frame_folder(
 ) -> torch.Tensor:
     """Read frames of a frame folder like :func:`read_frames`: ``(T, 3, H, W)`` uint8 RGB;
     indices past the end give the last frame. Frames are resized to ``size``, else to the size
-    of ``info`` (the first file's), else to that of the first frame read."""
+    of ``info`` (the first file's), else to that of the first frame read. An unreadable frame
+    is reported as :func:`read_frames` and ``check-data --deep`` report one."""
     files = _frame_files(str(path))
     if not files:
         raise DataError(f"{path}: zero frames (no .jpg/.jpeg/.png files)")
@@ -241,7 +328,9 @@ def read_frame_folder(
                         rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
                     images[k] = np.asarray(rgb)
             except _IMAGE_ERRORS as error:
-                raise DataError(f"{files[k]}: not a readable image ({reason(error)})") from None
+                step = 1.0 / info.fps if info is not None else 0.04
+                own = decode_problem(k, len(files), k * step, _bad_frame(files[k], error))
+                raise _damage(str(path), info, own) from None
         out.append(images[k])
     if not out:
         height, width = size or (0, 0)
@@ -474,7 +563,7 @@ class ScanReport:
 
     def problem_counts(self) -> dict[str, int]:
         """How many files have each kind of problem (the text before any parenthesis)."""
-        kinds = Counter(p.split(" (")[0] for _, p in self.problems)
+        kinds = Counter(reason_kind(p) for _, p in self.problems)
         if self.corrupt:
             kinds["mid-file corruption"] = len(self.corrupt)
         if self.short:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from rnnvision_kit.atomicfile import atomic_open
 from rnnvision_kit.errors import CheckpointError, reason
 from rnnvision_kit.safe_load import load_torch_file
 
@@ -65,23 +64,15 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # from a writer killed mid-write
         stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_open(path, "wb", suffix=".tmp") as handle:
             torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except (OSError, RuntimeError) as error:
-        Path(tmp).unlink(missing_ok=True)
         cause = _os_error(error)  # torch.save reports a failed write as a RuntimeError
         if cause is None:
             raise
         kept = "; the previous checkpoint is kept" if path.is_file() else ""
         raise CheckpointError(f"{path}: checkpoint not written ({reason(cause)}){kept}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _os_error(error: BaseException | None) -> OSError | None:

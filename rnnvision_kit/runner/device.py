@@ -99,13 +99,25 @@ def loader_options(
     workers: int, prefetch_factor: int | None, device: torch.device, *, persistent: bool
 ) -> dict[str, Any]:
     """DataLoader keywords: pinned memory on CUDA (copies then overlap compute), and with
-    workers a prefetch depth and workers that live across epochs (no restart per epoch)."""
+    workers a prefetch depth, workers that live across epochs (no restart per epoch) and that
+    leave Ctrl-C and SIGTERM to the main process."""
     options: dict[str, Any] = {"num_workers": workers, "pin_memory": device.type == "cuda"}
     if workers > 0:
         options["persistent_workers"] = persistent
+        options["worker_init_fn"] = ignore_stop_signals
         if prefetch_factor is not None:
             options["prefetch_factor"] = prefetch_factor
     return options
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """In a DataLoader worker: ignore SIGINT and SIGTERM. Ctrl-C, and SLURM's SIGTERM, reach
+    every process of the group; the main process stops at a step boundary and saves, then
+    shuts its workers down (a worker killed by the signal would fail the run instead)."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def move_to(batch: Any, device: torch.device) -> Any:

@@ -64,6 +64,19 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_max(tensor: torch.Tensor) -> torch.Tensor:
+    """The element-wise maximum of a tensor over all processes (a no-op outside DDP)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor
+
+
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 when not launched by torchrun), known before
+    the process group is joined."""
+    return int(os.environ.get("RANK", "0"))
+
+
 class ShardSampler(Sampler[int]):
     """Evaluation sampler: rank ``r`` gets indices ``r, r + W, ...`` with no padding, so every
     sample is counted exactly once (``DistributedSampler`` pads by repeating samples)."""

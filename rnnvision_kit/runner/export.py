@@ -18,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,10 +28,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnvision_kit.errors import CheckpointError, ConfigError, RnnkitError
+from rnnvision_kit.atomicfile import staged_file
+from rnnvision_kit.errors import ConfigError, RnnkitError
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.pipeline import load_for_inference
 from rnnvision_kit.runner.records import to_jsonable, write_json
+from rnnvision_kit.runner.run import writable_folder
 from rnnvision_kit.task import Exportable, ExportContext
 
 FORMATS = {"onnx": ".onnx", "exported-program": ".pt2"}
@@ -95,15 +95,14 @@ def export_run(
     sidecar (the file name plus ``.json``)."""
     require_export_modules(fmt)
     run_dir = Path(run_dir).expanduser()
-    _require_checkpoint(run_dir, checkpoint_name)
     saved, built = load_for_inference(registries, run_dir, "export", checkpoint_name)
+    path = Path(out).expanduser() if out else run_dir / "export" / f"model{FORMATS[fmt]}"
+    writable_folder(path.parent)  # before the export's work
     model = built.model.cpu().eval()
     ctx = ExportContext(model, saved.config, built.spec, fmt)
     exportable = saved.task.export(ctx)
     exportable.module.eval()
     where = f"export of {saved.task.name}"
-    path = Path(out).expanduser() if out else run_dir / "export" / f"model{FORMATS[fmt]}"
-    path.parent.mkdir(parents=True, exist_ok=True)
     with _staged(path) as staged:
         if fmt == "onnx":
             export_onnx(exportable, staged)
@@ -126,27 +125,10 @@ def export_run(
     return result
 
 
-def _require_checkpoint(run_dir: Path, checkpoint_name: str) -> None:
-    if not (run_dir / "config.yaml").is_file():
-        raise RnnkitError(f"{run_dir}: not a run folder (no config.yaml)")
-    names = [checkpoint_name] + (["last.pt"] if checkpoint_name == "best.pt" else [])
-    if not any((run_dir / name).is_file() for name in names):
-        raise CheckpointError(
-            f"{run_dir}: no checkpoint to export ({' or '.join(names)} missing; did the run "
-            "finish an epoch?)"
-        )
-
-
-@contextlib.contextmanager
-def _staged(path: Path) -> Iterator[Path]:
-    """A temporary file beside ``path``, renamed to it only when the block succeeds."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+def _staged(path: Path) -> contextlib.AbstractContextManager[Path]:
+    """A temporary file beside ``path`` (same suffix), renamed to it only when the block
+    succeeds, with the umask's permissions."""
+    return staged_file(path, prefix=f".{path.stem}.", suffix=path.suffix)
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ import contextlib
 import math
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from rnnvision_kit.dataspec import DataSpec
 from rnnvision_kit.errors import (
     CheckpointError,
     ConfigError,
+    RnnkitError,
     RunInterrupted,
     one_line,
     reason,
@@ -31,9 +33,16 @@ from rnnvision_kit.errors import (
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import capture_rng, restore_rng, save_checkpoint
 from rnnvision_kit.runner.device import Precision, compiled, loader_options, move_to, prepare_model
-from rnnvision_kit.runner.distributed import DistInfo, ShardSampler, SkipSampler, all_reduce_sum
+from rnnvision_kit.runner.distributed import (
+    DistInfo,
+    ShardSampler,
+    SkipSampler,
+    all_reduce_max,
+    all_reduce_sum,
+)
 from rnnvision_kit.runner.optim import build_optimizer, build_scheduler
 from rnnvision_kit.runner.pipeline import TaskHandle, build_metrics, load_weights, metric_names
+from rnnvision_kit.runner.resume import position
 from rnnvision_kit.runner.unreadable import UnreadableLedger
 from rnnvision_kit.task import DataBundle, StepContext
 
@@ -52,6 +61,9 @@ class LoopState:
     stopped_early: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
     grad_norms: list[Any] = field(default_factory=list)  # this epoch's, before clipping
+    nonfinite: int = 0  # optimizer steps of the unfinished epoch skipped (train.on_nan=skip)
+    nonfinite_batches: int = 0  # the batches of those steps (left out of train/loss)
+    train_seconds: float = 0.0  # training time of the run so far, all resumes together
 
 
 def split_metrics(computed: dict[str, Any], prefix: str) -> tuple[dict[str, float], dict[str, Any]]:
@@ -66,32 +78,101 @@ def split_metrics(computed: dict[str, Any], prefix: str) -> tuple[dict[str, floa
     return scalars, others
 
 
+# Signals that stop a run at the next optimizer step with a checkpoint, as Ctrl-C does: SLURM,
+# `docker stop` and Kubernetes send SIGTERM and kill a few (or 30) seconds later; torchrun
+# forwards it to every worker (and kills them after its --shutdown_timeout, 30 s).
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
 class _StopFlag:
-    """First Ctrl-C asks the loop to stop at the next step boundary; a second one aborts."""
+    """The first SIGINT or SIGTERM asks the loop to stop at the next optimizer step boundary
+    and save; a second one aborts (KeyboardInterrupt)."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self.signal = 0  # the signal number received, 0 for none
+
+    @property
+    def requested(self) -> bool:
+        return self.signal != 0
 
     @contextlib.contextmanager
-    def installed(self, enabled: bool) -> Iterator[None]:
-        import threading
-
-        if not enabled or threading.current_thread() is not threading.main_thread():
+    def installed(self, announce: bool = True) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = signal.getsignal(signal.SIGINT)
+        previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
         def handler(signum: int, frame: Any) -> None:
             if self.requested:
                 raise KeyboardInterrupt
-            self.requested = True
-            print("\nrnnkit: stopping after this step (Ctrl-C again to abort)", file=sys.stderr)
+            self.signal = signum
+            if announce:
+                name = STOP_SIGNALS[signal.Signals(signum)]
+                print(
+                    f"\nrnnkit: {name}: saving and stopping after this step ({name} again to "
+                    "abort)",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
-        signal.signal(signal.SIGINT, handler)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, handler)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def interrupted(signum: int, message: str = "") -> RunInterrupted:
+    """RunInterrupted whose exit code is the shell's for the signal: 130 (SIGINT), 143 (SIGTERM)."""
+    error = RunInterrupted(message)
+    error.exit_code = 128 + (signum or signal.SIGINT)
+    return error
+
+
+class NonFiniteLoss(RnnkitError):
+    """Training met a non-finite loss (``train.on_nan=stop``, or every step of an epoch with
+    ``skip``); the message names where, the advice, and the checkpoint that is kept."""
+
+
+class _LossCheck:
+    """Whether an optimizer step's loss is finite, read before that step updates the weights.
+    On the CPU reading it costs nothing. On CUDA with ``train.on_nan=stop`` (``deferred``) the
+    value goes to pinned host memory without waiting and is read one step later, or before any
+    checkpoint is written: no step waits for the GPU, the run stops one step late and saves
+    nothing. ``skip`` must know before the optimizer step: one device sync per optimizer step."""
+
+    def __init__(self, device: torch.device, deferred: bool) -> None:
+        self.deferred = deferred
+        self.cuda = device.type == "cuda"
+        self.pending: tuple[torch.Tensor, Any, str] | None = None
+
+    def bad(self, loss: torch.Tensor, where: str) -> tuple[float, str] | None:
+        """(loss, where) of the first non-finite loss known now, this step's or, deferred, the
+        previous step's; None when all known ones are finite."""
+        if not self.deferred:
+            value = float(loss)
+            return None if math.isfinite(value) else (value, where)
+        found = self.flush()
+        host = torch.empty((), dtype=loss.dtype, pin_memory=self.cuda)
+        host.copy_(loss, non_blocking=self.cuda)
+        event = torch.cuda.Event() if self.cuda else None
+        if event is not None:
+            event.record()
+        self.pending = (host, event, where)
+        return found
+
+    def flush(self) -> tuple[float, str] | None:
+        """Read the deferred value, if any (before a checkpoint is written)."""
+        if self.pending is None:
+            return None
+        host, event, where = self.pending
+        self.pending = None
+        if event is not None:
+            event.synchronize()
+        value = float(host)
+        return None if math.isfinite(value) else (value, where)
 
 
 class Trainer:
@@ -136,6 +217,11 @@ class Trainer:
         self.state = LoopState()
         self.unreadable = UnreadableLedger()
         self.stop = _StopFlag()
+        deferred = device.type == "cuda" and self.cfg.on_nan == "stop"
+        self.loss_check = _LossCheck(device, deferred)
+        self.last_saved: str | None = None  # where last.pt stands, for the non-finite message
+        self._clock: float | None = None  # perf_counter when this process started training
+        self._seconds_before = 0.0  # train_seconds of the run before this process
         self.step_context = StepContext(config, data.spec, training=True)
         self.metric_names = self._metric_names()
         if self.cfg.monitor not in self.metric_names:
@@ -212,6 +298,8 @@ class Trainer:
             },
             "history": s.history,
             "grad_norms": [float(n) for n in s.grad_norms],
+            "nonfinite": [s.nonfinite, s.nonfinite_batches],
+            "train_seconds": self.train_seconds(),
             "unreadable": self.unreadable.state(),
             "rng": capture_rng(),
         }
@@ -242,39 +330,59 @@ class Trainer:
             stopped_early=stopping["stopped"],
             history=list(checkpoint["history"]),
             grad_norms=list(checkpoint.get("grad_norms", [])),
+            nonfinite=checkpoint.get("nonfinite", [0, 0])[0],
+            nonfinite_batches=checkpoint.get("nonfinite", [0, 0])[1],
+            train_seconds=float(checkpoint.get("train_seconds", 0.0)),
         )
+        self._seconds_before = self.state.train_seconds
+        self.last_saved = position(self.state.epoch, self.state.batch_in_epoch)
         self.unreadable = UnreadableLedger(checkpoint.get("unreadable", ()))
         restore_rng(checkpoint["rng"])
 
     def save(self, name: str, extra: dict[str, Any]) -> None:
+        """Write checkpoint ``name`` (rank 0), never after a non-finite loss (train.on_nan=stop)."""
+        if self.loss_check.deferred:
+            self._raise_if_nonfinite(self._agree(self.loss_check.flush(), "a step"))
         if self.run_dir is not None and self.dist.is_main:
             save_checkpoint({**self.state_dict(), **extra}, self.run_dir / name)
+            if name == "last.pt":
+                self.last_saved = position(self.state.epoch, self.state.batch_in_epoch)
+
+    def train_seconds(self) -> float:
+        """Seconds spent training this run, across resumes."""
+        since = 0.0 if self._clock is None else time.perf_counter() - self._clock
+        return round(self._seconds_before + since, 3)
 
     # -------------------------------------------------------------------- fit
     def fit(self, checkpoint_extra: dict[str, Any]) -> LoopState:
         """Train until ``train.epochs``, early stopping or Ctrl-C (checkpoint, then RunInterrupted)."""
         s = self.state
-        with self.stop.installed(enabled=not self.dist.enabled):
+        self._clock = time.perf_counter()
+        with self.stop.installed(announce=self.dist.is_main):
             while s.epoch < self.cfg.epochs and not s.stopped_early:
                 started = time.perf_counter()
                 train_loss = self._train_epoch(checkpoint_extra)
+                nonfinite = self._nonfinite_summary()
                 validate = self._validates(s.epoch)
                 scalars = self.evaluate(self.data.val, "val")[0] if validate else {}
                 row = {"epoch": s.epoch, "step": s.step, "train/loss": train_loss}
-                row |= gradient_summary(s.grad_norms, self.cfg.grad_clip) | scalars
+                row |= gradient_summary(s.grad_norms, self.cfg.grad_clip) | nonfinite | scalars
                 row["lr"] = self.optimizer.param_groups[0]["lr"]
                 row["seconds"] = round(time.perf_counter() - started, 3)
                 improved = validate and self._track(scalars[self.cfg.monitor])
                 s.history.append(row)
                 s.epoch += 1
                 s.batch_in_epoch, s.loss_sum, s.grad_norms = 0, 0.0, []
+                s.nonfinite = s.nonfinite_batches = 0
                 self.save("last.pt", checkpoint_extra)
                 if improved:
                     self.save("best.pt", checkpoint_extra)
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(row)
-                if self._stop_requested_everywhere():
-                    raise RunInterrupted
+                signum = int(all_reduce_max(torch.tensor([self.stop.signal]))[0])
+                if signum:
+                    raise interrupted(signum)
+        s.train_seconds = self.train_seconds()
         return s
 
     def _train_epoch(self, checkpoint_extra: dict[str, Any]) -> float:
@@ -285,7 +393,9 @@ class Trainer:
         loader = self._train_loader(s.epoch, skip=s.batch_in_epoch * self.config.data.batch_size)
         self.train_model.train()
         remaining = self.batches_per_epoch - s.batch_in_epoch
-        loss_sum = torch.zeros((), device=self.device)
+        loss_sum = torch.zeros((), device=self.device)  # of the finite optimizer steps
+        step_loss = torch.zeros((), device=self.device)  # of this optimizer step's batches
+        step_batches = 0
         description = f"epoch {s.epoch + 1}/{self.cfg.epochs}"
         for index, readable in enumerate(self._progress(loader, remaining, description)):
             if index >= remaining:
@@ -296,9 +406,14 @@ class Trainer:
                 s.batch_in_epoch % self.accumulate == 0
                 or s.batch_in_epoch == self.batches_per_epoch
             )
-            loss_sum += self._train_step(move_to(readable.batch, self.device), boundary)
+            step_loss += self._backward(move_to(readable.batch, self.device), boundary)
+            step_batches += 1
             if not boundary:  # checkpoints and stops wait for the optimizer step
                 continue
+            if self._step_or_skip(step_loss, step_batches):
+                loss_sum += step_loss
+            step_loss.zero_()
+            step_batches = 0
             s.step += 1
             every = self.cfg.checkpoint_every
             # (the epoch's last step is saved at the epoch's end, with its val metrics)
@@ -306,25 +421,94 @@ class Trainer:
                 s.loss_sum += float(loss_sum)  # the state a resumed run continues from
                 loss_sum.zero_()
                 self.save("last.pt", checkpoint_extra)
-            if self.stop.requested and not self.dist.enabled:
+            if self.stop.requested:  # (under DDP, _step_or_skip made every rank agree)
                 s.loss_sum += float(loss_sum)
                 self.save("last.pt", checkpoint_extra)
-                raise RunInterrupted
+                raise interrupted(self.stop.signal)
         s.loss_sum += float(loss_sum)
         self.unreadable.merge_ranks("train")
-        total = all_reduce_sum(torch.tensor([s.loss_sum, s.batch_in_epoch], dtype=torch.float64))
+        batches = s.batch_in_epoch - s.nonfinite_batches
+        total = all_reduce_sum(torch.tensor([s.loss_sum, batches], dtype=torch.float64))
         return float(total[0] / max(1.0, float(total[1])))
 
-    def _train_step(self, batch: Any, boundary: bool) -> torch.Tensor:
-        """Forward and backward one batch; on an accumulation ``boundary`` also unscale, measure
-        and clip the gradients and step the optimizer."""
+    def _backward(self, batch: Any, boundary: bool) -> torch.Tensor:
+        """Forward and backward one batch (gradients synchronised across DDP processes only on
+        an accumulation ``boundary``); returns the detached loss."""
         syncing = self.dist.enabled and not boundary
         with self.train_model.no_sync() if syncing else contextlib.nullcontext():  # type: ignore[operator]
             loss = self._forward(batch)
             self.precision.scaler.scale(loss / self.accumulate).backward()
-        if boundary:
-            self._optimizer_step()
         return loss.detach()
+
+    def _step_or_skip(self, step_loss: torch.Tensor, batches: int) -> bool:
+        """At an optimizer step boundary: check the loss and agree, across DDP processes, on a
+        stop signal and a non-finite loss (one all-reduce of two numbers, next to the gradients'
+        own); then step the optimizer, or skip the step (train.on_nan=skip). True if it stepped.
+        A non-finite loss with train.on_nan=stop raises NonFiniteLoss before the weights change
+        (deferred on CUDA: one step later, see _LossCheck)."""
+        s = self.state
+        in_epoch = math.ceil(s.batch_in_epoch / self.accumulate)
+        where = f"epoch {s.epoch + 1}, step {in_epoch} of {self.steps_per_epoch}"
+        bad = self._agree(self.loss_check.bad(step_loss, where), where)
+        if bad is not None and self.cfg.on_nan == "stop":
+            self._raise_if_nonfinite(bad)
+        if bad is None:
+            self._optimizer_step()
+            return True
+        self.optimizer.zero_grad(set_to_none=True)  # no update from this step's gradients
+        self.scheduler.step()  # the schedule keeps counting steps, as for an overflowed one
+        s.nonfinite += 1
+        s.nonfinite_batches += batches
+        return False
+
+    def _agree(self, bad: tuple[float, str] | None, where: str) -> tuple[float, str] | None:
+        """Under DDP, every process learns whether any received a stop signal or met a
+        non-finite loss (one all-reduce of two numbers), so that all stop or skip together."""
+        if not self.dist.enabled:
+            return bad
+        agreed = all_reduce_max(torch.tensor([self.stop.signal, 0 if bad is None else 1]))
+        self.stop.signal = int(agreed[0])
+        if bad is None and agreed[1]:
+            return (math.nan, f"{where} (on another process)")
+        return bad
+
+    def _raise_if_nonfinite(self, bad: tuple[float, str] | None) -> None:
+        if bad is None:
+            return
+        value, where = bad
+        raise NonFiniteLoss(f"non-finite loss ({value}) at {where}; {self._divergence_advice()}")
+
+    def _divergence_advice(self) -> str:
+        lr = self.optimizer.param_groups[0]["lr"]
+        clip = self.cfg.grad_clip or "off"
+        kept = (
+            f"{self.run_dir / 'last.pt'} ({self.last_saved}) is kept"
+            if self.run_dir is not None and self.last_saved is not None
+            else "no checkpoint was written"
+        )
+        return (
+            f"training diverged: lower train.lr (now {lr:g}) or set train.grad_clip (now {clip}), "
+            f"or train.on_nan=skip to skip such steps; {kept}"
+        )
+
+    def _nonfinite_summary(self) -> dict[str, float]:
+        """``train/nonfinite`` (steps skipped this epoch) and a warning line when there were
+        any, with train.on_nan=skip; NonFiniteLoss when the epoch skipped every step."""
+        s = self.state
+        if self.cfg.on_nan != "skip":
+            return {}
+        steps = math.ceil(s.batch_in_epoch / self.accumulate)
+        if s.nonfinite and s.nonfinite >= steps:
+            raise NonFiniteLoss(
+                f"every optimizer step of epoch {s.epoch + 1} ({steps}) had a non-finite loss "
+                f"(train.on_nan=skip); {self._divergence_advice()}"
+            )
+        if s.nonfinite and self.dist.is_main:
+            warn(
+                f"epoch {s.epoch + 1}: {s.nonfinite} of {steps} optimizer steps had a non-finite "
+                "loss and were skipped (train.on_nan=skip); lower train.lr or set train.grad_clip"
+            )
+        return {"train/nonfinite": float(s.nonfinite)}
 
     def _forward(self, batch: Any) -> torch.Tensor:
         try:
@@ -366,10 +550,6 @@ class Trainer:
             if self.cfg.patience is not None and s.bad_epochs >= self.cfg.patience:
                 s.stopped_early = True
         return better
-
-    def _stop_requested_everywhere(self) -> bool:
-        flag = torch.tensor([1.0 if self.stop.requested else 0.0])
-        return bool(all_reduce_sum(flag).item() > 0)
 
     # --------------------------------------------------------------- evaluate
     @torch.inference_mode()

@@ -23,7 +23,7 @@ from torchmetrics import MetricCollection
 from rnnvision_kit.config import (
     RunConfig,
     apply_mapping,
-    apply_overrides,
+    layered,
     load_yaml,
     parse_data_source,
     validate,
@@ -41,6 +41,7 @@ from rnnvision_kit.errors import (
 from rnnvision_kit.registry import Entry, Registries
 from rnnvision_kit.runner.checkpoint import load_checkpoint
 from rnnvision_kit.runner.distributed import DistInfo
+from rnnvision_kit.runner.resume import position
 from rnnvision_kit.task import (
     CAPABILITY_METHODS,
     DataBundle,
@@ -57,6 +58,7 @@ from rnnvision_kit.task import (
     StepOutput,
     StreamContext,
     Task,
+    declared_defaults,
 )
 
 
@@ -90,6 +92,10 @@ class TaskHandle:
 
     # The task's methods, each behind blame().
     def default_config(self) -> RunConfig:
+        """The defaults declared at registration (``config=``), else ``Task.default_config()``."""
+        declared = declared_defaults(self.entry, self.requested)
+        if declared is not None:
+            return declared
         with self.blame("default_config"):
             config = self.task.default_config()
         config.task = self.requested
@@ -200,28 +206,23 @@ def configure(
     registries: Registries | None = None,
 ) -> RunConfig:
     """The task's defaults < a YAML file < ``--data`` < ``settings`` (CLI shortcuts, dotted keys)
-    < ``--set`` overrides. Not yet validated: :func:`build` does that. With ``registries``,
-    ``--data plugin:name`` names a qualified source (no path) when ``plugin`` is no source."""
-    config = task.default_config()
-    if config_file:
-        values = load_yaml(config_file)
-        values.pop("task", None)
-        apply_mapping(config, values)
-    if data:
-        config.data.source, config.data.path = data_source(data, registries)
-    apply_mapping(config, {k: v for k, v in (settings or {}).items() if v is not None})
-    apply_overrides(config, overrides)
-    return config
+    < ``--set`` overrides (:func:`~rnnvision_kit.config.layered`). Not yet validated:
+    :func:`build` does that. With ``registries``, ``--data plugin:name`` names a qualified
+    source (no path) when ``plugin`` is no source."""
+    return layered(
+        task.default_config(),
+        config_file=config_file,
+        data=data,
+        settings=settings,
+        overrides=overrides,
+        sources=registries.datasets if registries is not None else (),
+    )
 
 
 def data_source(text: str, registries: Registries | None = None) -> tuple[str, str | None]:
     """``--data NAME[:PATH]`` as (source, path); with ``registries``, ``plugin:name`` (no path)
     is read as a qualified source name when ``plugin`` is not itself a source."""
-    source, path = parse_data_source(text)
-    known = registries.datasets if registries is not None else ()
-    if path and source not in known and f"{source}:{path}" in known:
-        return f"{source}:{path}", None
-    return source, path
+    return parse_data_source(text, registries.datasets if registries is not None else ())
 
 
 @dataclass(frozen=True)
@@ -236,16 +237,26 @@ class SavedRun:
     checkpoint_path: Path
 
 
-def load_run(registries: Registries, run_dir: Path, checkpoint_name: str = "best.pt") -> SavedRun:
-    """Task, config, spec and checkpoint of a finished (or interrupted) run folder; ``best.pt``
-    falls back to ``last.pt`` when no epoch finished with an improvement."""
+def load_run(
+    registries: Registries, run_dir: Path, checkpoint_name: str = "best.pt", action: str = "use"
+) -> SavedRun:
+    """Task, config, spec and checkpoint of a finished (or interrupted) run folder. A missing
+    ``best.pt`` falls back to ``last.pt``, with a warning line; neither is one line saying
+    there is no checkpoint to ``action`` (export, predict, ...)."""
     run_dir = Path(run_dir).expanduser()
     if not (run_dir / "config.yaml").is_file():
         raise RnnkitError(f"{run_dir}: not a run folder (no config.yaml)")
-    path = run_dir / checkpoint_name
-    if not path.is_file() and checkpoint_name == "best.pt":
-        path = run_dir / "last.pt"
+    names = [checkpoint_name] + (["last.pt"] if checkpoint_name == "best.pt" else [])
+    found = [run_dir / name for name in names if (run_dir / name).is_file()]
+    if not found:
+        raise CheckpointError(
+            f"{run_dir}: no checkpoint to {action} ({' or '.join(names)} missing; did the run "
+            "finish an epoch?)"
+        )
+    path = found[0]
     checkpoint = load_checkpoint(path)
+    if path.name != checkpoint_name:
+        warn(_fallback_note(run_dir, checkpoint))
     saved = load_yaml(run_dir / "config.yaml")
     task_name = saved.get("task")
     if not isinstance(task_name, str):
@@ -262,6 +273,16 @@ def load_run(registries: Registries, run_dir: Path, checkpoint_name: str = "best
     config.task = task_name
     spec = DataSpec.from_dict(checkpoint["spec"])
     return SavedRun(run_dir, task, config, spec, checkpoint, path)
+
+
+def _fallback_note(run_dir: Path, last: Mapping[str, Any]) -> str:
+    """The warning of a run used through ``last.pt`` for want of ``best.pt``: deleted (the run
+    validated an epoch, which writes best.pt) or never written (stopped before validating)."""
+    where = position(int(last.get("epoch", 0)), int(last.get("batch_in_epoch", 0)))
+    validated = int((last.get("early_stopping") or {}).get("best_epoch", -1)) >= 0
+    if validated:
+        return f"{run_dir / 'best.pt'} not found; using last.pt ({where})"
+    return f"{run_dir} has no best.pt (no epoch validated yet); using last.pt ({where})"
 
 
 # ------------------------------------------------------------------------------------ build
@@ -335,7 +356,7 @@ def load_for_inference(
 ) -> tuple[SavedRun, Built]:
     """A run folder's task (which must support ``capability``) and its model built from the
     saved spec with the checkpoint's weights, on the CPU (predict, stream, export)."""
-    saved = load_run(registries, run_dir, checkpoint_name)
+    saved = load_run(registries, run_dir, checkpoint_name, capability)
     saved.task.require(capability)
     built = build(
         saved.task,

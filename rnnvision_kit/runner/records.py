@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from rnnvision_kit.atomicfile import atomic_open
 
 
 def to_jsonable(value: Any) -> Any:
@@ -25,12 +25,11 @@ def to_jsonable(value: Any) -> Any:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file in the same folder, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
+    """Write JSON atomically (temp file in the same folder, then rename), with the umask's
+    permissions."""
+    with atomic_open(path, "w") as handle:
         json.dump(to_jsonable(data), handle, indent=2)
         handle.write("\n")
-    os.replace(tmp, path)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -1,12 +1,14 @@
 """``rnnkit run --resume RUN_DIR`` with options: a resumed run keeps the settings it was started
 with. An option that changes one is refused with one line naming it, except the few that cannot
-change its results (device, threads, workers, epochs to train up to), which are applied and said."""
+change its results (device, threads, workers, epochs to train up to), which are applied and said.
+A finished run is not resumed (``--epochs`` above the epochs it trained continues it)."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from rnnvision_kit.config import RunConfig, set_value
@@ -69,3 +71,26 @@ def resume_config(saved: RunConfig, requested: Iterable[Requested]) -> tuple[Run
         set_value(config, item.key, item.value)
         notes.append(f"resume: {item.key}={new!r} (the run had {old!r})")
     return config, notes
+
+
+def position(epoch: int, batch_in_epoch: int = 0) -> str:
+    """Where a checkpoint stands: ``after epoch 3``, or ``12 batches into epoch 4``."""
+    if batch_in_epoch:
+        return f"{batch_in_epoch} batches into epoch {epoch + 1}"
+    return f"after epoch {epoch}"
+
+
+def finished(checkpoint: Mapping[str, Any], config: RunConfig, run_dir: Path) -> str | None:
+    """What ``run --resume`` says of a run with nothing left to do (every epoch of
+    ``train.epochs`` trained, or stopped early, and its summary written), else None: a run
+    killed between its last epoch and its summary still resumes, to evaluate and summarise."""
+    done, wanted = int(checkpoint["epoch"]), config.train.epochs
+    stopped = bool((checkpoint.get("early_stopping") or {}).get("stopped"))
+    if not (stopped or done >= wanted) or not (run_dir / "summary.json").is_file():
+        return None
+    how = f"stopped early after epoch {done}" if stopped else f"{done}/{wanted} epochs"
+    more = "" if stopped else f"; --epochs N above {done} trains on"
+    return (
+        f"{run_dir} is finished ({how}); nothing to resume "
+        f"(rnnkit eval {run_dir} re-evaluates it{more})"
+    )

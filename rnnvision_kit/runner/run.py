@@ -7,9 +7,12 @@ bottom: open the task, configure, build (``runner.pipeline``), then fit / evalua
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import os
 import platform
-import time
+import signal
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,16 @@ from typing import Any
 import torch
 
 from rnnvision_kit.config import RunConfig, apply_mapping, save_yaml
-from rnnvision_kit.errors import RunInterrupted
+from rnnvision_kit.errors import DataError, RnnkitError, RunInterrupted, reason
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import load_checkpoint
 from rnnvision_kit.runner.device import Precision, select_device
-from rnnvision_kit.runner.distributed import DistInfo, init_distributed, shutdown_distributed
+from rnnvision_kit.runner.distributed import (
+    DistInfo,
+    init_distributed,
+    launched_rank,
+    shutdown_distributed,
+)
 from rnnvision_kit.runner.events import NO_EVENTS, Run, RunEvents
 from rnnvision_kit.runner.loop import Trainer, evaluate_model
 from rnnvision_kit.runner.pipeline import (
@@ -30,11 +38,20 @@ from rnnvision_kit.runner.pipeline import (
     files_of,
     load_for_inference,
     load_run,
+    load_weights,
     open_task,
     seed_everything,
 )
 from rnnvision_kit.runner.plots import plot_curves
 from rnnvision_kit.runner.records import MetricsLog, to_jsonable, write_json
+from rnnvision_kit.runner.splits import (
+    check_class_names,
+    check_resume,
+    data_name,
+    eval_data,
+    record_splits,
+    split_record,
+)
 from rnnvision_kit.runner.unreadable import UnreadableLedger
 from rnnvision_kit.task import DataCheck, PredictContext, ReportContext
 
@@ -66,6 +83,28 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def writable_folder(folder: Path, setting: str = "") -> Path:
+    """``folder``, made with its parents when missing, once a file could be written in it;
+    else one line naming it (and the ``setting`` that chose it, e.g. ``out_dir``)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".rnnkit-write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise unwritable(folder, error, setting=setting) from None
+    return folder
+
+
+def unwritable(folder: Path, error: OSError, name: str = "", setting: str = "") -> RnnkitError:
+    """The one-line error of a folder (or of the file ``name`` in it) that cannot be written."""
+    why = "a file is in the way" if isinstance(error, FileExistsError) else reason(error)
+    return RnnkitError(
+        f"{setting + ' ' if setting else ''}{folder}: folder cannot be written "
+        f"({name + ': ' if name else ''}{why})"
+    )
+
+
 def train(
     registries: Registries,
     config: RunConfig,
@@ -80,6 +119,11 @@ def train(
     checkpoint = None
     if resume_dir is not None:
         checkpoint = load_checkpoint(resume_dir / "last.pt")  # before anything is written
+    if launched_rank() == 0:  # where the run writes, checked before any data is built
+        if resume_dir is not None:
+            writable_folder(resume_dir)
+        else:
+            writable_folder(Path(config.out_dir).expanduser(), "out_dir")
     dist_info = init_distributed(config.train.device, config.train.dist_backend)
     try:
         device = select_device(config.train.device, dist_info.local_rank)
@@ -106,9 +150,13 @@ def _fit_and_test(
     data = built.data
     assert data is not None
     run_dir = resume_dir
+    splits = split_record(data, config)  # splits.json: what each split holds
+    if resume_dir is not None:
+        check_resume(resume_dir, splits)  # before anything is written: the data must not change
     if run_dir is None and dist_info.is_main:
         run_dir = new_run_dir(config, task.name)
         save_yaml(config, run_dir / "config.yaml")
+        record_splits(run_dir, splits)
     if not dist_info.is_main:
         run_dir = None
     run = Run(config, run_dir, task.name, task.plugin, dist_info)
@@ -159,23 +207,21 @@ def _fit_and_test(
                 f"precision {config.train.precision}, {dist_info.world_size} process(es)"
             )
             if data.skipped:
-                echo(f"skipped {len(data.skipped)} unreadable file(s); see summary.json")
+                from rnnvision_kit.data.readable import skipped_note
+
+                echo(f"{skipped_note(data.skipped)}; see summary.json")
         events.on_run_start(run)
-    started = time.perf_counter()
     try:
         state = trainer.fit(extra)
     except BaseException as error:
         if dist_info.is_main:
             events.on_exception(run, error)
         if isinstance(error, RunInterrupted) and run_dir is not None:
-            raise RunInterrupted(
-                f"interrupted; resume with: rnnkit run --resume {run_dir}"
-            ) from None
+            raise _resumable(error, run_dir, dist_info) from None
         raise
     finally:
         if log is not None:
             log.close()
-    seconds = time.perf_counter() - started
 
     best_path = (resume_dir or run_dir or Path()) / "best.pt"
     best = (
@@ -221,7 +267,7 @@ def _fit_and_test(
         "device": str(device),
         "precision": config.train.precision,
         "world_size": dist_info.world_size,
-        "train_seconds": round(seconds, 2),
+        "train_seconds": round(state.train_seconds, 2),  # all resumes together
         "versions": versions(),
     }
     if run_dir is not None:
@@ -236,6 +282,15 @@ def _fit_and_test(
             )
         events.on_run_end(run, to_jsonable(summary))
     return summary
+
+
+def _resumable(error: RunInterrupted, run_dir: Path, dist_info: DistInfo) -> RunInterrupted:
+    """``error`` (its exit code kept: 130 for SIGINT, 143 for SIGTERM) with the resume command."""
+    name = signal.Signals(error.exit_code - 128).name
+    command = "torchrun ... -m rnnvision_kit run" if dist_info.enabled else "rnnkit run"
+    resumable = RunInterrupted(f"interrupted ({name}); resume with: {command} --resume {run_dir}")
+    resumable.exit_code = error.exit_code
+    return resumable
 
 
 def _skipped_files(*lists: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -261,21 +316,20 @@ def evaluate_run(
     overrides: dict[str, Any] | None = None,
     split: str = "test",
     checkpoint_name: str = "best.pt",
+    show: Callable[[dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
-    """Re-evaluate a run's checkpoint on a split of its data (or of other data)."""
-    saved = load_run(registries, run_dir, checkpoint_name)
+    """Re-evaluate a run's checkpoint on a split of its data (or of other data); ``show``
+    receives the result before ``RUN_DIR/eval-SPLIT.json`` is written (a folder that cannot be
+    written is one line, after the metrics were shown)."""
+    saved = load_run(registries, run_dir, checkpoint_name, "evaluate")
     config = saved.config
     if overrides:
         apply_mapping(config, overrides)
-    built = build(
-        saved.task,
-        registries,
-        config,
-        "eval",
-        weights=saved.checkpoint["model"],
-        weights_source=str(saved.checkpoint_path),
-    )
+    built = build(saved.task, registries, config, "eval")
     assert built.data is not None
+    # the data's classes must be the run's before its weights are loaded (issue 17)
+    check_class_names(saved.spec.class_names, built.spec.class_names, data_name(config))
+    load_weights(built.model, saved.checkpoint["model"], str(saved.checkpoint_path))
     device = select_device(config.train.device)
     dataset = {"train": built.data.train, "val": built.data.val, "test": built.data.test}[split]
     unreadable = UnreadableLedger()
@@ -301,8 +355,15 @@ def evaluate_run(
         "details": others,
         "skipped_files": len(skipped),
         "skipped": [{"file": f, "reason": r} for f, r in skipped],
+        "data": eval_data(built.data, split, config),  # what was measured
     }
-    write_json(Path(run_dir) / f"eval-{split}.json", result)
+    if show is not None:
+        show(result)
+    name = f"eval-{split}.json"
+    try:
+        write_json(Path(run_dir) / name, result)
+    except OSError as error:
+        raise unwritable(Path(run_dir), error, name) from None
     return result
 
 
@@ -313,9 +374,13 @@ def predict_files(
     *,
     top_k: int = 5,
     out_dir: Path | None = None,
+    on_record: Callable[[dict[str, Any]], Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Predictions of a run's best checkpoint for user files, through the task's ``predict``;
-    files a task writes (plots, masks) go to ``out_dir``, by default ``<run_dir>/predict``."""
+    """Predictions of a run's best checkpoint for user files, through the task's ``predict``,
+    called once per file: a file it cannot read (a DataError) is a record ``{"file", "error"}``
+    and the other files go on. ``on_record`` receives each record
+    as soon as it is made. Files a task writes (plots, masks) go to ``out_dir``, by default
+    ``<run_dir>/predict``."""
     saved, built = load_for_inference(registries, run_dir, "predict")
     config = saved.config
     device = select_device(config.train.device)
@@ -329,8 +394,22 @@ def predict_files(
         top_k,
         out_dir if out_dir is not None else Path(run_dir) / "predict",
     )
+    records: list[dict[str, Any]] = []
     with torch.inference_mode():
-        return saved.task.predict(ctx)
+        for file in ctx.files:
+            try:
+                made = saved.task.predict(dataclasses.replace(ctx, files=(file,)))
+            except DataError as error:
+                made = [{"file": str(file), "error": _without_prefix(str(error), f"{file}: ")}]
+            for record in made:
+                records.append(record)
+                if on_record is not None:
+                    on_record(record)
+    return records
+
+
+def _without_prefix(text: str, prefix: str) -> str:
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def check_data(registries: Registries, config: RunConfig, *, deep: bool = False) -> DataCheck:

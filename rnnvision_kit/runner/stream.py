@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,7 @@ from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.pipeline import load_for_inference
 from rnnvision_kit.task import StreamContext, StreamFrame
 
-__all__ = ["FrameStream", "StreamSummary", "open_frames", "stream_run"]
+__all__ = ["FrameStream", "StreamSummary", "open_frames", "stream_protocols", "stream_run"]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")  # those of rnnvision_kit.data.FRAME_SUFFIXES
 VIDEO_OUT_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
@@ -45,6 +45,22 @@ MAX_BAD_IN_A_ROW = 100  # consecutive undecodable packets after which a stream i
 DEFAULT_FPS = 25.0  # when a source tells none (frame folders, some cameras)
 # probing of live sources (pipes, devices, URLs): 32 KiB or half a second, then decode
 LIVE_PROBE = {"probesize": "32768", "analyzeduration": "500000"}
+# The FFmpeg protocols a source may use: its own family only (issue 17). An HLS playlist at an
+# http:// URL fetches its playlists and segments over http (from any host and port), never
+# file:// or another scheme; an http -> https redirect needs --allow-protocols https,tls.
+URL_PROTOCOLS: dict[str, tuple[str, ...]] = {
+    "http": ("http", "tcp"),
+    "https": ("https", "tls", "tcp"),
+    "rtsp": ("rtsp", "rtp", "udp", "tcp"),
+    "rtsps": ("rtsps", "rtsp", "rtp", "udp", "tcp", "tls"),
+    "rtmp": ("rtmp", "tcp"),
+    "rtmps": ("rtmps", "rtmp", "tls", "tcp"),
+    "rtp": ("rtp", "udp"),
+    "udp": ("udp",),
+    "tcp": ("tcp",),
+}
+LOCAL_PROTOCOLS = ("file",)  # files, pipes and devices
+_PROTOCOL_NAME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 
 
 def source_kind(source: str) -> str:
@@ -54,6 +70,21 @@ def source_kind(source: str) -> str:
     if source.startswith("/dev/"):
         return "device"
     return "folder" if os.path.isdir(source) else "file"
+
+
+def stream_protocols(source: str, allow: Sequence[str] = ()) -> str:
+    """FFmpeg's ``protocol_whitelist`` for ``source``: a URL's own protocol family (``rtsp`` ->
+    rtsp,rtp,udp,tcp; an unknown scheme -> itself), ``file`` for anything local, plus
+    ``allow`` (``--allow-protocols``; names are checked: ``ConfigError``)."""
+    for name in allow:
+        if not _PROTOCOL_NAME.match(name):
+            raise ConfigError(f"--allow-protocols: {name!r} is not a protocol name (e.g. http,tcp)")
+    if source_kind(source) == "url":
+        scheme = source.split("://", 1)[0].lower()
+        own = URL_PROTOCOLS.get(scheme, (scheme,))
+    else:
+        own = LOCAL_PROTOCOLS
+    return ",".join(dict.fromkeys((*own, *allow)))
 
 
 def source_name(source: str) -> str:
@@ -75,6 +106,9 @@ class FrameStream:
     still busy, as a camera drops them), ``waited_s`` (seconds spent waiting for frames).
     ``ended`` says why iteration stopped: ``end``, ``timeout``, ``error`` (a read error once the
     source was open; ``error`` says which), ``max-frames``, ``interrupt`` or ``stop``.
+    FFmpeg may use the source's own protocols only (:func:`stream_protocols`), and a local
+    source must be a plain media file (no playlist, image or text), unless ``allow_protocols``
+    names protocols it may use besides.
     """
 
     def __init__(
@@ -86,8 +120,11 @@ class FrameStream:
         timeout: float | None = 10.0,
         max_frames: int | None = None,
         realtime: bool = False,
+        allow_protocols: Sequence[str] = (),
     ) -> None:
         self.source = str(source)
+        self.allow_protocols = tuple(allow_protocols)
+        self.protocols = stream_protocols(self.source, self.allow_protocols)
         self.kind = source_kind(self.source)
         self.name = source_name(self.source)
         self.height, self.width = size
@@ -308,6 +345,8 @@ class FrameStream:
     def _open_av(self) -> Any:
         import av
 
+        from rnnvision_kit.data import open_media
+
         options: dict[str, Any] = {}
         if self.kind == "device":
             if not os.path.exists(self.source):
@@ -321,12 +360,20 @@ class FrameStream:
             options["container_options"] = dict(LIVE_PROBE)
             if self.timeout is not None:
                 options["timeout"] = (self.timeout, self.timeout)
+        plain = self.kind != "url" and not self.allow_protocols
         try:
-            return av.open(self.source, **options)
-        except av.FFmpegError as error:
-            raise DataError(f"{self.source}: cannot open ({reason(error)})") from None
-        except OSError as error:
-            raise DataError(f"{self.source}: cannot open ({reason(error)})") from None
+            return open_media(self.source, protocols=self.protocols, plain=plain, **options)
+        except DataError as error:  # a local playlist, image or text
+            raise DataError(f"{error}; stream opens one only with --allow-protocols") from None
+        except (av.FFmpegError, OSError) as error:
+            raise DataError(f"{self.source}: cannot open ({self._why(error)})") from None
+
+    def _why(self, error: BaseException) -> str:
+        """Why the source did not open; for a URL, the protocols FFmpeg was allowed, since a
+        refused one (a playlist naming file://) shows only as invalid data."""
+        if self.kind != "url":
+            return reason(error)
+        return f"{reason(error)}; protocols allowed: {self.protocols}, --allow-protocols widens"
 
     def _produce_av(self) -> None:
         import av
@@ -414,12 +461,20 @@ def open_frames(
     timeout: float | None = 10.0,
     max_frames: int | None = None,
     realtime: bool = False,
+    allow_protocols: Sequence[str] = (),
 ) -> FrameStream:
     """A :class:`FrameStream` of ``source`` (file, folder, ``/dev/videoN``, or a URL PyAV opens),
     frames resized to ``size = (H, W)``; nothing is opened until it is read. ``realtime``
-    releases a file's frames at its frame rate, dropping those the model is too busy for."""
+    releases a file's frames at its frame rate, dropping those the model is too busy for;
+    ``allow_protocols`` widens the FFmpeg protocols the source may use."""
     return FrameStream(
-        source, size, device=device, timeout=timeout, max_frames=max_frames, realtime=realtime
+        source,
+        size,
+        device=device,
+        timeout=timeout,
+        max_frames=max_frames,
+        realtime=realtime,
+        allow_protocols=allow_protocols,
     )
 
 
@@ -536,11 +591,13 @@ def stream_run(
     realtime: bool = False,
     records: IO[str] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    allow_protocols: Sequence[str] = (),
 ) -> StreamSummary:
     """Stream ``source`` through a run's best checkpoint and the task's ``stream``; write one
     JSON line per record (to ``records``, default stdout, unless ``out`` names a file or
     folder) and return the summary. ``on_record`` sees each record too (tests, embedding);
-    ``realtime`` paces a file or folder at its frame rate, as a camera would deliver it."""
+    ``realtime`` paces a file or folder at its frame rate, as a camera would deliver it;
+    ``allow_protocols`` names FFmpeg protocols the source may use besides its own."""
     from rnnvision_kit.runner.device import select_device
     from rnnvision_kit.runner.records import to_jsonable
 
@@ -548,6 +605,7 @@ def stream_run(
         raise ConfigError(f"--every must be >= 1 (got {every})")
     if max_frames is not None and max_frames < 1:
         raise ConfigError(f"--max-frames must be >= 1 (got {max_frames})")
+    stream_protocols(source, allow_protocols)  # bad names: an error before the model loads
     saved, built = load_for_inference(registries, run_dir, "stream")
     device = select_device(saved.config.train.device)
     model = built.model.to(device).eval()
@@ -558,6 +616,7 @@ def stream_run(
         timeout=timeout,
         max_frames=max_frames,
         realtime=realtime,
+        allow_protocols=allow_protocols,
     )
     records_file, out_dir, video_out = output_paths(out, Path(run_dir), frames.name)
     ctx = StreamContext(
