@@ -141,3 +141,15 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def checkpoint_position(path: Path) -> tuple[int, int] | None:
+    """(completed epochs, steps into the next) of a checkpoint that a running job may be
+    rewriting, or None while it cannot be read."""
+    import torch
+
+    try:
+        state = torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, EOFError):
+        return None
+    return state["epoch"], state["batch_in_epoch"]

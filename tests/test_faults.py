@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from rnnvision_kit.runner.checkpoint import load_checkpoint, save_checkpoint
-from tests.conftest import CliRunner, run_dirs
+from tests.conftest import CliRunner, checkpoint_position, run_dirs
 
 # digits: 1,259 training images in 79 steps of 16 per epoch; a checkpoint after every step
 RUN = [
@@ -37,14 +37,6 @@ def _rows(run_dir: Path) -> list[dict]:
 def _val(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k.startswith("val/")} for row in rows]
 
-
-def _position(path: Path) -> tuple[int, int] | None:
-    """(completed epochs, steps into the next) of a checkpoint being rewritten, or None."""
-    try:
-        state = torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, EOFError):
-        return None
-    return state["epoch"], state["batch_in_epoch"]
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +81,7 @@ def _interrupt_mid_epoch(cwd: Path, sig: signal.Signals, seed: int) -> Path:
     try:
         while time.monotonic() < deadline and process.poll() is None:
             dirs = run_dirs(cwd, "image-classify")
-            position = _position(dirs[0] / "last.pt") if dirs else None
+            position = checkpoint_position(dirs[0] / "last.pt") if dirs else None
             if position is not None and position >= (1, target):
                 break
             time.sleep(0.005)

@@ -70,3 +70,27 @@ def test_generated_data_and_caches_follow_the_umask(
     assert cache.directory is not None
     for root in (tmp_path / "cache" / "probe", cache.directory):
         assert len(_modes(root)) == 2 and _modes(root) == _expected(root, umask)
+
+
+def test_generation_never_replaces_a_folder_it_did_not_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder at the generated data set's place without its marker is the user's: one line,
+    and every file in it is kept (issue 17: nothing is deleted that the project did not write)."""
+    from rnnvision_kit.data import generate_once
+    from rnnvision_kit.errors import DataError
+
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    foreign = tmp_path / "toy" / "k1"
+    foreign.mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+
+    def generate(folder: Path) -> None:
+        (folder / "a.bin").write_bytes(b"x")
+
+    with pytest.raises(DataError, match="k1: in the way of the generated data set"):
+        generate_once("toy", "k1", generate, {})
+    assert (foreign / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (tmp_path / "toy").iterdir()) == ["k1"]  # no temp folder left
+    made = generate_once("toy", "k2", generate, {})
+    assert (made / "a.bin").read_bytes() == b"x" and (made / "COMPLETE.json").is_file()

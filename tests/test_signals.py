@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.conftest import run_dirs, torchrun
+from tests.conftest import checkpoint_position, run_dirs, torchrun
 
 # two processes, 2 epochs of 12 optimizer steps; a checkpoint after each step shows the progress
 DDP_RUN = [
@@ -24,13 +23,6 @@ DDP_RUN = [
     *("--set", "train.max_steps_per_epoch=12", "--set", "train.checkpoint_every=1", "--quiet"),
 ]
 
-
-def _position(path: Path) -> tuple[int, int] | None:
-    try:
-        state = torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, EOFError):
-        return None
-    return state["epoch"], state["batch_in_epoch"]
 
 
 @pytest.mark.slow
@@ -56,7 +48,7 @@ def test_sigterm_to_torchrun_saves_on_rank_0_and_resumes_to_the_same_metrics(
     try:
         while time.monotonic() < deadline and process.poll() is None:
             dirs = run_dirs(cwd, "image-classify")
-            position = _position(dirs[0] / "last.pt") if dirs else None
+            position = checkpoint_position(dirs[0] / "last.pt") if dirs else None
             if position is not None and position >= (0, 4):
                 break
             time.sleep(0.01)
@@ -72,7 +64,7 @@ def test_sigterm_to_torchrun_saves_on_rank_0_and_resumes_to_the_same_metrics(
         f"interrupted (SIGTERM); resume with: torchrun ... -m rnnvision_kit run --resume {run_dir.relative_to(cwd)}"
         in stderr
     )
-    epoch, batch = _position(run_dir / "last.pt") or (-1, -1)
+    epoch, batch = checkpoint_position(run_dir / "last.pt") or (-1, -1)
     assert (epoch, batch) < (2, 0) and (epoch, batch) >= (0, 4), (epoch, batch)
 
     resumed = torchrun(["run", "--resume", str(run_dir), "--json"], cwd, port=29543)

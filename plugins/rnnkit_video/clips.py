@@ -13,8 +13,9 @@ FRAMES_PER_CLIP_DECODE = 100
 
 
 def frame_cache(config: RunConfig) -> FrameCache | None:
-    """The frame cache of ``data.frame_cache`` (true: the rnnkit cache folder, a string: that
-    folder, false: none), bounded by ``data.frame_cache_gb``. Training videos are cached whole
+    """The frame cache of ``data.frame_cache`` (true: the rnnkit cache folder, a string: a
+    folder of its own, ``rnnkit-frames/``, inside that folder, false: none), bounded by
+    ``data.frame_cache_gb``. Training videos are cached whole
     where that pays: up to ``FRAMES_PER_CLIP_DECODE x train.epochs`` frames."""
     d = config.data
     if d.frame_cache is False:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnvision_kit.atomicfile import make_temp_dir
+from rnnvision_kit.errors import DataError
 
 
 def cache_dir(*parts: str) -> Path:
@@ -46,12 +47,16 @@ def generate_once(
     final = parent / key
     if (final / MARKER).is_file():
         return final
+    if final.is_symlink() or (final.exists() and (not final.is_dir() or any(final.iterdir()))):
+        # complete folders are renamed into place whole: this one was not written here
+        raise DataError(
+            f"{final}: in the way of the generated data set (not one it wrote: no {MARKER}); "
+            "move it, or set RNNKIT_CACHE to another folder"
+        )
     tmp = make_temp_dir(parent, prefix=f".tmp-{key}-")
     try:
         generate(tmp)
         (tmp / MARKER).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        if final.exists() and not (final / MARKER).is_file():
-            shutil.rmtree(final, ignore_errors=True)  # an unfinished or foreign leftover
         try:
             os.replace(tmp, final)
         except OSError:
