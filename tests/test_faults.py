@@ -105,7 +105,7 @@ def _interrupt_mid_epoch(cwd: Path, sig: signal.Signals, seed: int) -> Path:
     ("sig", "seed"),
     [
         (signal.SIGKILL, 0),
-        (signal.SIGKILL, 1),
+        pytest.param(signal.SIGKILL, 1, marks=pytest.mark.slow),  # another step of epoch 2
         (signal.SIGTERM, 3),  # SLURM, docker stop, Kubernetes: saved as Ctrl-C is
         # (SIGINT shares SIGTERM's handler; tests/test_runner.py stops a run with it too)
         pytest.param(signal.SIGINT, 2, marks=pytest.mark.slow),

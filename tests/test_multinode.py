@@ -65,6 +65,7 @@ def summary_of_job(results: list[tuple[int, str, str]]) -> dict:
     return printed[0]
 
 
+@pytest.mark.slow  # the slow accuracy test below runs the same two-node job (fast suite budget)
 def test_two_nodes_train_as_one_job(tmp_path: Path) -> None:
     args = [*SMALL, "--device", "cpu", "--epochs", "1", "--set", "train.max_steps_per_epoch=3"]
     results = two_nodes(["run", *args, "--json"], tmp_path)

@@ -72,3 +72,36 @@ def test_sigterm_to_torchrun_saves_on_rank_0_and_resumes_to_the_same_metrics(
     test = json.loads(resumed.stdout)["test"]
     assert test["test/acc"] == expected["test/acc"]
     assert test["test/loss"] == pytest.approx(expected["test/loss"], rel=1e-5)
+
+
+LEAKED_LOADER = """
+import torch
+from torch.utils.data import DataLoader
+from rnnvision_kit.runner.device import loader_options
+
+torch.set_num_threads(1)
+options = loader_options(1, None, torch.device("cpu"), persistent=True)
+loader = DataLoader(list(range(8)), batch_size=2, **options)
+batches = iter(loader)
+next(batches)  # the worker stays alive, idle: it is never shut down before the exit
+print("worker", batches._workers[0].pid, flush=True)
+"""
+
+
+def test_a_worker_left_alive_ends_at_exit_and_ignores_sigterm_only_with_the_main_process(
+    tmp_path: Path,
+) -> None:
+    """A DataLoader worker leaves a job-wide SIGTERM to the main process, but the SIGTERM that
+    ends a worker no one shut down (multiprocessing at exit, DataLoader's terminate()) still
+    ends it: the process exits instead of waiting for it forever."""
+    script = tmp_path / "leak.py"
+    script.write_text(LEAKED_LOADER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    pid = int(done.stdout.split()[1])
+    time.sleep(0.5)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the worker is gone too

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -100,24 +101,52 @@ def loader_options(
 ) -> dict[str, Any]:
     """DataLoader keywords: pinned memory on CUDA (copies then overlap compute), and with
     workers a prefetch depth, workers that live across epochs (no restart per epoch) and that
-    leave Ctrl-C and SIGTERM to the main process."""
+    leave Ctrl-C and a job-wide SIGTERM to the main process."""
     options: dict[str, Any] = {"num_workers": workers, "pin_memory": device.type == "cuda"}
     if workers > 0:
         options["persistent_workers"] = persistent
-        options["worker_init_fn"] = ignore_stop_signals
+        options["worker_init_fn"] = functools.partial(leave_stop_signals, stop_announced())
         if prefetch_factor is not None:
             options["prefetch_factor"] = prefetch_factor
     return options
 
 
-def ignore_stop_signals(worker_id: int) -> None:
-    """In a DataLoader worker: ignore SIGINT and SIGTERM. Ctrl-C, and SLURM's SIGTERM, reach
-    every process of the group; the main process stops at a step boundary and saves, then
-    shuts its workers down (a worker killed by the signal would fail the run instead)."""
-    import signal
+_ANNOUNCED: torch.Tensor | None = None
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+
+def stop_announced() -> torch.Tensor:
+    """A flag in shared memory (it reaches DataLoader workers, forked or spawned): 1 once the
+    main process received SIGINT or SIGTERM and will stop at a step boundary."""
+    global _ANNOUNCED
+    if _ANNOUNCED is None:
+        _ANNOUNCED = torch.zeros(1, dtype=torch.uint8).share_memory_()
+    return _ANNOUNCED
+
+
+# How long a worker that got SIGTERM waits to learn whether the main process got it too.
+WORKER_SIGTERM_WAIT = 1.0
+
+
+def leave_stop_signals(announced: torch.Tensor, worker_id: int) -> None:
+    """In a DataLoader worker: ignore Ctrl-C, and the first SIGTERM when the main process got it
+    too. SLURM's SIGTERM and Ctrl-C reach every process of the job; the main process stops at a
+    step boundary, saves, then shuts its workers down (a worker killed by the signal would fail
+    the run first). Any other SIGTERM (``DataLoader`` ending a worker that does not exit, or a
+    second one) ends the worker as usual: a worker that ignored it would hang the shutdown."""
+    import os
+    import signal
+    import time
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        deadline = time.monotonic() + WORKER_SIGTERM_WAIT
+        while not announced[0] and time.monotonic() < deadline:
+            time.sleep(0.02)  # the main process may handle the same signal a moment later
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the worker
+        if not announced[0]:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def move_to(batch: Any, device: torch.device) -> Any:

@@ -32,7 +32,14 @@ from rnnvision_kit.errors import (
 )
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import capture_rng, restore_rng, save_checkpoint
-from rnnvision_kit.runner.device import Precision, compiled, loader_options, move_to, prepare_model
+from rnnvision_kit.runner.device import (
+    Precision,
+    compiled,
+    loader_options,
+    move_to,
+    prepare_model,
+    stop_announced,
+)
 from rnnvision_kit.runner.distributed import (
     DistInfo,
     ShardSampler,
@@ -101,11 +108,14 @@ class _StopFlag:
             yield
             return
         previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+        announced = stop_announced()
+        announced[0] = 0
 
         def handler(signum: int, frame: Any) -> None:
             if self.requested:
                 raise KeyboardInterrupt
             self.signal = signum
+            announced[0] = 1  # DataLoader workers that got it too leave the stop to us
             if announce:
                 name = STOP_SIGNALS[signal.Signals(signum)]
                 print(
