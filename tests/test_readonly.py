@@ -2,15 +2,17 @@
 ``export``. Results are printed before anything is written; the folder is one line; ``--out`` is
 checked before any data is built.
 
-Tests run as root here, and root ignores permission bits: each case is made with something
-that fails for everyone (a path under a regular file, a folder where a file must go), and
-again with ``chmod 0o555`` where the user is not root."""
+Each case is made with something that fails for everyone (a path under a regular file, a folder
+where a file must go), and again with a read-only folder: ``chmod 0o555`` for a user, a
+read-only bind mount for root (root ignores permission bits)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +22,6 @@ from tests.bad_videos import write_moov_first
 from tests.conftest import CliRunner, train_in_process
 
 ROOT = os.geteuid() == 0
-needs_non_root = pytest.mark.skipif(ROOT, reason="root writes into a chmod 0o555 folder")
 
 TINY = [
     *("--task", "image-classify", "--epochs", "1", "--set", "train.max_steps_per_epoch=1"),
@@ -43,8 +44,25 @@ def run_copy(trained: Path, tmp_path: Path) -> Iterator[Path]:
     copy.chmod(0o755)
 
 
-def _read_only(folder: Path) -> None:
-    folder.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH)
+@contextlib.contextmanager
+def _read_only(folder: Path) -> Iterator[str]:
+    """``folder`` read-only while the block runs; yields the reason a write there gives."""
+    if not ROOT:
+        folder.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH)
+        try:
+            yield "Permission denied"
+        finally:
+            folder.chmod(0o755)
+        return
+    mount = ["mount", "--bind", str(folder), str(folder)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("root ignores chmod, and this machine refuses a bind mount")
+    try:
+        remount = ["mount", "-o", "remount,bind,ro", str(folder)]
+        subprocess.run(remount, check=True, capture_output=True)
+        yield "Read-only file system"
+    finally:
+        subprocess.run(["umount", str(folder)], check=True, capture_output=True)
 
 
 def _one_error(result: object) -> str:
@@ -69,19 +87,12 @@ def test_out_that_cannot_be_written_is_one_line_before_any_data(
     assert "task image-classify" not in result.stdout  # nothing was built or trained
 
 
-@needs_non_root
 def test_out_in_a_read_only_folder_is_one_line(rnnkit: CliRunner, tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
-    _read_only(locked)
-    try:
+    with _read_only(locked) as why:
         line = _one_error(rnnkit("run", *TINY, "--out", str(locked / "runs")))
-    finally:
-        locked.chmod(0o755)
-    assert (
-        line
-        == f"rnnkit: error: out_dir {locked / 'runs'}: folder cannot be written (Permission denied)"
-    )
+    assert line == f"rnnkit: error: out_dir {locked / 'runs'}: folder cannot be written ({why})"
 
 
 def test_eval_prints_its_metrics_then_names_the_folder_it_cannot_write(
@@ -96,16 +107,12 @@ def test_eval_prints_its_metrics_then_names_the_folder_it_cannot_write(
     )
 
 
-@needs_non_root
 def test_eval_in_a_read_only_run_folder(rnnkit: CliRunner, run_copy: Path) -> None:
-    _read_only(run_copy)
-    result = rnnkit("eval", str(run_copy), "--json")
+    with _read_only(run_copy) as why:
+        result = rnnkit("eval", str(run_copy), "--json")
     assert '"test/acc"' in result.stdout
     line = _one_error(result)
-    assert (
-        line
-        == f"rnnkit: error: {run_copy}: folder cannot be written (eval-test.json: Permission denied)"
-    )
+    assert line == f"rnnkit: error: {run_copy}: folder cannot be written (eval-test.json: {why})"
 
 
 def test_export_names_the_folder_before_exporting(rnnkit: CliRunner, run_copy: Path) -> None:
@@ -119,14 +126,10 @@ def test_export_names_the_folder_before_exporting(rnnkit: CliRunner, run_copy: P
     assert (run_copy / "export").read_text() == "in the way"
 
 
-@needs_non_root
 def test_export_in_a_read_only_run_folder(rnnkit: CliRunner, run_copy: Path) -> None:
-    _read_only(run_copy)
-    line = _one_error(rnnkit("export", str(run_copy), "--format", "exported-program"))
-    assert (
-        line
-        == f"rnnkit: error: {run_copy / 'export'}: folder cannot be written (Permission denied)"
-    )
+    with _read_only(run_copy) as why:
+        line = _one_error(rnnkit("export", str(run_copy), "--format", "exported-program"))
+    assert line == f"rnnkit: error: {run_copy / 'export'}: folder cannot be written ({why})"
 
 
 # ------------------------------------------------------------ predict: the plot is a warning
