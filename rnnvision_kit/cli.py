@@ -285,6 +285,32 @@ def _configure(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any
     return config
 
 
+def _check_eval_settings(host: PluginHost, run_dir: Path, values: dict[str, Any]) -> None:
+    """A bad ``eval --set``/``--data`` is one line before torch is imported: the settings on
+    the run's ``config.yaml``, validated, when its task declares light defaults (``config=``).
+    Anything else about the run folder is left to the checks that read its checkpoint."""
+    from rnnvision_kit.config import apply_mapping, load_yaml, validate
+    from rnnvision_kit.errors import RnnkitError
+    from rnnvision_kit.task import declared_defaults
+
+    path = run_dir / "config.yaml"
+    if not values or not path.is_file():
+        return
+    try:
+        saved = load_yaml(path)
+        name = saved.pop("task", None)
+        if not isinstance(name, str) or name not in host.registries.tasks:
+            return
+        config = declared_defaults(host.registries.tasks.get(name), name)
+        if config is None:
+            return
+        apply_mapping(config, saved)
+    except RnnkitError:
+        return  # the run folder itself is odd: the full load names what is wrong
+    apply_mapping(config, values)
+    validate(config)
+
+
 SHOWN_SKIPPED = 20  # unreadable files listed under the final table (all are in summary.json)
 
 
@@ -450,18 +476,17 @@ def eval_command(
     Example:
       rnnkit eval runs/image-classify/2026-11-23T10-00-00 --data imagefolder:~/digits-test
     """
-    from rnnvision_kit.config import parse_override
-    from rnnvision_kit.runner.run import evaluate_run
+    from rnnvision_kit.config import parse_data_source, parse_override
 
     values: dict[str, Any] = {}
     if data:
-        from rnnvision_kit.runner.pipeline import data_source
-
-        source, path = data_source(data, _host(ctx).registries)
+        source, path = parse_data_source(data, _host(ctx).registries.datasets)
         values["data"] = {"source": source, "path": path}
     for text in overrides:
         key, value = parse_override(text)
         values[key] = value
+    _check_eval_settings(_host(ctx), Path(run_dir).expanduser(), values)
+    from rnnvision_kit.runner.run import evaluate_run  # torch: after the settings are checked
 
     def show(result: dict[str, Any]) -> None:  # before anything is written
         if as_json:

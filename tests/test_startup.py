@@ -76,6 +76,23 @@ def test_a_config_error_is_one_line_before_torch_is_imported(args: list[str], me
     assert not imports_torch(modules), sorted(m for m in modules if m.startswith("torch"))
 
 
+def test_an_eval_setting_error_is_one_line_before_torch_is_imported(tmp_path: Path) -> None:
+    """``eval RUN --set`` checks the settings on the run's config.yaml first (no checkpoint
+    is read: this folder has none)."""
+    from rnnkit_classify.config import defaults
+
+    from rnnvision_kit.config import save_yaml
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_yaml(defaults(), run_dir / "config.yaml")
+    result, modules = rnnkit_imports("eval", str(run_dir), "--set", "data.batch_sise=8")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("rnnkit: error: unknown config key 'data.batch_sise'")
+    assert "did you mean 'data.batch_size'?" in result.stderr and result.stderr.count("\n") == 0
+    assert not imports_torch(modules), sorted(m for m in modules if m.startswith("torch"))
+
+
 OLD_STYLE = """
 from rnnvision_kit import DataConfig, RunConfig, Task, hookimpl
 
