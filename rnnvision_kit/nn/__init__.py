@@ -24,6 +24,7 @@ from rnnvision_kit.nn.finetune import (
     lr_groups,
 )
 from rnnvision_kit.nn.heads import MeanHead, RecurrentHead, build_head
+from rnnvision_kit.nn.layers_min import MinGRU, MinLSTM
 from rnnvision_kit.nn.pretrained import (
     WeightsInfo,
     cached_hub_file,
@@ -35,6 +36,8 @@ from rnnvision_kit.nn.pretrained import (
     input_normalisation,
     torch_hub_dir,
 )
+from rnnvision_kit.nn.scan import linear_scan, sequential_scan
+from rnnvision_kit.nn.sequence import SequenceLayer, StateSpec
 
 __all__ = [
     "ENCODERS",
@@ -66,4 +69,10 @@ __all__ = [
     "read_state_dict",
     "timm_weights_file",
     "torch_hub_dir",
+    "MinGRU",
+    "MinLSTM",
+    "SequenceLayer",
+    "StateSpec",
+    "linear_scan",
+    "sequential_scan",
 ]
