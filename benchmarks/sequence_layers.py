@@ -6,7 +6,8 @@ Usage: ``python benchmarks/sequence_layers.py [--T 64,784,4096] [--B 32] [--H 12
 For each ``T``, on the same ``x: B,T,H`` (features in, ``H`` hidden, one layer):
 
 * ``train``: forward + backward (``y.square().mean()``, gradients of the parameters) of ``nn.GRU``
-  (fused kernel), :class:`~rnnvision_kit.nn.MinGRU` and :class:`~rnnvision_kit.nn.MinLSTM`; the
+  (fused kernel), :class:`~rnnvision_kit.nn.MinGRU`, :class:`~rnnvision_kit.nn.MinLSTM`,
+  :class:`~rnnvision_kit.nn.LRU` and :class:`~rnnvision_kit.nn.S5` (state size = ``H``); the
   ratio is ``nn.GRU``'s time over the layer's (> 1: the layer is faster);
 * ``parallel vs step``: forward only, no grad: ``layer(x)`` against ``T`` calls of ``layer.step``.
 
@@ -17,6 +18,9 @@ Measured (2026-12-06, this project's 2-core CPU shared with another process, B=3
 2-thread figures are from a quiet minute, load ~1): T=784 fwd+bwd, 2 threads: nn.GRU 260 ms,
 MinGRU 76 ms (3.4x), MinLSTM 107 ms (2.4x); 1 thread: 297 / 105 (2.8x) / 185 ms (1.6x). T=64:
 2.8-3.1x (MinGRU), 2.0x (MinLSTM). T=4096, 1 thread: 1.8x / 1.2x (memory-bound; see the issue).
+LRU and S5 (state size H; S5 keeps H/2 complex modes), 1 thread, load ~1.9, median of 5:
+T=64 1.6x / 3.0x, T=784 1.6x / 3.0x (LRU: 187 ms against nn.GRU's 299; its four H x 2H
+matmuls, input and output, are half its time); parallel vs step loop 3.6x / 5.0x at T=784.
 Under contention the 2-thread nn.GRU figures swing by 5-10x: compare ratios from one quiet run.
 """
 
@@ -36,7 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from rnnvision_kit.nn import MinGRU, MinLSTM  # noqa: E402
+from rnnvision_kit.nn import LRU, S5, MinGRU, MinLSTM  # noqa: E402
+
+LAYERS = ("MinGRU", "MinLSTM", "LRU", "S5")
 
 
 def timed(fn: Callable[[], object], device: str) -> float:
@@ -59,7 +65,7 @@ def train_step(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return run
 
 
-def step_loop(layer: MinGRU | MinLSTM, x: torch.Tensor) -> Callable[[], None]:
+def step_loop(layer: MinGRU | MinLSTM | LRU | S5, x: torch.Tensor) -> Callable[[], None]:
     def run() -> None:
         with torch.no_grad():
             state = layer.initial_state(x.shape[0])
@@ -107,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         "nn.GRU": nn.GRU(H, H, batch_first=True),
         "MinGRU": MinGRU(H, H, chunk=args.chunk),
         "MinLSTM": MinLSTM(H, H, chunk=args.chunk),
+        "LRU": LRU(H, H, chunk=args.chunk),
+        "S5": S5(H, H, chunk=args.chunk),
     }
     for layer in layers.values():
         layer.to(device)
@@ -121,18 +129,18 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, object] = {"T": T, "train_ms": train}
         gru = train["nn.GRU"]
         line = f"T={T:5d} train fwd+bwd: nn.GRU {gru:8.1f} ms"
-        for name in ("MinGRU", "MinLSTM"):
+        for name in LAYERS:
             line += f" | {name} {train[name]:8.1f} ms ({gru / train[name]:.2f}x faster)"
         print(line, flush=True)
         if not args.no_step:
             variants: dict[str, Callable[[], None]] = {}
-            for name in ("MinGRU", "MinLSTM"):
+            for name in LAYERS:
                 variants[f"{name} parallel"] = parallel(layers[name], x)
                 variants[f"{name} step"] = step_loop(layers[name], x)  # type: ignore[arg-type]
             fwd = bench(variants, max(1, args.reps // 2), device)
             row["forward_ms"] = fwd
             line = f"T={T:5d} forward, parallel vs step loop:"
-            for name in ("MinGRU", "MinLSTM"):
+            for name in LAYERS:
                 p, s = fwd[f"{name} parallel"], fwd[f"{name} step"]
                 line += f" | {name} {p:7.1f} vs {s:8.1f} ms ({s / p:.1f}x)"
             print(line, flush=True)

@@ -25,6 +25,7 @@ from rnnvision_kit.nn.finetune import (
 )
 from rnnvision_kit.nn.heads import MeanHead, RecurrentHead, build_head
 from rnnvision_kit.nn.layers_min import MinGRU, MinLSTM
+from rnnvision_kit.nn.layers_ssm import LRU, S5
 from rnnvision_kit.nn.pretrained import (
     WeightsInfo,
     cached_hub_file,
@@ -71,6 +72,8 @@ __all__ = [
     "torch_hub_dir",
     "MinGRU",
     "MinLSTM",
+    "LRU",
+    "S5",
     "SequenceLayer",
     "StateSpec",
     "linear_scan",
