@@ -17,19 +17,9 @@ from rnnvision_kit.nn import (
 )
 from rnnvision_kit.nn.layers_min import _log_sigmoid, _MinLSTMCoefficients, min_g
 from rnnvision_kit.nn.scan import default_chunk
+from tests.layer_checks import assert_close, one_thread  # noqa: F401 (an autouse fixture)
 
-# Relative tolerance; the absolute one is scaled by the largest magnitude, since with a = 1 the
-# state is a long sum whose terms cancel (float32 rounding is relative to the terms, not the sum).
-TOL = {torch.float64: 1e-9, torch.float32: 1e-5}
 LAYERS = [MinGRU, MinLSTM]
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def gates(batch: int, length: int, dim: int, dtype: torch.dtype, seed: int = 0):
@@ -46,13 +36,6 @@ def gates(batch: int, length: int, dim: int, dtype: torch.dtype, seed: int = 0):
     if dim > 2:
         a[:, :, 2] = 1.0 - 1e-7
     return a, b, h0
-
-
-def assert_close(actual, expected, dtype):
-    assert torch.isfinite(actual).all()
-    tol = TOL[dtype]
-    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
-    torch.testing.assert_close(actual, expected, rtol=tol, atol=tol * scale)
 
 
 # ------------------------------------------------------------------ the scan

@@ -12,24 +12,9 @@ import torch
 from rnnvision_kit.errors import RnnkitError
 from rnnvision_kit.nn import LRU, S5, StateSpec, sequential_scan
 from rnnvision_kit.nn.layers_ssm import hippo_eigenvalues
+from tests.layer_checks import assert_close, one_thread  # noqa: F401 (an autouse fixture)
 
-TOL = {torch.float64: 1e-9, torch.float32: 1e-5}
 LAYERS = [LRU, S5]
-
-
-@pytest.fixture(autouse=True)
-def _threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def assert_close(actual, expected, dtype):
-    assert torch.isfinite(actual).all()
-    tol = TOL[dtype]
-    scale = max(1.0, expected.abs().max().item()) if expected.numel() else 1.0
-    torch.testing.assert_close(actual, expected, rtol=tol, atol=tol * scale)
 
 
 def make(layer_cls, dtype, input_size=5, hidden=6, **kwargs):
