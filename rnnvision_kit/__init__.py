@@ -38,6 +38,7 @@ from rnnvision_kit.errors import (
     RunInterrupted,
     TaskError,
     UnreadableItem,
+    reason,
     warn,
 )
 from rnnvision_kit.hookspecs import (
@@ -113,6 +114,7 @@ __all__ = [
     "__version__",
     "hookimpl",
     "lazy",
+    "reason",
     "require_classes",
     "setting",
     "split_fractions_rule",

@@ -15,7 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "current_umask", "make_temp_dir", "staged_file"]
+from rnnvision_kit.errors import RnnkitError, reason
+
+__all__ = [
+    "atomic_open",
+    "current_umask",
+    "make_temp_dir",
+    "staged_file",
+    "unwritable",
+    "writable_folder",
+]
 
 
 def current_umask() -> int:
@@ -83,3 +92,25 @@ def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
     folder = tempfile.mkdtemp(prefix=prefix, dir=parent)
     os.chmod(folder, 0o777 & ~current_umask())
     return Path(folder)
+
+
+def writable_folder(folder: Path, setting: str = "") -> Path:
+    """``folder``, made with its parents when missing, once a file could be written in it;
+    else one line naming it (and the ``setting`` that chose it, e.g. ``out_dir``)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".rnnkit-write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise unwritable(folder, error, setting=setting) from None
+    return folder
+
+
+def unwritable(folder: Path, error: OSError, name: str = "", setting: str = "") -> RnnkitError:
+    """The one-line error of a folder (or of the file ``name`` in it) that cannot be written."""
+    why = "a file is in the way" if isinstance(error, FileExistsError) else reason(error)
+    return RnnkitError(
+        f"{setting + ' ' if setting else ''}{folder}: folder cannot be written "
+        f"({name + ': ' if name else ''}{why})"
+    )

@@ -17,7 +17,7 @@ from torch import nn
 
 from rnnkit_segrefine.model import upsample_logits
 from rnnkit_segrefine.readers import IMAGE_SUFFIXES, write_index_png
-from rnnvision_kit import DataError, DataSpec, RnnkitError, RunConfig
+from rnnvision_kit import DataError, DataSpec, RnnkitError, RunConfig, reason
 from rnnvision_kit.data import NOT_VIDEO_SUFFIXES, probe_video, read_frames
 
 Reader = Callable[[int, int], torch.Tensor]  # (start, stop) -> uint8 T,3,h,w at the model size
@@ -91,8 +91,7 @@ def _writing(folder: Path) -> Iterator[None]:
     try:
         yield
     except OSError as error:
-        why = " ".join(str(error.strerror or error).split())
-        raise RnnkitError(f"{folder}: folder cannot be written ({why}); --out DIR") from None
+        raise RnnkitError(f"{folder}: folder cannot be written ({reason(error)}); --out DIR") from None
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnvision_kit import PredictContext, RunConfig, VideoSpec, warn
+from rnnvision_kit import PredictContext, RunConfig, VideoSpec, reason, warn
 from rnnvision_kit.classification import top_k as top_labels
 from rnnvision_kit.data import (
     VideoInfo,
@@ -121,8 +121,7 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         plot_timeline(centres, torch.softmax(logits, dim=-1), spec.class_names, png, path.name)
     except OSError as error:  # a read-only run folder: the prediction still counts
-        why = " ".join(str(error.strerror or error).split())
-        warn(f"{ctx.out_dir}: timeline plot of {path.name} not written ({why}); --out DIR")
+        warn(f"{ctx.out_dir}: timeline plot of {path.name} not written ({reason(error)}); --out DIR")
         return record
     record["timeline_png"] = str(png)
     return record

@@ -28,12 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnvision_kit.atomicfile import staged_file
+from rnnvision_kit.atomicfile import staged_file, writable_folder
 from rnnvision_kit.errors import ConfigError, RnnkitError
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.pipeline import load_for_inference
 from rnnvision_kit.runner.records import to_jsonable, write_json
-from rnnvision_kit.runner.run import writable_folder
 from rnnvision_kit.task import Exportable, ExportContext
 
 FORMATS = {"onnx": ".onnx", "exported-program": ".pt2"}

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import os
 import platform
 import signal
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rnnvision_kit.atomicfile import unwritable, writable_folder
 from rnnvision_kit.config import RunConfig, apply_mapping, save_yaml
-from rnnvision_kit.errors import DataError, RnnkitError, RunInterrupted, reason
+from rnnvision_kit.errors import DataError, RunInterrupted
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import load_checkpoint
 from rnnvision_kit.runner.device import Precision, select_device
@@ -81,28 +80,6 @@ def new_run_dir(config: RunConfig, task_name: str) -> Path:
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def writable_folder(folder: Path, setting: str = "") -> Path:
-    """``folder``, made with its parents when missing, once a file could be written in it;
-    else one line naming it (and the ``setting`` that chose it, e.g. ``out_dir``)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".rnnkit-write-test.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as error:
-        raise unwritable(folder, error, setting=setting) from None
-    return folder
-
-
-def unwritable(folder: Path, error: OSError, name: str = "", setting: str = "") -> RnnkitError:
-    """The one-line error of a folder (or of the file ``name`` in it) that cannot be written."""
-    why = "a file is in the way" if isinstance(error, FileExistsError) else reason(error)
-    return RnnkitError(
-        f"{setting + ' ' if setting else ''}{folder}: folder cannot be written "
-        f"({name + ': ' if name else ''}{why})"
-    )
 
 
 def train(
