@@ -3,7 +3,7 @@
 Public API (everything else may change): what this module exports (the hook marker and the
 ``register`` protocols, the Task contract and its context records, data specs, configuration,
 registries and errors), and the packages ``rnnvision_kit.data`` (video I/O, samplers, video
-data sets, cache), ``rnnvision_kit.nn`` (recurrent blocks, heads, encoders),
+data sets, cache), ``rnnvision_kit.nn`` (sequence layers, recurrent blocks, heads, encoders),
 ``rnnvision_kit.classification`` (metrics and reports of classification tasks),
 ``rnnvision_kit.runner`` (checkpoint reading, record writers) and ``rnnvision_kit.testing``
 (helpers for plugin authors). Importing this module does not import torch.
@@ -45,10 +45,12 @@ from rnnvision_kit.hookspecs import (
     RegisterBackbone,
     RegisterDataSource,
     RegisterHead,
+    RegisterLayer,
     RegisterMetric,
     RegisterTask,
     hookimpl,
 )
+from rnnvision_kit.layers import HeadConfig, LayerSettings, build_sequence_head, layer_settings
 from rnnvision_kit.registry import Entry, Registries, Registry, lazy
 from rnnvision_kit.task import (
     DataBundle,
@@ -91,6 +93,11 @@ __all__ = [
     "RegisterBackbone",
     "RegisterDataSource",
     "RegisterHead",
+    "RegisterLayer",
+    "HeadConfig",
+    "LayerSettings",
+    "build_sequence_head",
+    "layer_settings",
     "RegisterMetric",
     "RegisterTask",
     "Registries",

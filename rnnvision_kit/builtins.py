@@ -1,19 +1,21 @@
-"""The core's own hook implementations, loaded first as plugin ``core``: the shared sequence heads
-and frame encoders of ``rnnvision_kit.nn`` (with the backbone families ``tv:MODEL`` and
+"""The core's own hook implementations, loaded first as plugin ``core``: the shared sequence layers
+and heads, the frame encoders of ``rnnvision_kit.nn`` (with the backbone families ``tv:MODEL`` and
 ``timm:MODEL``) and the classification metrics, so that every task plugin (and a third party's)
 can use them without registering them again."""
 
 from __future__ import annotations
 
-from rnnvision_kit.hookspecs import RegisterBackbone, RegisterHead, RegisterMetric, hookimpl
+from rnnvision_kit.hookspecs import (
+    RegisterBackbone,
+    RegisterHead,
+    RegisterLayer,
+    RegisterMetric,
+    hookimpl,
+)
+from rnnvision_kit.layers import CORE_LAYERS
 from rnnvision_kit.registry import lazy
 
-HEADS = {
-    "gru": "GRU over B,T,F (uni/bidirectional, layers, pooling)",
-    "lstm": "LSTM over B,T,F (uni/bidirectional, layers, pooling)",
-    "rnn": "Elman RNN (tanh) over B,T,F",
-    "mean": "order-less baseline: mean of the frame features",
-}
+HEADS = {"mean": "order-less baseline: mean of the frame features"}
 ENCODERS = {
     "small-cnn": "conv-bn-relu-pool blocks keeping a 4x4 grid (fast on a CPU)",
     "resnet18": "torchvision ResNet-18 (random, a local state dict file, or weights by name)",
@@ -46,6 +48,19 @@ METRICS = {
 def rnnkit_register_heads(register: RegisterHead) -> None:
     for name, description in HEADS.items():
         register(name, lazy("rnnvision_kit.nn.heads:build_head", name), description=description)
+
+
+@hookimpl
+def rnnkit_register_layers(register: RegisterLayer) -> None:
+    for name, (description, settings, block, causal) in CORE_LAYERS.items():
+        register(
+            name,
+            lazy("rnnvision_kit.nn.heads:create_layer", name),
+            description=description,
+            settings=settings,
+            block=block,
+            causal=causal,
+        )
 
 
 @hookimpl

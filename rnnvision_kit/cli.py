@@ -165,6 +165,42 @@ def sources(ctx: click.Context, data_kind: str | None) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
+@click.pass_context
+def layers(ctx: click.Context) -> None:
+    """List the sequence layers a head can stack (model.head=NAME), with their own settings
+    (model.layer.NAME=VALUE) and whether a model built on them can stream and export step by
+    step; whole heads (model.head=mean) are listed after them.
+
+    \b
+    Example:
+      rnnkit layers
+      rnnkit run --task video-action --set model.head=mamba --set model.layer.state_size=8
+    """
+    from rnnvision_kit.layers import settings_table
+
+    host = _host(ctx)
+    names = set(host.registries.layers.names())
+    rows = [
+        (
+            _shown_name(e, names),
+            e.plugin,
+            "yes" if e.meta.get("causal", True) else "no",
+            e.meta.get("block", "residual"),
+            ", ".join(f"{k}={v}" for k, v in settings_table(e)) or "-",
+            e.description,
+        )
+        for e in _entries(ctx, "layers", None)
+    ]
+    head_names = set(host.registries.heads.names())
+    rows += [
+        (_shown_name(e, head_names), e.plugin, "no", "head", "-", e.description)
+        for e in _entries(ctx, "heads", None)
+    ]
+    headers = ["layer", "plugin", "streams", "block", "settings (model.layer.*)", "description"]
+    click.echo(format_table(headers, rows))
+
+
+@cli.command(context_settings=CONTEXT)
 @click.option("--kind", "data_kind", help="Only metrics for this data kind.")
 @click.pass_context
 def metrics(ctx: click.Context, data_kind: str | None) -> None:
@@ -258,6 +294,7 @@ def _configure(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any
     ``--set``. A task registered with ``config=`` is configured without importing torch, so a
     bad setting is reported in a fraction of a second; another task is opened for its defaults."""
     from rnnvision_kit.config import layered, validate
+    from rnnvision_kit.layers import check_head
     from rnnvision_kit.task import declared_defaults
 
     registries = host.registries
@@ -282,6 +319,7 @@ def _configure(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any
         sources=registries.datasets,
     )
     validate(config)
+    check_head(registries, config.model)
     return config
 
 

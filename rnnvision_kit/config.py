@@ -444,6 +444,15 @@ def set_value(config: Any, dotted_key: str, raw: Any) -> None:
                     set_value(config, f"{dotted_key}.{sub}", value)
                 return
             setattr(target, part, _coerce(raw, _hints(target)[part], dotted_key))
+        elif isinstance(getattr(target, part), dict):  # a free mapping: model.layer.state_size
+            mapping = getattr(target, part)
+            *inner, leaf = parts[depth + 1 :]
+            for key in inner:
+                mapping = mapping.setdefault(key, {})
+                if not isinstance(mapping, dict):
+                    raise ConfigError(f"{dotted_key}: {key} is not a mapping")
+            mapping[leaf] = _tree(raw, dotted_key)
+            return
         else:
             target = getattr(target, part)
 

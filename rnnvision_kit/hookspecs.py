@@ -77,11 +77,37 @@ class RegisterBackbone(Protocol):
 
 class RegisterHead(Protocol):
     """``register`` of ``rnnkit_register_heads``; ``factory(input_size, num_classes, **options)
-    -> nn.Module`` mapping ``B,T,F`` to ``B,K`` logits. The built-in tasks pass
-    ``hidden_size``, ``num_layers``, ``bidirectional``, ``pooling`` and ``dropout``."""
+    -> nn.Module`` mapping ``B,T,F`` to ``B,K`` logits: a whole head (``mean``), for what is not
+    a stack of sequence layers (register those with ``rnnkit_register_layers``). The built-in
+    tasks pass ``hidden_size``, ``num_layers``, ``bidirectional``, ``pooling`` and ``dropout``."""
 
     def __call__(
         self, name: str, factory: Callable[..., Any], *, description: str = ""
+    ) -> Callable[..., Any]: ...
+
+
+class RegisterLayer(Protocol):
+    """``register`` of ``rnnkit_register_layers``; ``factory(input_size, hidden_size, **settings)
+    -> SequenceLayer`` (``rnnvision_kit.nn.SequenceLayer``: ``B,T,F -> B,T,H``, parallel mode,
+    ``initial_state``, ``step``, ``scan``, ``state_spec``, ``causal``).
+
+    ``settings``: a dataclass of the layer's own settings (a ``rnnvision_kit.LayerSettings``
+    subclass whose fields are declared with ``setting(...)``), set as ``model.layer.NAME`` and
+    passed to the factory as keywords; it must not import torch. ``block``: how a head stacks
+    the layer: ``plain`` (layer on layer), ``residual`` (pre-norm residual blocks, the default)
+    or ``own`` (the layer has its own norms and residuals). ``causal``: whether it can stream
+    (listed by ``rnnkit layers``). A task builds heads from these with
+    ``rnnvision_kit.build_sequence_head``."""
+
+    def __call__(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        *,
+        description: str = "",
+        settings: type | None = None,
+        block: str = "residual",
+        causal: bool = True,
     ) -> Callable[..., Any]: ...
 
 
@@ -118,6 +144,12 @@ def rnnkit_register_backbones(register: RegisterBackbone) -> None:
 @hookspec
 def rnnkit_register_heads(register: RegisterHead) -> None:
     """Register sequence heads: ``register(name, factory, description=...)``."""
+
+
+@hookspec
+def rnnkit_register_layers(register: RegisterLayer) -> None:
+    """Register sequence layers: ``register(name, factory, description=..., settings=...,
+    block=..., causal=...)``."""
 
 
 @hookspec

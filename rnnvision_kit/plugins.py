@@ -227,6 +227,7 @@ class Hooks:
             "datasets": hook.rnnkit_register_datasets,
             "backbones": hook.rnnkit_register_backbones,
             "heads": hook.rnnkit_register_heads,
+            "layers": hook.rnnkit_register_layers,
             "metrics": hook.rnnkit_register_metrics,
         }
 

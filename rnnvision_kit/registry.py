@@ -1,4 +1,4 @@
-"""Named registries (tasks, datasets, backbones, heads, metrics) that remember who registered what.
+"""Named registries (tasks, datasets, backbones, heads, layers, metrics) that remember who registered what.
 
 Every entry is reachable as ``plugin:name``. A bare name claimed by two plugins is an ambiguity
 error when used; one plugin registering a name twice is an error at once; an unknown name lists
@@ -12,6 +12,7 @@ resolves, when no plugin ``FAMILY`` registered ``MODEL``, to the family's factor
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from typing import Any
 
 from rnnvision_kit.errors import PluginError, RegistryError, rethrown
 
-KINDS = ("tasks", "datasets", "backbones", "heads", "metrics")
+KINDS = ("tasks", "datasets", "backbones", "heads", "layers", "metrics")
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,29 @@ def _checked_meta(kind: str, name: str, plugin: str, meta: dict[str, Any]) -> di
             f"{what}: config must be a callable returning the task's RunConfig, e.g. "
             f"lazy('my_plugin.config:defaults'), got {meta['config']!r}"
         )
+    if kind == "layers":
+        _check_layer_meta(what, meta)
     unknown = sorted(set(meta.get("capabilities", ())) - set(CAPABILITIES))
     if kind == "tasks" and unknown:
         raise RegistryError(
             f"{what}: unknown capabilities {unknown} (known: {', '.join(CAPABILITIES)})"
         )
     return meta
+
+
+def _check_layer_meta(what: str, meta: dict[str, Any]) -> None:
+    """A layer's ``block``, ``causal`` and ``settings`` (a dataclass), or a RegistryError."""
+    if meta.get("block", "residual") not in ("plain", "residual", "own"):
+        raise RegistryError(f"{what}: block must be plain, residual or own, got {meta['block']!r}")
+    if not isinstance(meta.get("causal", True), bool):
+        raise RegistryError(f"{what}: causal must be true or false, got {meta['causal']!r}")
+    settings = meta.get("settings")
+    if settings is not None and not (
+        isinstance(settings, type) and dataclasses.is_dataclass(settings)
+    ):
+        raise RegistryError(
+            f"{what}: settings must be a dataclass (a LayerSettings subclass), got {settings!r}"
+        )
 
 
 class Registry:
@@ -227,13 +245,15 @@ class Registry:
 
 
 class Registries:
-    """The five registries a plugin host fills: ``tasks``, ``datasets``, ``backbones``, ``heads``, ``metrics``."""
+    """The registries a plugin host fills: ``tasks``, ``datasets``, ``backbones``, ``heads``,
+    ``layers``, ``metrics``."""
 
     def __init__(self) -> None:
         self.tasks = Registry("tasks")
         self.datasets = Registry("datasets")
         self.backbones = Registry("backbones")
         self.heads = Registry("heads")
+        self.layers = Registry("layers")
         self.metrics = Registry("metrics")
 
     def __getitem__(self, kind: str) -> Registry:

@@ -135,7 +135,7 @@ def test_imagefolder_skips_and_counts_corrupt_files(rnnkit: CliRunner, tmp_path:
             ["--task", "image-clasify"],
             "unknown task 'image-clasify'.*did you mean 'image-classify'",
         ),
-        (["--task", "image-classify", "--set", "model.head=gruu"], "unknown head 'gruu'"),
+        (["--task", "image-classify", "--set", "model.head=gruu"], "unknown layer or head 'gruu'"),
         (
             ["--task", "image-classify", "--set", "train.optimizer=adamax"],
             "train.optimizer: 'adamax'",

@@ -39,12 +39,13 @@ def _no_plugin_env(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---------------------------------------------------------------------------------- docs
 
 
-def test_all_ten_hooks_are_found() -> None:
+def test_all_eleven_hooks_are_found() -> None:
     assert [s.__name__ for s in SPECS] == [
         "rnnkit_register_tasks",
         "rnnkit_register_datasets",
         "rnnkit_register_backbones",
         "rnnkit_register_heads",
+        "rnnkit_register_layers",
         "rnnkit_register_metrics",
         "rnnkit_register_commands",
         "rnnkit_on_run_start",
@@ -116,6 +117,7 @@ def test_register_hooks_fill_every_registry_with_provenance() -> None:
         ("datasets", "all-data"),
         ("backbones", "all-conv"),
         ("heads", "all-head"),
+        ("layers", "all-layer"),
         ("metrics", "all-acc"),
     ]:
         entry = registries[kind].get(name)
@@ -132,7 +134,14 @@ def test_register_hooks_fill_every_registry_with_provenance() -> None:
     assert features.shape == (2, 4, 5, 5)
     logits = registries.heads.create("all-head", 4, 3)(torch.zeros(2, 7, 4))
     assert logits.shape == (2, 3)
-    from rnnvision_kit import ImageSpec
+    from rnnvision_kit import HeadConfig, ImageSpec, build_sequence_head
+
+    model = HeadConfig(head="all-layer", hidden_size=6, num_layers=2, layer={"scale": 0.5})
+    head = build_sequence_head(registries, model, 4, 3).eval()
+    x = torch.randn(2, 7, 4)
+    logits, _ = head.scan(x)
+    assert head(x).shape == (2, 3) and torch.allclose(logits[:, -1], head(x), atol=1e-6)
+    assert [s.name for s in head.state_spec()] == ["layer0_total", "layer1_total"]
 
     spec = ImageSpec(("a", "b", "c"), 1, 2, 2, (0.0,), (1.0,))
     metric = registries.metrics.create("all-acc", spec)
@@ -144,7 +153,7 @@ def test_plugins_lists_what_each_kind_of_hook_registered(rnnkit_process: CliRunn
     result = rnnkit_process("--plugin", fixture("registers_all"), "plugins")
     row = next(line for line in result.stdout.splitlines() if line.startswith("registers_all "))
     assert (
-        "tasks: all-task; datasets: all-data; backbones: all-conv; heads: all-head; "
+        "tasks: all-task; datasets: all-data; backbones: all-conv; heads: all-head; layers: all-layer; "
         "metrics: all-acc" in row
     )
 

@@ -38,7 +38,6 @@ def _val(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in row.items() if k.startswith("val/")} for row in rows]
 
 
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, list[dict]]:
     """The uninterrupted run: (summary, metrics rows)."""

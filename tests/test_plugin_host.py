@@ -92,7 +92,7 @@ def test_name_taken_by_two_plugins_is_ambiguous_bare_and_works_qualified() -> No
     task = open_task(host.registries, "clash:image-classify")
     assert (task.name, task.plugin) == ("image-classify", "clash")
     assert host.registries.tasks.get("classify:image-classify").plugin == "classify"
-    assert host.registries.heads.get("core:gru").plugin == "core"
+    assert host.registries.layers.get("core:gru").plugin == "core"
     assert {"classify:image-classify", "clash:image-classify"} <= set(host.registries.tasks.names())
     assert not host.broken
 

@@ -266,7 +266,9 @@ def test_init_from_copies_what_fits_and_lists_the_rest(tmp_path: Path) -> None:
     target = model(3)
     line = init_from(target, str(tmp_path / "ten.pt"))
     assert torch.equal(target.encoder.features[0].weight, source.encoder.features[0].weight)
-    assert torch.equal(target.head.rnn.weight_ih_l0, source.head.rnn.weight_ih_l0)
+    assert torch.equal(
+        target.head.layers[0].layer.rnn.weight_ih_l0, source.head.layers[0].layer.rnn.weight_ih_l0
+    )
     assert not torch.equal(target.head.classifier.bias, source.head.classifier.bias[:3])
     total = len(target.state_dict())
     assert line == (

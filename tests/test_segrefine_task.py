@@ -141,7 +141,9 @@ def test_predict_names_a_bad_file(
     odd.write_text("text")
     result = rnnkit("predict", str(trained[0]), str(odd))
     assert result.returncode == 1
-    assert result.stderr.startswith(f"rnnkit: error: {odd}: not a video, image (.png, .jpg, .jpeg) or folder")
+    assert result.stderr.startswith(
+        f"rnnkit: error: {odd}: not a video, image (.png, .jpg, .jpeg) or folder"
+    )
 
 
 # ----------------------------------------------------------------------------- model variants

@@ -24,7 +24,6 @@ DDP_RUN = [
 ]
 
 
-
 @pytest.mark.slow
 def test_sigterm_to_torchrun_saves_on_rank_0_and_resumes_to_the_same_metrics(
     tmp_path: Path,

@@ -138,8 +138,8 @@ def test_head_step_gives_the_logits_of_forward_on_the_frames_so_far(cell: str) -
     torch.manual_seed(0)
     head = build_head(cell, 12, 4, hidden_size=8, num_layers=2).eval()
     x = torch.randn(3, 7, 12)
-    state = head.initial_state(3)
-    assert state.shape == ((4 if cell == "lstm" else 2), 3, 8)
+    state = head.initial_state(3)  # per layer: h (and c for the LSTM), each B,H
+    assert [tuple(t.shape) for t in state] == [(3, 8)] * (4 if cell == "lstm" else 2)
     chunk, _ = head.scan(x)
     for t in range(7):
         logits, state = head.step(x[:, t], state)

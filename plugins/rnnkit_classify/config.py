@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from rnnvision_kit import (
     DataConfig,
-    ModelConfig,
+    HeadConfig,
     Rule,
     RunConfig,
     TrainConfig,
@@ -32,14 +32,14 @@ class ClassifyDataConfig(DataConfig):
 
 
 @dataclass
-class ClassifyModelConfig(ModelConfig):
-    head: str = "gru"  # a registered head: gru, lstm, rnn (or a plugin's)
-    hidden_size: int = setting(128, ge=1)
-    num_layers: int = setting(1, ge=1)
+class ClassifyModelConfig(HeadConfig):
+    """The heads (``model.head``, ``model.layer.*``, ... from ``HeadConfig``, with this task's
+    defaults) over the rows and/or columns, and the optional encoder."""
+
     bidirectional: bool = True
     pooling: Literal["last", "mean", "attention"] = "mean"
-    scan: Literal["rows", "columns", "both"] = "both"  # both: rows and columns, logits summed
     dropout: float = setting(0.1, ge=0, lt=1)
+    scan: Literal["rows", "columns", "both"] = "both"  # both: rows and columns, logits summed
     # what the heads read: none (the image's pixel rows/columns) or a backbone's feature map
     # read as rows/columns (ReNet/CRNN style): small-cnn, resnet18, tv:NAME, timm:NAME, ...
     encoder: str = setting("none", nonempty=True)

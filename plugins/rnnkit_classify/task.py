@@ -23,6 +23,7 @@ from rnnvision_kit import (
     StepContext,
     StepOutput,
     Task,
+    build_sequence_head,
 )
 from rnnvision_kit.classification import classification_metrics, write_classification_report
 from rnnvision_kit.nn import (
@@ -46,13 +47,6 @@ class ImageClassifyTask(Task):
         map, with the fine-tuning settings applied to the encoder."""
         m: ClassifyModelConfig = ctx.config.model
         spec = ctx.spec
-        options = dict(
-            hidden_size=m.hidden_size,
-            num_layers=m.num_layers,
-            bidirectional=m.bidirectional,
-            pooling=m.pooling,
-            dropout=m.dropout,
-        )
         encoder, mean, std = None, spec.mean, spec.std
         channels, height, width = spec.channels, spec.height, spec.width
         if m.encoder != "none":
@@ -64,7 +58,7 @@ class ImageClassifyTask(Task):
             encoder.train()
         lengths = {"rows": channels * width, "columns": channels * height}
         heads = {
-            scan: ctx.registries.heads.create(m.head, size, spec.num_classes, **options)
+            scan: build_sequence_head(ctx.registries, m, size, spec.num_classes)
             for scan, size in lengths.items()
             if m.scan in (scan, "both")
         }

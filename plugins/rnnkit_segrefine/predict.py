@@ -91,7 +91,9 @@ def _writing(folder: Path) -> Iterator[None]:
     try:
         yield
     except OSError as error:
-        raise RnnkitError(f"{folder}: folder cannot be written ({reason(error)}); --out DIR") from None
+        raise RnnkitError(
+            f"{folder}: folder cannot be written ({reason(error)}); --out DIR"
+        ) from None
 
 
 def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:

@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from rnnvision_kit import (
     DataConfig,
-    ModelConfig,
+    HeadConfig,
     Rule,
     RunConfig,
     TrainConfig,
@@ -66,17 +66,12 @@ class VideoDataConfig(DataConfig):
 
 
 @dataclass
-class VideoModelConfig(ModelConfig):
+class VideoModelConfig(HeadConfig):
+    """The head (``model.head``, ``model.layer.*``, ... from ``HeadConfig``) and the frame encoder."""
+
     # a registered frame encoder (small-cnn, resnet18, mobilenet_v3_small), or any torchvision
     # or timm model as tv:NAME / timm:NAME (rnnkit backbones PATTERN lists them)
     backbone: str = setting("small-cnn", nonempty=True)
-    # a registered sequence head: gru, lstm, rnn, mean (order-less baseline)
-    head: str = setting("gru", nonempty=True)
-    hidden_size: int = setting(128, ge=1)
-    num_layers: int = setting(1, ge=1)
-    bidirectional: bool = False
-    pooling: Literal["last", "mean", "attention"] = "last"
-    dropout: float = setting(0.0, ge=0, lt=1)
     # encoder output size; None: the backbone's own (512, 576)
     feature_dim: int | None = setting(128, ge=1)
     backbone_weights: str | None = None  # a local state dict file of the backbone

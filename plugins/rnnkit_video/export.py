@@ -1,9 +1,10 @@
 """Export of the video-action model, built on its per-step API (``rnnkit_video.model``).
 
-A model that streams (a unidirectional recurrent head with ``last`` pooling) is exported as a
-chunk step: ``frames B,T,3,H,W`` (any ``T >= 1`` new frames) and ``state`` in, the logits after
-each frame and ``state_out`` out; fed frame after frame with the state passed back, it gives
-what ``rnnkit stream`` gives. Another model (bidirectional, ``mean``/``attention`` pooling, the
+A model that streams (causal layers, unidirectional, ``last`` pooling) is exported as a chunk
+step: ``frames B,T,3,H,W`` (any ``T >= 1`` new frames) and the state in, the logits after each
+frame and the next state out; fed frame after frame with the state passed back, it gives what
+``rnnkit stream`` gives. The state is one input per tensor of the head's ``state_spec()``,
+``state_<name>`` (e.g. ``state_layer0_h``), continued by the output ``state_<name>_out``. Another model (bidirectional, ``mean``/``attention`` pooling, the
 ``mean`` head) is exported as a whole clip with a dynamic time axis: ``frames -> logits B,K``.
 """
 
@@ -24,17 +25,16 @@ def _features(model: nn.Module, frames: torch.Tensor, frame: tuple[int, ...]) ->
 
 
 class ChunkStep(nn.Module):
-    """``(frames B,T,C,H,W in [0, 1], state) -> (logits B,T,K, state_out)``: one encoder call
+    """``(frames B,T,C,H,W in [0, 1], *state) -> (logits B,T,K, *state_out)``: one encoder call
     per frame (``encode_frame``) and the head's ``scan`` over the chunk."""
 
     def __init__(self, model: nn.Module, frame: tuple[int, ...]) -> None:
         super().__init__()
         self.model, self.frame = model, frame
 
-    def forward(
-        self, frames: torch.Tensor, state: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.scan(_features(self.model, frames, self.frame), state)
+    def forward(self, frames: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits, after = self.model.scan(_features(self.model, frames, self.frame), state)
+        return (logits, *after)
 
 
 class WholeClip(nn.Module):
@@ -49,16 +49,14 @@ class WholeClip(nn.Module):
         return (self.model.head(_features(self.model, frames, self.frame)),)
 
 
-def frame_by_frame(
-    model: nn.Module, frames: torch.Tensor, state: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def frame_by_frame(model: nn.Module, frames: torch.Tensor, *state: torch.Tensor) -> tuple:
     """The reference: ``encode_frame`` and ``step`` one frame at a time, as ``rnnkit stream``
     runs the model."""
-    logits = []
+    logits, carried = [], tuple(state)
     for t in range(frames.shape[1]):
-        step_logits, state = model.step(model.encode_frame(frames[:, t]), state)
+        step_logits, carried = model.step(model.encode_frame(frames[:, t]), carried)
         logits.append(step_logits)
-    return torch.stack(logits, 1), state
+    return (torch.stack(logits, 1), *carried)
 
 
 def _buffer(model: nn.Module, name: str) -> list[float]:
@@ -101,41 +99,47 @@ def export_model(ctx: ExportContext) -> Exportable:
     frames_axes = {0: "batch"} if fixed_time else {0: "batch", 1: "time"}
     common = {"vary": "batch" if fixed_time else "time"}
     if stream:
-        state_shape = tuple(model.initial_state(1).shape)  # layers, 1, hidden
+        specs = model.head.state_spec()
+        names = [f"state_{spec.name}" for spec in specs]
+        outs = [f"{name}_out" for name in names]
 
         def sample(n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
             frames = frames_of(n, generator)
-            shape = (state_shape[0], frames.shape[0], *state_shape[2:])
-            state = torch.rand(shape, generator=generator) * 1.8 - 0.9  # non-zero, as mid-video
-            return frames, state
+            state = [  # non-zero, as mid-video
+                torch.rand(t.shape, generator=generator) * 1.8 - 0.9
+                if t.dtype.is_floating_point
+                else t + n
+                for t in model.initial_state(frames.shape[0])
+            ]
+            return (frames, *state)
 
         chunk = "one new frame (T = 1)" if fixed_time else "T >= 1 new frames in order"
+        layout = ", ".join(
+            f"{name}: batch, {', '.join(map(str, spec.shape))}"
+            for name, spec in zip(names, specs, strict=True)
+        )
         return Exportable(
             module=ChunkStep(model, frame),
-            inputs=("frames", "state"),
-            outputs=("logits", "state_out"),
+            inputs=("frames", *names),
+            outputs=("logits", *outs),
             sample=sample,
             dynamic_axes={
                 "frames": frames_axes,
-                "state": {1: "batch"},
                 "logits": frames_axes,
-                "state_out": {1: "batch"},
+                **{name: {0: "batch"} for name in names + outs},
             },
-            states={"state": "state_out"},
-            reference=lambda frames, state: frame_by_frame(model, frames, state),
+            states=dict(zip(names, outs, strict=True)),
+            reference=lambda frames, *state: frame_by_frame(model, frames, *state),
             info={
                 **info,
                 "step": (
                     f"frames: B,T,3,H,W float32 RGB in [0, 1] at frame_size, {chunk}, and "
-                    "state (zeros before the first frame) -> logits B,T,K, the logits after "
-                    "each of those frames (logits[:, -1] is the prediction for the video so "
-                    "far), and state_out, the state to pass with the next frames; "
-                    f"{read}"
+                    "the state tensors (zeros before the first frame) -> logits B,T,K, the "
+                    "logits after each of those frames (logits[:, -1] is the prediction for "
+                    "the video so far), and the state_*_out tensors, the state to pass with "
+                    f"the next frames; {read}"
                 ),
-                "state_layout": (
-                    "layers, batch, hidden (gru/rnn head); lstm head: 2*layers, the hidden "
-                    "states then the cell states"
-                ),
+                "state_layout": layout,
             },
             **common,
         )

@@ -8,20 +8,20 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnvision_kit.nn import encoder_trunk, lr_groups
+from rnnvision_kit.nn import State, encoder_trunk, lr_groups
 
 
 class ClipClassifier(nn.Module):
     """``B,T,C,H,W`` clips in [0, 1] -> frame encoder per frame -> ``B,T,F`` -> head -> logits.
 
-    Per-step API (``rnnkit stream``, ONNX export), for a head that can stream (a unidirectional
-    recurrent head with ``pooling="last"``; :attr:`stream_blocker` says why another cannot):
+    Per-step API (``rnnkit stream``, ONNX export), for a head that can stream (causal layers,
+    unidirectional, ``pooling="last"``; :attr:`stream_blocker` says why another cannot):
 
     - ``encode_frame(frames B,C,H,W in [0, 1]) -> features B,F``: normalise and encode new
       frames (one encoder call per frame, however long the video);
-    - ``initial_state(batch) -> state``: zeros ``L,B,H`` for gru/rnn heads, ``2L,B,H`` for lstm
-      (hidden states, then cell states), ``L = model.num_layers``, ``H = model.hidden_size``;
-    - ``step(features B,F, state) -> (logits B,K, state)``: one recurrent step;
+    - ``initial_state(batch) -> state``: the head's zero state, a tuple of tensors described by
+      ``head.state_spec()`` (each layer's, e.g. ``layer0_h``);
+    - ``step(features B,F, state) -> (logits B,K, state)``: one step;
     - ``scan(features B,T,F, state) -> (logits B,T,K, state)``: a chunk of frames, the logits
       after each.
 
@@ -71,18 +71,18 @@ class ClipClassifier(nn.Module):
         """Features ``B,F`` of frames ``B,C,H,W`` in [0, 1]."""
         return self.encoder((frames - self.mean) / self.std).flatten(1)
 
-    def initial_state(self, batch: int = 1) -> torch.Tensor:
+    def initial_state(self, batch: int = 1) -> State:
         """The head's zero state before the first frame."""
         return self.head.initial_state(batch)
 
     def step(
-        self, features: torch.Tensor, state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, features: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
         """Logits ``B,K`` after one new frame's ``features B,F``, and the next state."""
         return self.head.step(features, state)
 
     def scan(
-        self, features: torch.Tensor, state: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, features: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
         """Logits ``B,T,K`` after each frame of ``features B,T,F``, and the last state."""
         return self.head.scan(features, state)

@@ -121,7 +121,9 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
         plot_timeline(centres, torch.softmax(logits, dim=-1), spec.class_names, png, path.name)
     except OSError as error:  # a read-only run folder: the prediction still counts
-        warn(f"{ctx.out_dir}: timeline plot of {path.name} not written ({reason(error)}); --out DIR")
+        warn(
+            f"{ctx.out_dir}: timeline plot of {path.name} not written ({reason(error)}); --out DIR"
+        )
         return record
     record["timeline_png"] = str(png)
     return record

@@ -31,6 +31,7 @@ from rnnvision_kit import (
     StepOutput,
     StreamContext,
     Task,
+    build_sequence_head,
 )
 from rnnvision_kit.classification import classification_metrics
 
@@ -84,16 +85,7 @@ class VideoActionTask(Task):
         freeze_encoder(encoder, m.freeze)
         if m.freeze_bn:
             freeze_batchnorm(encoder)
-        head = ctx.registries.heads.create(
-            m.head,
-            encoder.out_features,
-            ctx.spec.num_classes,
-            hidden_size=m.hidden_size,
-            num_layers=m.num_layers,
-            bidirectional=m.bidirectional,
-            pooling=m.pooling,
-            dropout=m.dropout,
-        )
+        head = build_sequence_head(ctx.registries, m, encoder.out_features, ctx.spec.num_classes)
         return ClipClassifier(encoder, head, mean, std, pretrained_lr=m.pretrained_lr)
 
     def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:

@@ -1,4 +1,4 @@
-"""Reusable recurrent blocks (public API): sequence heads, ConvGRU/ConvLSTM, frame encoders
+"""Reusable recurrent blocks (public API): the sequence-layer contract and its layers, heads, ConvGRU/ConvLSTM, frame encoders
 (with the torchvision and timm families and pretrained weights by name), fine-tuning helpers.
 
 Imports nothing else from the core but ``errors``. Plugins import from this package, not from
@@ -23,7 +23,14 @@ from rnnvision_kit.nn.finetune import (
     freeze_unused,
     lr_groups,
 )
-from rnnvision_kit.nn.heads import MeanHead, RecurrentHead, build_head
+from rnnvision_kit.nn.heads import (
+    Bidirectional,
+    MeanHead,
+    SequenceHead,
+    TorchRNN,
+    build_head,
+    builtin_layer,
+)
 from rnnvision_kit.nn.layers_min import MinGRU, MinLSTM
 from rnnvision_kit.nn.layers_ssm import LRU, S5
 from rnnvision_kit.nn.pretrained import (
@@ -37,8 +44,8 @@ from rnnvision_kit.nn.pretrained import (
     input_normalisation,
     torch_hub_dir,
 )
-from rnnvision_kit.nn.scan import linear_scan, sequential_scan
-from rnnvision_kit.nn.sequence import SequenceLayer, StateSpec
+from rnnvision_kit.nn.scan import linear_scan, masked_scan, sequential_scan
+from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
 
 __all__ = [
     "ENCODERS",
@@ -48,7 +55,10 @@ __all__ = [
     "ConvLSTMCell",
     "FrameEncoder",
     "MeanHead",
-    "RecurrentHead",
+    "SequenceHead",
+    "TorchRNN",
+    "Bidirectional",
+    "builtin_layer",
     "SmallCNN",
     "WeightsInfo",
     "build_encoder",
@@ -75,7 +85,10 @@ __all__ = [
     "LRU",
     "S5",
     "SequenceLayer",
+    "State",
     "StateSpec",
     "linear_scan",
+    "masked_scan",
+    "tracing",
     "sequential_scan",
 ]

@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnvision_kit.nn.scan import linear_scan
-from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec
+from rnnvision_kit.nn.scan import linear_scan, masked_scan
+from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
 
 __all__ = ["MinGRU", "MinLSTM", "min_g"]
 
@@ -139,7 +139,10 @@ class _MinRecurrence(SequenceLayer):
         if state is None:
             state = self.initial_state(chunk.shape[0], chunk.device, chunk.dtype)
         a, b = self.coefficients(chunk)
-        h = linear_scan(a, b, state[0], chunk=self.chunk)
+        if tracing():  # export: a loop-free scan keeps the graph's time axis dynamic
+            h = masked_scan(a, b, state[0])
+        else:
+            h = linear_scan(a, b, state[0], chunk=self.chunk)
         return self.out(h), ((h[:, -1],) if h.shape[1] else state)
 
     def step(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:

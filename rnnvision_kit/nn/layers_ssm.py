@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from rnnvision_kit.errors import RnnkitError
 from rnnvision_kit.nn.scan import linear_scan
-from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec
+from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
 
 __all__ = ["LRU", "S5", "hippo_eigenvalues"]
 
@@ -83,6 +83,38 @@ class _ComplexDiagonal(SequenceLayer):
         """``lambda: modes`` (complex) and ``Bbar: modes x H`` (complex) of the recurrence."""
         raise NotImplementedError  # pragma: no cover
 
+    def discrete_real(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`discrete` in real arithmetic, for export (ONNX has no complex numbers):
+        ``log|lambda|``, ``arg lambda`` (each ``modes``) and ``Bbar``'s real and imaginary parts
+        (each ``modes x H``)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _scan_real(self, chunk: Tensor, state: State | None) -> tuple[Tensor, State]:
+        """:meth:`scan` without complex numbers or loops over time (export): ``h_t = lambda^t
+        h_0 + sum_{s<=t} lambda^(t-s) b_s`` with ``lambda^k = |lambda|^k e^(i k arg lambda)``,
+        ``k`` masked to ``s <= t`` (so every power has ``|.| <= 1``)."""
+        if state is None:
+            state = self.initial_state(chunk.shape[0], chunk.device, chunk.dtype)
+        u = self.proj(chunk)
+        log_r, angle, b_re_w, b_im_w = self.discrete_real()
+        b_re, b_im = F.linear(u, b_re_w), F.linear(u, b_im_w)  # B,T,M
+        position = torch.cumsum(torch.ones_like(u[:, :, :1]), dim=1)  # B,T,1: 1..T
+        lag = position.unsqueeze(2) - position.unsqueeze(1)  # B,T,S,1: t - s
+        later = lag >= 0
+        lag = lag.clamp_min(0)
+        decay = torch.where(later, torch.exp(lag * log_r), torch.zeros_like(lag * log_r))
+        p_re, p_im = decay * torch.cos(lag * angle), decay * torch.sin(lag * angle)
+        h_re = (p_re * b_re.unsqueeze(1) - p_im * b_im.unsqueeze(1)).sum(2)
+        h_im = (p_re * b_im.unsqueeze(1) + p_im * b_re.unsqueeze(1)).sum(2)
+        first = torch.exp(position * log_r)  # lambda^t for the state before the chunk
+        q_re, q_im = first * torch.cos(position * angle), first * torch.sin(position * angle)
+        h0_re, h0_im = state[0].unsqueeze(1), state[1].unsqueeze(1)
+        h_re = h_re + q_re * h0_re - q_im * h0_im
+        h_im = h_im + q_re * h0_im + q_im * h0_re
+        weight_re, weight_im = self.C_re * self.out_scale, self.C_im * self.out_scale
+        y = F.linear(h_re, weight_re) - F.linear(h_im, weight_im)
+        return torch.addcmul(y, u, self.D), (h_re[:, -1], h_im[:, -1])
+
     def eigenvalues(self) -> Tensor:
         """The discrete ``lambda`` (complex, ``modes``), without gradient."""
         with torch.no_grad():
@@ -124,6 +156,8 @@ class _ComplexDiagonal(SequenceLayer):
         return self.scan(x)[0]
 
     def scan(self, chunk: Tensor, state: State | None = None) -> tuple[Tensor, State]:
+        if tracing():
+            return self._scan_real(chunk, state)
         h0 = self._complex_state(state, chunk)
         if chunk.shape[1] == 0:
             return chunk.new_zeros((*chunk.shape[:2], self.hidden_size)), (h0.real, h0.imag)
@@ -197,6 +231,15 @@ class LRU(_ComplexDiagonal):
         self.C_im = nn.Parameter(torch.randn(H, N) / math.sqrt(2 * N))
         self.D = nn.Parameter(torch.randn(H))
 
+    def discrete_real(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        gamma = torch.exp(self.gamma_log)[:, None]
+        return (
+            -torch.exp(self.nu_log),
+            torch.exp(self.theta_log),
+            self.B_re * gamma,
+            self.B_im * gamma,
+        )
+
     def discrete(self) -> tuple[Tensor, Tensor]:
         lam = torch.exp(torch.complex(-torch.exp(self.nu_log), torch.exp(self.theta_log)))
         gamma = torch.exp(self.gamma_log)[:, None]
@@ -268,6 +311,21 @@ class S5(_ComplexDiagonal):
         self.C_re = nn.Parameter(torch.randn(H, modes) / math.sqrt(2 * size))
         self.C_im = nn.Parameter(torch.randn(H, modes) / math.sqrt(2 * size))
         self.D = nn.Parameter(torch.randn(H))
+
+    def discrete_real(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        re, im = -torch.exp(self.log_neg_re), self.im  # Lambda
+        dt = torch.exp(self.log_dt)
+        step_re, step_im = re * dt, im * dt
+        # (exp(step) - 1) / Lambda, exp(step) - 1 = (e^re - 1) cos - 2 sin^2(im / 2) + i e^re sin
+        # (ONNX has no expm1: e^re - 1 loses a few digits at the smallest time steps)
+        num_re = (torch.exp(step_re) - 1) * torch.cos(step_im) - 2 * torch.sin(step_im / 2) ** 2
+        num_im = torch.exp(step_re) * torch.sin(step_im)
+        norm = re * re + im * im
+        coef_re = ((num_re * re + num_im * im) / norm)[:, None]
+        coef_im = ((num_im * re - num_re * im) / norm)[:, None]
+        b_re = coef_re * self.B_re - coef_im * self.B_im
+        b_im = coef_re * self.B_im + coef_im * self.B_re
+        return step_re, step_im, b_re, b_im
 
     def discrete(self) -> tuple[Tensor, Tensor]:
         Lambda = torch.complex(-torch.exp(self.log_neg_re), self.im)

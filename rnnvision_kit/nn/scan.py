@@ -24,7 +24,8 @@ decay matrices of an SSD-style "segment sum", or the ``exp(-L_s)`` factors of a 
 The backward pass is the same scan run backwards in time (``g_t = dy_t + a_{t+1} g_{t+1}``;
 ``db = g``, ``da = g * h_{t-1}``, ``dh0 = a_1 g_1``), in a custom
 :class:`torch.autograd.Function`, so autograd stores only ``a``, ``h`` and ``h0``. The loops are
-plain Python: ``torch.compile``/ONNX export should use ``step`` (``T = 1`` needs no loop).
+plain Python, so an exported graph would fix ``T``: while tracing (ONNX export), layers use
+:func:`masked_scan` instead, a loop-free ``O(T^2)`` form for the short chunks a stream feeds.
 
 Complex gates (LRU-style, ``|a| <= 1``) use the same kernels; the backward conjugates ``a`` and
 ``h`` (PyTorch's convention for complex gradients), so a complex variant needs no new code.
@@ -38,7 +39,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["linear_scan", "sequential_scan", "default_chunk"]
+__all__ = ["linear_scan", "masked_scan", "sequential_scan", "default_chunk"]
 
 
 def default_chunk(length: int) -> int:
@@ -155,3 +156,21 @@ def linear_scan(
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     return _LinearScan.apply(a, b, h0, chunk)
+
+
+def masked_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """:func:`linear_scan` without loops, for export: ``h_t = sum_{s<=t} exp(L_t - L_s) b_s +
+    exp(L_t) h0`` with ``L = cumsum(log a)``. Every factor is ``exp`` of a sum of ``log a <= 0``
+    (never above 1), masked to ``s <= t``; the positions come from the input's own shape, so an
+    ONNX graph traced through it keeps a dynamic time axis. ``O(T^2 D)`` memory: meant for the
+    short chunks of streaming, not for training. Real gates in ``[0, 1]`` only."""
+    if h0 is None:
+        h0 = torch.zeros_like(b[:, 0])
+    a = a.expand_as(b)
+    log_a = torch.log(a.clamp_min(torch.finfo(b.dtype).tiny))
+    cum = torch.cumsum(log_a, dim=1)  # B,T,D
+    position = torch.cumsum(torch.ones_like(b[:, :, :1]), dim=1)  # B,T,1: 1..T
+    later = position.unsqueeze(2) >= position.unsqueeze(1)  # B,T,S,1: s <= t
+    diff = cum.unsqueeze(2) - cum.unsqueeze(1)  # B,T,S,D
+    weights = torch.exp(torch.where(later, diff, torch.full_like(diff, -math.inf)))
+    return (weights * b.unsqueeze(1)).sum(2) + torch.exp(cum) * h0.unsqueeze(1)

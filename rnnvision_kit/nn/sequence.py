@@ -20,9 +20,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SequenceLayer", "State", "StateSpec"]
+__all__ = ["SequenceLayer", "State", "StateSpec", "tracing"]
 
 State = tuple[Tensor, ...]
+
+
+def tracing() -> bool:
+    """True while ``torch.onnx.export`` traces the model: a layer's ``scan`` then takes a
+    loop-free form (:func:`~rnnvision_kit.nn.scan.masked_scan`) so the graph's time axis stays
+    dynamic; Python loops over time would be unrolled to the traced length."""
+    return torch.jit.is_tracing()
 
 
 @dataclass(frozen=True)

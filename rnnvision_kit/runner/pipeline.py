@@ -38,6 +38,7 @@ from rnnvision_kit.errors import (
     rethrown,
     warn,
 )
+from rnnvision_kit.layers import check_head
 from rnnvision_kit.registry import Entry, Registries
 from rnnvision_kit.runner.checkpoint import load_checkpoint
 from rnnvision_kit.runner.distributed import DistInfo
@@ -322,6 +323,7 @@ def build(
     ``train``, ``model.init_from`` (any task's model config that has it) copies the matching
     tensors of another run's checkpoint first; what it left out is one warning line."""
     validate(config)
+    check_head(registries, config.model)
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.seed)

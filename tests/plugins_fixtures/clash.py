@@ -23,5 +23,5 @@ def rnnkit_register_tasks(register: Any) -> None:
 
 
 @hookimpl
-def rnnkit_register_heads(register: Any) -> None:
+def rnnkit_register_layers(register: Any) -> None:
     register("gru", lambda *args, **kwargs: None, description="the clash plugin's gru")

@@ -1,0 +1,225 @@
+"""Sequence layers as settings: the ``model.*`` settings of a head, each layer's own
+``model.layer.*`` settings, and the head a task builds from the registries.
+
+``model.head`` names a registered sequence layer (``gru``, ``mingru``, ``mamba``, a plugin's...),
+stacked ``model.num_layers`` times with a pooling and a classifier (``rnnvision_kit.nn``'s
+``SequenceHead``), or a registered whole head (``mean``, a plugin's). A layer declares its own
+settings as a dataclass (``settings=`` at registration); ``model.layer.NAME=VALUE`` sets them, and
+they are checked like every other setting, before torch is imported. Importing this module does
+not import torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from rnnvision_kit.config import ModelConfig, Rule, set_value, setting, validate
+from rnnvision_kit.errors import ConfigError, RegistryError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from rnnvision_kit.registry import Entry, Registries
+
+BLOCKS = ("plain", "residual", "own")
+
+
+@dataclass
+class LayerSettings:
+    """Base of a layer's own settings (``model.layer.*``): a dataclass whose fields, declared
+    with :func:`~rnnvision_kit.setting`, are the keyword arguments of the layer's factory."""
+
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+
+@dataclass
+class HeadConfig(ModelConfig):
+    """The ``model.*`` settings of a sequence head; a task's model settings subclass it."""
+
+    # a registered sequence layer (rnnkit layers: gru, lstm, rnn, mingru, minlstm, lru, s5,
+    # mamba, mlstm, transformer, tcn) or a whole head (mean: the order-less baseline)
+    head: str = setting("gru", nonempty=True)
+    hidden_size: int = setting(128, ge=1)
+    num_layers: int = setting(1, ge=1)
+    bidirectional: bool = False
+    pooling: Literal["last", "mean", "attention"] = "last"
+    dropout: float = setting(0.0, ge=0, lt=1)
+    # the layer's own settings (rnnkit layers lists them), e.g. model.layer.state_size=16
+    layer: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------- the core's layers' settings
+
+
+@dataclass
+class MinSettings(LayerSettings):
+    expansion: float = setting(1.0, gt=0)  # state channels = round(hidden_size * expansion)
+
+
+@dataclass
+class LRUSettings(LayerSettings):
+    state_size: int | None = setting(None, ge=1)  # complex modes; None: hidden_size
+    r_min: float = setting(0.4, ge=0, lt=1)  # |lambda| at init, uniform on the ring [r_min, r_max]
+    r_max: float = setting(0.99, gt=0, lt=1)  # long memory: 0.999 (the paper's long-range tasks)
+    max_phase: float = setting(2 * math.pi, gt=0, le=2 * math.pi)  # phase at init in [0, this]
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("r_min", "must be below model.layer.r_max", lambda s: s.r_min < s.r_max),
+    )
+
+
+@dataclass
+class S5Settings(LayerSettings):
+    state_size: int | None = setting(None, ge=2)  # real state size P (even); None: hidden_size
+    dt_min: float = setting(0.001, gt=0)  # time steps at init, log-uniform in [dt_min, dt_max]
+    dt_max: float = setting(0.1, gt=0)
+    init: Literal["hippo", "lin"] = "hippo"  # HiPPO-LegS eigenvalues (the paper's) or S4D-Lin
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("dt_min", "must be at most model.layer.dt_max", lambda s: s.dt_min <= s.dt_max),
+        Rule(
+            "state_size",
+            "must be even (conjugate pairs of complex modes)",
+            lambda s: s.state_size is None or s.state_size % 2 == 0,
+        ),
+    )
+
+
+# name -> (description with its paper, settings, block, causal)
+CORE_LAYERS: dict[str, tuple[str, type[LayerSettings], str, bool]] = {
+    "gru": ("GRU, the fused nn.GRU kernel (Cho et al. 2014)", LayerSettings, "plain", True),
+    "lstm": (
+        "LSTM, the fused nn.LSTM kernel (Hochreiter & Schmidhuber 1997)",
+        LayerSettings,
+        "plain",
+        True,
+    ),
+    "rnn": ("Elman RNN (tanh), the fused nn.RNN kernel", LayerSettings, "plain", True),
+    "mingru": ("minGRU, parallel scan (Feng et al. 2024)", MinSettings, "residual", True),
+    "minlstm": ("minLSTM, parallel scan (Feng et al. 2024)", MinSettings, "residual", True),
+    "lru": ("LRU, complex diagonal (Orvieto et al. 2023)", LRUSettings, "residual", True),
+    "s5": ("S5 diagonal state-space model (Smith et al. 2023)", S5Settings, "residual", True),
+}
+
+
+# ----------------------------------------------------------------- resolution and checks
+
+
+def layer_entry(registries: Registries, name: str) -> Entry | None:
+    """The registered layer ``name``, None when ``name`` is a whole head; an unknown name is a
+    one-line ConfigError listing the layers and heads and the closest name, and a name that
+    both a layer and a head have asks for ``plugin:name``."""
+    found: dict[str, Entry] = {}
+    problems: list[str] = []
+    for kind in ("layers", "heads"):
+        try:
+            found[kind] = registries[kind].get(name)
+        except RegistryError as error:
+            if not str(error).startswith("unknown "):
+                problems.append(str(error))  # ambiguous within one registry
+    if len(found) == 2:
+        both = ", ".join(entry.qualified_name for entry in found.values())
+        raise ConfigError(f"model.head: {name!r} is a layer and a head; use one of: {both}")
+    if found:
+        return found.get("layers")
+    if problems:
+        raise ConfigError(f"model.head: {problems[0]}")
+    known = [*registries.layers.names(), *registries.heads.names()]
+    close = difflib.get_close_matches(name, known, n=2)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise ConfigError(
+        f"model.head: unknown layer or head {name!r} (layers: "
+        f"{', '.join(registries.layers.names()) or 'none'}; heads: "
+        f"{', '.join(registries.heads.names()) or 'none'}){hint}"
+    )
+
+
+def layer_settings(registries: Registries, model: HeadConfig) -> LayerSettings | None:
+    """The chosen layer's settings: its defaults with ``model.layer`` applied and checked (a
+    ConfigError naming ``model.layer.KEY`` and the layer); None for a whole head."""
+    entry = layer_entry(registries, model.head)
+    values = dict(model.layer or {})
+    if entry is None:
+        if values:
+            raise ConfigError(
+                f"model.layer.{next(iter(values))}: model.head={model.head} is a whole head, "
+                "with no layer settings"
+            )
+        return None
+    settings = entry.meta.get("settings") or LayerSettings
+    instance = settings()
+    known = [f.name for f in dataclasses.fields(instance)]
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean model.layer.{close[0]}?" if close else ""
+            has = f"its settings: {', '.join(known)}" if known else "it has no settings"
+            raise ConfigError(
+                f"model.layer.{key}: layer {model.head!r} has no setting {key!r} ({has}){hint}"
+            )
+    try:
+        for key, value in values.items():
+            set_value(instance, key, value)
+        validate(instance)
+    except ConfigError as error:
+        raise ConfigError(f"model.layer.{error}") from None
+    return instance
+
+
+def check_head(registries: Registries, model: Any) -> None:
+    """Check ``model.head`` and ``model.layer`` of a task whose model settings are a
+    :class:`HeadConfig` (others are left alone)."""
+    if isinstance(model, HeadConfig):
+        layer_settings(registries, model)
+
+
+def build_sequence_head(
+    registries: Registries, model: HeadConfig, input_size: int, num_classes: int
+) -> nn.Module:
+    """The head ``model.head`` over ``B,T,input_size`` sequences, ``B,num_classes`` logits out:
+    a registered layer stacked ``model.num_layers`` times (``rnnvision_kit.nn.SequenceHead``),
+    or a registered whole head called with the five head settings."""
+    from rnnvision_kit.nn.heads import SequenceHead
+
+    options = {
+        "hidden_size": model.hidden_size,
+        "num_layers": model.num_layers,
+        "bidirectional": model.bidirectional,
+        "pooling": model.pooling,
+        "dropout": model.dropout,
+    }
+    settings = layer_settings(registries, model)
+    if settings is None:
+        return registries.heads.create(model.head, input_size, num_classes, **options)
+    entry = layer_entry(registries, model.head)
+    assert entry is not None
+    kwargs = dataclasses.asdict(settings)
+
+    def make_layer(width: int, hidden: int) -> nn.Module:
+        return entry.create(width, hidden, **kwargs)
+
+    return SequenceHead(
+        make_layer,
+        input_size,
+        num_classes,
+        block=entry.meta.get("block", "residual"),
+        name=model.head,
+        **options,
+    )
+
+
+def settings_table(entry: Entry) -> list[tuple[str, str]]:
+    """``(name, default)`` of a layer entry's settings, for ``rnnkit layers``."""
+    settings = entry.meta.get("settings") or LayerSettings
+    defaults = settings()
+
+    def shown(value: Any) -> str:
+        if value is None:
+            return "none"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    return [(f.name, shown(getattr(defaults, f.name))) for f in dataclasses.fields(settings)]
