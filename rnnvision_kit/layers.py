@@ -35,6 +35,10 @@ class LayerSettings:
 
     rules: ClassVar[tuple[Rule, ...]] = ()
 
+    def problem_with(self, head: HeadConfig) -> tuple[str, str] | None:
+        """A conflict with the head's settings, as ``(setting, message)``; None when fine."""
+        return None
+
 
 @dataclass
 class HeadConfig(ModelConfig):
@@ -89,6 +93,32 @@ class S5Settings(LayerSettings):
     )
 
 
+@dataclass
+class TransformerSettings(LayerSettings):
+    heads: int = setting(4, ge=1)  # attention heads; hidden_size / heads must be even (RoPE)
+    window: int = setting(64, ge=1)  # each step attends to the last `window` steps (its cache)
+    mlp_ratio: float = setting(2.0, gt=0)  # MLP width = mlp_ratio * hidden_size
+    dropout: float = setting(0.0, ge=0, lt=1)  # on the attention and MLP outputs (training)
+    rope_base: float = setting(10000.0, gt=1)  # rotary position frequency base
+
+    def problem_with(self, head: HeadConfig) -> tuple[str, str] | None:
+        size, rest = divmod(head.hidden_size, self.heads)
+        if rest or size % 2:
+            return "heads", (
+                f"must split model.hidden_size={head.hidden_size} into heads of an even size "
+                f"(got {self.heads})"
+            )
+        return None
+
+
+@dataclass
+class TCNSettings(LayerSettings):
+    levels: int = setting(4, ge=1)  # residual blocks, block i dilated 2**i
+    kernel_size: int = setting(3, ge=2)  # receptive field 1 + 2 (k - 1) (2**levels - 1)
+    dropout: float = setting(0.0, ge=0, lt=1)  # after each ReLU (training)
+    weight_norm: bool = False  # the paper's weight normalisation of the convolutions
+
+
 # name -> (description with its paper, settings, block, causal)
 CORE_LAYERS: dict[str, tuple[str, type[LayerSettings], str, bool]] = {
     "gru": ("GRU, the fused nn.GRU kernel (Cho et al. 2014)", LayerSettings, "plain", True),
@@ -103,6 +133,13 @@ CORE_LAYERS: dict[str, tuple[str, type[LayerSettings], str, bool]] = {
     "minlstm": ("minLSTM, parallel scan (Feng et al. 2024)", MinSettings, "residual", True),
     "lru": ("LRU, complex diagonal (Orvieto et al. 2023)", LRUSettings, "residual", True),
     "s5": ("S5 diagonal state-space model (Smith et al. 2023)", S5Settings, "residual", True),
+    "transformer": (
+        "causal self-attention, RoPE, sliding-window KV cache (Vaswani et al. 2017)",
+        TransformerSettings,
+        "own",
+        True,
+    ),
+    "tcn": ("causal dilated temporal convolution (Bai et al. 2018)", TCNSettings, "own", True),
 }
 
 
@@ -167,6 +204,9 @@ def layer_settings(registries: Registries, model: HeadConfig) -> LayerSettings |
         validate(instance)
     except ConfigError as error:
         raise ConfigError(f"model.layer.{error}") from None
+    conflict = instance.problem_with(model)
+    if conflict is not None:
+        raise ConfigError(f"model.layer.{conflict[0]}: {conflict[1]}")
     return instance
 
 

@@ -202,6 +202,9 @@ def test_fixed_adaptive_pool_is_the_adaptive_pool(size: tuple[int, int], out: tu
 
 # ------------------------------------------------------------------- the three tasks
 
+# every streaming layer of the core besides gru/lstm (their cases are above): export, the check at
+# T = 1, 3, 17 and the exported model streamed in chunks against the offline forward pass
+STREAMING_LAYERS = ("rnn", "mingru", "minlstm", "lru", "s5", "transformer", "tcn")
 CASES: dict[str, tuple[str, DataSpec, list[str], str]] = {
     "image-gru-both": (
         "image-classify",
@@ -224,6 +227,10 @@ CASES: dict[str, tuple[str, DataSpec, list[str], str]] = {
         "clip",
     ),
     "video-mean": ("video-action", VIDEO, [*TINY_VIDEO, "model.head=mean"], "clip"),
+    **{
+        f"video-{layer}": ("video-action", VIDEO, [*TINY_VIDEO, f"model.head={layer}"], "stream")
+        for layer in STREAMING_LAYERS
+    },
     "seg-convgru": (
         "seg-refine",
         SEG,
@@ -279,7 +286,7 @@ def test_rnnkit_export_onnx(case: str, rnnkit: CliRunner, tmp_path: Path) -> Non
 
 def _zeros(meta: dict[str, Any], batch: int = 1) -> dict[str, np.ndarray]:
     return {
-        s["input"]: np.zeros([batch if d == "batch" else d for d in s["shape"]], np.float32)
+        s["input"]: np.zeros([batch if d == "batch" else d for d in s["shape"]], s["dtype"])
         for s in meta["states"]
     }
 
@@ -296,7 +303,11 @@ def _stream(sess: ort.InferenceSession, meta: dict, clip: np.ndarray, chunk: int
     return np.concatenate(logits, 1)
 
 
-@pytest.mark.parametrize("case", ["video-gru", "video-lstm", "seg-convgru", "seg-convlstm"])
+@pytest.mark.parametrize(
+    "case",
+    ["video-gru", "video-lstm", *(f"video-{layer}" for layer in STREAMING_LAYERS)]
+    + ["seg-convgru", "seg-convlstm"],
+)
 def test_the_exported_model_streams_as_the_offline_model_runs(case: str, tmp_path: Path) -> None:
     """Fed frame by frame (or in chunks), its state passed back, the exported model gives the
     offline forward pass's outputs on the whole clip."""

@@ -222,9 +222,19 @@ def test_output_paths() -> None:
 # ------------------------------------------------------------------ equivalence (deliverable 2)
 
 
+@pytest.fixture(scope="module", params=["gru", "transformer", "s5"])
+def layer_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """video_run, or a tiny run of another layer (an attention and a complex-state layer)."""
+    if request.param == "gru":
+        return request.getfixturevalue("video_run")
+    args = [*VIDEO_TINY, "--set", f"model.head={request.param}", "--set", "model.hidden_size=16"]
+    return train_in_process(tmp_path_factory.mktemp(request.param), *args)[0]
+
+
 def test_video_action_stream_equals_the_offline_pass(
-    video_run: Path, clip: Path, rnnkit: CliRunner, tmp_path: Path
+    layer_run: Path, clip: Path, rnnkit: CliRunner, tmp_path: Path
 ) -> None:
+    video_run = layer_run
     model, spec = _model(video_run)
     stride, size = spec.stride, (spec.height, spec.width)
     read = list(range(0, 30, stride))

@@ -17,7 +17,7 @@ with open(model_path + ".json") as file:
 height, width = meta["preprocessing"]["frame_size"]
 session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
 states = {
-    s["input"]: np.zeros([1 if d == "batch" else d for d in s["shape"]], np.float32)
+    s["input"]: np.zeros([1 if d == "batch" else d for d in s["shape"]], s["dtype"])
     for s in meta["states"]
 }  # zeros before the first frame
 names = [output["name"] for output in meta["outputs"]]

@@ -25,9 +25,21 @@ class ClassifyDataConfig(DataConfig):
     val_fraction: float = setting(0.1, ge=0, lt=1)  # digits/imagefolder without a val/ folder
     test_fraction: float = setting(0.2, gt=0, lt=1)  # digits/imagefolder without a test/ folder
     augment: bool = True  # random shifts of up to 1/8 of the image while training
+    # what one step of a head reads: a row of pixels (model.scan: rows, columns or both), or one
+    # pixel (sequential MNIST: 784 steps at 28x28, in model.scan's row- or column-major order)
+    sequence: Literal["rows", "pixels"] = "rows"
+    # pixels in one fixed random order, the same for every image (permuted sequential MNIST);
+    # the order is drawn from data.permute_seed and kept in the model's checkpoint
+    permute: bool = False
+    permute_seed: int = setting(0, ge=0, lt=2**63)
 
     rules: ClassVar[tuple[Rule, ...]] = (
         split_fractions_rule("images", skip=("mnist", "fashion-mnist", "cifar10")),
+        Rule(
+            "permute",
+            "needs data.sequence=pixels",
+            lambda d: not d.permute or d.sequence == "pixels",
+        ),
     )
 
 

@@ -16,7 +16,10 @@ class RowSequenceClassifier(nn.Module):
     """Normalise, turn ``B,C,H,W`` into a ``B,H,C*W`` row sequence (and/or columns), apply heads.
 
     With an ``encoder`` the heads read its ``B,C',H',W'`` feature map instead of the pixels
-    (ReNet/CRNN style); gray images are repeated to 3 channels for it."""
+    (ReNet/CRNN style); gray images are repeated to 3 channels for it. ``pixels=True`` reads one
+    pixel per step instead: ``B,H*W,C`` in row-major order (``rows`` head) or column-major
+    (``columns``), each reordered by ``order`` (a permutation of ``H*W``, kept as a buffer) when
+    given: sequential and permuted sequential MNIST."""
 
     def __init__(
         self,
@@ -26,8 +29,12 @@ class RowSequenceClassifier(nn.Module):
         encoder: nn.Module | None = None,
         gray: bool = False,
         pretrained_lr: float = 1.0,
+        pixels: bool = False,
+        order: torch.Tensor | None = None,
     ):
         super().__init__()
+        self.pixels = pixels
+        self.register_buffer("order", order)
         self.heads = nn.ModuleDict(heads)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
@@ -43,6 +50,14 @@ class RowSequenceClassifier(nn.Module):
             x = self.encoder.feature_map(x)
         b, c, h, w = x.shape
         logits = 0
+        if self.pixels:
+            for scan, head in self.heads.items():
+                grid = x if scan == "rows" else x.transpose(2, 3)
+                sequence = grid.flatten(2).transpose(1, 2)  # B,H*W,C
+                if self.order is not None:
+                    sequence = sequence[:, self.order]
+                logits = logits + head(sequence)
+            return logits
         if "rows" in self.heads:
             logits = logits + self.heads["rows"](x.permute(0, 2, 1, 3).reshape(b, h, c * w))
         if "columns" in self.heads:

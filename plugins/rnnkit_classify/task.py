@@ -36,7 +36,8 @@ from rnnvision_kit.nn import (
 
 
 class ImageClassifyTask(Task):
-    """Rows and/or columns of an image read by registered sequence heads, logits summed."""
+    """Rows and/or columns of an image (or its pixels one by one, ``data.sequence=pixels``,
+    optionally permuted) read by sequence heads built from ``model.head``, logits summed."""
 
     def default_config(self) -> RunConfig:
         """``rnnkit_classify.config.defaults()`` (also registered as ``config=``)."""
@@ -56,14 +57,34 @@ class ImageClassifyTask(Task):
                     encoder.eval().feature_map(torch.zeros(1, 3, spec.height, spec.width)).shape[1:]
                 )
             encoder.train()
+        d = ctx.config.data
+        pixels = d.sequence == "pixels"
+        if pixels and encoder is not None:
+            raise ConfigError(
+                f"data.sequence=pixels reads the image's pixels; it cannot read model.encoder="
+                f"{m.encoder}'s feature map (set model.encoder=none or data.sequence=rows)"
+            )
         lengths = {"rows": channels * width, "columns": channels * height}
+        if pixels:  # one pixel per step
+            lengths = {"rows": channels, "columns": channels}
         heads = {
             scan: build_sequence_head(ctx.registries, m, size, spec.num_classes)
             for scan, size in lengths.items()
             if m.scan in (scan, "both")
         }
+        order = None
+        if d.permute:
+            generator = torch.Generator().manual_seed(d.permute_seed)
+            order = torch.randperm(spec.height * spec.width, generator=generator)
         model = RowSequenceClassifier(
-            heads, mean, std, encoder, gray=spec.channels == 1, pretrained_lr=m.pretrained_lr
+            heads,
+            mean,
+            std,
+            encoder,
+            gray=spec.channels == 1,
+            pretrained_lr=m.pretrained_lr,
+            pixels=pixels,
+            order=order,
         )
         if encoder is not None:  # layers after the feature map: no gradients, frozen (for DDP)
             freeze_unused(

@@ -31,6 +31,7 @@ from rnnvision_kit.nn.heads import (
     build_head,
     builtin_layer,
 )
+from rnnvision_kit.nn.layers_baseline import TCN, Transformer
 from rnnvision_kit.nn.layers_min import MinGRU, MinLSTM
 from rnnvision_kit.nn.layers_ssm import LRU, S5
 from rnnvision_kit.nn.pretrained import (
@@ -84,6 +85,8 @@ __all__ = [
     "MinLSTM",
     "LRU",
     "S5",
+    "TCN",
+    "Transformer",
     "SequenceLayer",
     "State",
     "StateSpec",

@@ -380,8 +380,9 @@ def sidecar(exportable: Exportable, result: ExportResult, saved: Any, spec: Any)
         ]
 
     shapes = {n: _shape(v, axes.get(n, {})) for n, v in zip(exportable.inputs, args, strict=True)}
+    dtypes = {n: _dtype(v) for n, v in zip(exportable.inputs, args, strict=True)}
     states = [
-        {"input": i, "output": o, "shape": shapes[i], "initial": "zeros"}
+        {"input": i, "output": o, "shape": shapes[i], "dtype": dtypes[i], "initial": "zeros"}
         for i, o in exportable.states.items()
     ]
     data = {
