@@ -14,6 +14,7 @@ import click
 
 from rnnvision_kit.errors import RnnkitError, RunInterrupted
 from rnnvision_kit.plugins import PluginHost, build_host
+from rnnvision_kit.sweep import sweep_command
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -815,6 +816,9 @@ def _local_plugins(argv: list[str]) -> tuple[list[str], list[str]]:
         else:
             rest.append(arg)
     return found, rest
+
+
+cli.add_command(sweep_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
