@@ -94,8 +94,9 @@ class RegisterLayer(Protocol):
     ``settings``: a dataclass of the layer's own settings (a ``rnnvision_kit.LayerSettings``
     subclass whose fields are declared with ``setting(...)``), set as ``model.layer.NAME`` and
     passed to the factory as keywords; it must not import torch. ``block``: how a head stacks
-    the layer: ``plain`` (layer on layer), ``residual`` (pre-norm residual blocks, the default)
-    or ``own`` (the layer has its own norms and residuals). ``causal``: whether it can stream
+    the layer: ``plain`` (layer on layer), ``residual`` (pre-norm residual blocks, the default),
+    ``glu`` (the same with a GELU + GLU output, as S4/S5/LRU) or ``own`` (the layer has its own
+    norms and residuals). ``causal``: whether it can stream
     (listed by ``rnnkit layers``). A task builds heads from these with
     ``rnnvision_kit.build_sequence_head``."""
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from rnnvision_kit.registry import Entry, Registries
 
-BLOCKS = ("plain", "residual", "own")
+BLOCKS = ("plain", "residual", "glu", "own")
 
 
 @dataclass
@@ -131,8 +131,8 @@ CORE_LAYERS: dict[str, tuple[str, type[LayerSettings], str, bool]] = {
     "rnn": ("Elman RNN (tanh), the fused nn.RNN kernel", LayerSettings, "plain", True),
     "mingru": ("minGRU, parallel scan (Feng et al. 2024)", MinSettings, "residual", True),
     "minlstm": ("minLSTM, parallel scan (Feng et al. 2024)", MinSettings, "residual", True),
-    "lru": ("LRU, complex diagonal (Orvieto et al. 2023)", LRUSettings, "residual", True),
-    "s5": ("S5 diagonal state-space model (Smith et al. 2023)", S5Settings, "residual", True),
+    "lru": ("LRU, complex diagonal (Orvieto et al. 2023)", LRUSettings, "glu", True),
+    "s5": ("S5 diagonal state-space model (Smith et al. 2023)", S5Settings, "glu", True),
     "transformer": (
         "causal self-attention, RoPE, sliding-window KV cache (Vaswani et al. 2017)",
         TransformerSettings,

@@ -136,8 +136,10 @@ def _checked_meta(kind: str, name: str, plugin: str, meta: dict[str, Any]) -> di
 
 def _check_layer_meta(what: str, meta: dict[str, Any]) -> None:
     """A layer's ``block``, ``causal`` and ``settings`` (a dataclass), or a RegistryError."""
-    if meta.get("block", "residual") not in ("plain", "residual", "own"):
-        raise RegistryError(f"{what}: block must be plain, residual or own, got {meta['block']!r}")
+    if meta.get("block", "residual") not in ("plain", "residual", "glu", "own"):
+        raise RegistryError(
+            f"{what}: block must be plain, residual, glu or own, got {meta['block']!r}"
+        )
     if not isinstance(meta.get("causal", True), bool):
         raise RegistryError(f"{what}: causal must be true or false, got {meta['causal']!r}")
     settings = meta.get("settings")

@@ -126,7 +126,7 @@ def test_set_reaches_the_free_layer_mapping() -> None:
 @pytest.mark.parametrize(
     ("meta", "message"),
     [
-        ({"block": "stacked"}, "block must be plain, residual or own"),
+        ({"block": "stacked"}, "block must be plain, residual, glu or own"),
         ({"settings": dict}, "settings must be a dataclass"),
         ({"causal": "yes"}, "causal must be true or false"),
     ],

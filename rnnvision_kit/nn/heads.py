@@ -6,9 +6,11 @@ a pooling over time and a linear classifier. How the layers are stacked is the l
 
 - ``"plain"`` (``gru``, ``lstm``, ``rnn``): layer on layer, dropout between them, as the fused
   multi-layer ``nn.GRU``/``nn.LSTM``/``nn.RNN`` do; the first layer reads the input features;
-- ``"residual"`` (the linear recurrences, as their papers stack them): the input is projected to
-  ``hidden_size``, then each layer is a pre-norm residual block ``x + dropout(layer(norm(x)))``,
-  and a final norm;
+- ``"residual"`` (minGRU, minLSTM, Mamba, mLSTM, as their papers stack them): the input is
+  projected to ``hidden_size``, then each layer is a pre-norm residual block
+  ``x + dropout(layer(norm(x)))``, and a final norm;
+- ``"glu"`` (LRU, S5): the same with the S4/S5/LRU papers' position-wise output,
+  ``x + dropout(GLU(GELU(layer(norm(x)))))``;
 - ``"own"`` (``transformer``, ``tcn``): the layer has its own norms and residuals; projected input,
   layers chained, a final norm.
 
@@ -32,11 +34,12 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec
 
 Pooling = Literal["last", "mean", "attention"]
-Block = Literal["plain", "residual", "own"]
+Block = Literal["plain", "residual", "glu", "own"]
 LayerFactory = Callable[[int, int], nn.Module]  # (input_size, hidden_size) -> a sequence layer
 
 __all__ = [
@@ -107,21 +110,35 @@ class Bidirectional(nn.Module):
         return self.merge(y) if self.merge is not None else y
 
 
-class _Residual(nn.Module):
-    """``x + dropout(layer(norm(x)))``: a pre-norm residual block."""
+class GLU(nn.Module):
+    """``GELU`` then a gated linear unit, ``a * sigmoid(b)`` of ``Linear(H, 2H)``: the position-wise
+    output of the S4/S5/LRU blocks (Dauphin et al. 2017 for the GLU)."""
 
-    def __init__(self, layer: nn.Module, width: int, dropout: float) -> None:
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width, 2 * width)
+
+    def forward(self, y: Tensor) -> Tensor:
+        return F.glu(self.linear(F.gelu(y)), dim=-1)
+
+
+class _Residual(nn.Module):
+    """``x + dropout(out(layer(norm(x))))``: a pre-norm residual block; ``out`` is a
+    :class:`GLU` (block ``glu``) or nothing (block ``residual``)."""
+
+    def __init__(self, layer: nn.Module, width: int, dropout: float, glu: bool = False) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(width)
         self.layer = layer
+        self.out = GLU(width) if glu else nn.Identity()
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.dropout(self.layer(self.norm(x)))
+        return x + self.dropout(self.out(self.layer(self.norm(x))))
 
     def scan(self, x: Tensor, state: State | None) -> tuple[Tensor, State]:
         y, state = self.layer.scan(self.norm(x), state)
-        return x + self.dropout(y), state
+        return x + self.dropout(self.out(y)), state
 
 
 class _Plain(nn.Module):
@@ -167,8 +184,8 @@ class SequenceHead(nn.Module):
         super().__init__()
         if pooling not in ("last", "mean", "attention"):
             raise ValueError(f"unknown pooling {pooling!r}; choose last, mean or attention")
-        if block not in ("plain", "residual", "own"):
-            raise ValueError(f"unknown block {block!r}; choose plain, residual or own")
+        if block not in ("plain", "residual", "glu", "own"):
+            raise ValueError(f"unknown block {block!r}; choose plain, residual, glu or own")
         self.block, self.pooling, self.name = block, pooling, name
         self.bidirectional = bidirectional
         plain = block == "plain"
@@ -190,8 +207,8 @@ class SequenceHead(nn.Module):
                 between = dropout if index < num_layers - 1 else 0.0
                 blocks.append(_Plain(layer, between))
                 width = layer.hidden_size
-            elif block == "residual":
-                blocks.append(_Residual(layer, hidden_size, dropout))
+            elif block in ("residual", "glu"):
+                blocks.append(_Residual(layer, hidden_size, dropout, glu=block == "glu"))
             else:
                 blocks.append(_Plain(layer, dropout if index < num_layers - 1 else 0.0))
         self.layers = nn.ModuleList(blocks)
