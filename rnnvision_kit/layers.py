@@ -94,6 +94,33 @@ class S5Settings(LayerSettings):
 
 
 @dataclass
+class MambaSettings(LayerSettings):
+    state_size: int = setting(16, ge=1)  # SSM state per inner channel (N)
+    expand: float = setting(2.0, gt=0)  # inner channels = round(expand * hidden_size)
+    conv_size: int = setting(4, ge=1)  # kernel of the short causal convolution (1: none)
+    dt_rank: int | None = setting(None, ge=1)  # rank of the step projection; none: hidden / 16
+    dt_min: float = setting(0.001, gt=0)  # step sizes at init, log-uniform in [dt_min, dt_max]
+    dt_max: float = setting(0.1, gt=0)
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("dt_min", "must be at most model.layer.dt_max", lambda s: s.dt_min <= s.dt_max),
+    )
+
+
+@dataclass
+class MLSTMSettings(LayerSettings):
+    heads: int = setting(4, ge=1)  # memory heads; must divide round(expand * hidden_size)
+    expand: float = setting(1.0, gt=0)  # value and output-gate width = expand * hidden_size
+    qk_size: int | None = setting(None, ge=1)  # query/key size per head; none: the value size
+
+    def problem_with(self, head: HeadConfig) -> tuple[str, str] | None:
+        width = max(1, round(self.expand * head.hidden_size))
+        if width % self.heads:
+            return "heads", f"must divide the value width {width} (expand * model.hidden_size)"
+        return None
+
+
+@dataclass
 class TransformerSettings(LayerSettings):
     heads: int = setting(4, ge=1)  # attention heads; hidden_size / heads must be even (RoPE)
     window: int = setting(64, ge=1)  # each step attends to the last `window` steps (its cache)
@@ -133,6 +160,13 @@ CORE_LAYERS: dict[str, tuple[str, type[LayerSettings], str, bool]] = {
     "minlstm": ("minLSTM, parallel scan (Feng et al. 2024)", MinSettings, "residual", True),
     "lru": ("LRU, complex diagonal (Orvieto et al. 2023)", LRUSettings, "glu", True),
     "s5": ("S5 diagonal state-space model (Smith et al. 2023)", S5Settings, "glu", True),
+    "mamba": (
+        "Mamba's selective scan S6 with a short causal convolution (Gu & Dao 2023)",
+        MambaSettings,
+        "residual",
+        True,
+    ),
+    "mlstm": ("xLSTM's matrix-memory LSTM (Beck et al. 2024)", MLSTMSettings, "residual", True),
     "transformer": (
         "causal self-attention, RoPE, sliding-window KV cache (Vaswani et al. 2017)",
         TransformerSettings,

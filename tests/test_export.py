@@ -204,7 +204,7 @@ def test_fixed_adaptive_pool_is_the_adaptive_pool(size: tuple[int, int], out: tu
 
 # every streaming layer of the core besides gru/lstm (their cases are above): export, the check at
 # T = 1, 3, 17 and the exported model streamed in chunks against the offline forward pass
-STREAMING_LAYERS = ("rnn", "mingru", "minlstm", "lru", "s5", "transformer", "tcn")
+STREAMING_LAYERS = ("rnn", "mingru", "minlstm", "lru", "s5", "mamba", "mlstm", "transformer", "tcn")
 CASES: dict[str, tuple[str, DataSpec, list[str], str]] = {
     "image-gru-both": (
         "image-classify",

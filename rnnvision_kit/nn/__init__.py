@@ -33,6 +33,7 @@ from rnnvision_kit.nn.heads import (
 )
 from rnnvision_kit.nn.layers_baseline import TCN, Transformer
 from rnnvision_kit.nn.layers_min import MinGRU, MinLSTM
+from rnnvision_kit.nn.layers_select import MLSTM, Mamba
 from rnnvision_kit.nn.layers_ssm import LRU, S5
 from rnnvision_kit.nn.pretrained import (
     WeightsInfo,
@@ -45,7 +46,7 @@ from rnnvision_kit.nn.pretrained import (
     input_normalisation,
     torch_hub_dir,
 )
-from rnnvision_kit.nn.scan import linear_scan, masked_scan, sequential_scan
+from rnnvision_kit.nn.scan import chunked_scan, linear_scan, masked_scan, sequential_scan
 from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
 
 __all__ = [
@@ -85,11 +86,14 @@ __all__ = [
     "MinLSTM",
     "LRU",
     "S5",
+    "Mamba",
+    "MLSTM",
     "TCN",
     "Transformer",
     "SequenceLayer",
     "State",
     "StateSpec",
+    "chunked_scan",
     "linear_scan",
     "masked_scan",
     "tracing",

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["linear_scan", "masked_scan", "sequential_scan", "default_chunk"]
+__all__ = ["chunked_scan", "default_chunk", "linear_scan", "masked_scan", "sequential_scan"]
 
 
 def default_chunk(length: int) -> int:
@@ -63,8 +63,9 @@ def sequential_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     return torch.stack(out, 1)
 
 
-def _scan_forward(a: Tensor, b: Tensor, h0: Tensor, chunk: int, reverse: bool = False) -> Tensor:
-    """The two-level chunked scan (no autograd). ``a, b: B,T,D``; ``h0: B,D``. ``reverse``: run
+def chunked_scan(a: Tensor, b: Tensor, h0: Tensor, chunk: int, reverse: bool = False) -> Tensor:
+    """The two-level chunked scan, without autograd (for a layer's own backward pass, as
+    :class:`~rnnvision_kit.nn.Mamba`'s). ``a, b: B,T,D``; ``h0: B,D``. ``reverse``: run
     backwards in time, ``h_t = a_t * h_{t+1} + b_t`` with ``h0`` after the last step."""
     batch, length, dim = b.shape
     chunk = min(chunk, length)
@@ -107,7 +108,7 @@ def _scan_forward(a: Tensor, b: Tensor, h0: Tensor, chunk: int, reverse: bool = 
 class _LinearScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a: Tensor, b: Tensor, h0: Tensor, chunk: int) -> Tensor:  # type: ignore[override]
-        h = _scan_forward(a, b, h0, chunk)
+        h = chunked_scan(a, b, h0, chunk)
         ctx.save_for_backward(a, h, h0)
         ctx.chunk = chunk
         return h
@@ -119,7 +120,7 @@ class _LinearScan(torch.autograd.Function):
         a_next = torch.empty_like(a)
         a_next[:, :-1] = a[:, 1:].conj()
         a_next[:, -1] = 0
-        g = _scan_forward(a_next, grad_h.contiguous(), torch.zeros_like(h0), ctx.chunk, True)
+        g = chunked_scan(a_next, grad_h.contiguous(), torch.zeros_like(h0), ctx.chunk, True)
         grad_a = grad_b = grad_h0 = None
         if ctx.needs_input_grad[0]:
             grad_a = torch.empty_like(g)
