@@ -86,6 +86,7 @@ def run_dirs(out: Path) -> dict[tuple[str, int], Path]:
     return found
 
 
+@pytest.mark.slow  # real runs in subprocesses (~5 s of imports each)
 def test_each_run_is_a_normal_run_folder(finished: tuple[Path, str]) -> None:
     out, output = finished
     import yaml
@@ -116,6 +117,7 @@ def test_each_run_is_a_normal_run_folder(finished: tuple[Path, str]) -> None:
     assert [c["slug"] for c in settings["configurations"]] == ["model.head=gru", "model.head=mean"]
 
 
+@pytest.mark.slow  # real runs in subprocesses (~5 s of imports each)
 def test_results_table_csv_and_plot(finished: tuple[Path, str]) -> None:
     out, output = finished
     runs = run_dirs(out)
@@ -152,6 +154,7 @@ def test_results_table_csv_and_plot(finished: tuple[Path, str]) -> None:
     assert (out / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # real runs in subprocesses (~5 s of imports each)
 def test_same_command_again_runs_nothing(finished: tuple[Path, str]) -> None:
     out, _ = finished
     before = {key: (d / "summary.json").stat().st_mtime_ns for key, d in run_dirs(out).items()}
@@ -165,6 +168,7 @@ def test_same_command_again_runs_nothing(finished: tuple[Path, str]) -> None:
     assert "| gru |" in (out / "results.md").read_text()
 
 
+@pytest.mark.slow  # real runs in subprocesses (~5 s of imports each)
 def test_other_settings_are_refused_in_a_sweep_folder(finished: tuple[Path, str]) -> None:
     out, _ = finished
     code, _, err = sweep(out.parent, *TINY, *GRID, "--epochs", "2", "--out", "out")
@@ -179,6 +183,7 @@ def test_other_settings_are_refused_in_a_sweep_folder(finished: tuple[Path, str]
     assert "a sweep of task 'video-action', not 'image-classify'" in err
 
 
+@pytest.mark.slow  # uses the finished sweep's runs
 def test_an_interrupted_run_is_resumed_and_a_fresh_start_supersedes_it(
     finished: tuple[Path, str], tmp_path: Path
 ) -> None:
@@ -203,6 +208,7 @@ def test_a_bad_grid_value_stops_before_any_run(tmp_path: Path) -> None:
     assert code == 2 and "seed: the sweep sets it; use --seeds" in err
 
 
+@pytest.mark.slow  # real runs in subprocesses (~5 s of imports each)
 def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
     # passes validation (any name may be a torchvision model) and fails when the model is built
     args = [*TINY, "--grid", "model.backbone=tv:nosuch_net,small-cnn", "--seeds", "0"]
