@@ -218,6 +218,12 @@ CASES: dict[str, tuple[str, DataSpec, list[str], str]] = {
         ["model.head=lstm", "model.pooling=attention", "model.num_layers=2"],
         "image",
     ),
+    "image-mingru-pixels": (
+        "image-classify",
+        IMAGE,
+        ["data.sequence=pixels", "data.permute=true", "model.head=mingru", "model.scan=rows"],
+        "image",
+    ),
     "video-gru": ("video-action", VIDEO, [*TINY_VIDEO, "model.num_layers=2"], "stream"),
     "video-lstm": ("video-action", VIDEO, [*TINY_VIDEO, "model.head=lstm"], "stream"),
     "video-bidirectional": (

@@ -134,3 +134,22 @@ def test_set_reaches_the_free_layer_mapping() -> None:
 def test_a_badly_registered_layer_is_refused(meta: dict, message: str) -> None:
     with pytest.raises(RegistryError, match=message):
         Registry("layers").add("bad", lambda i, h: None, "plug", **meta)
+
+
+@pytest.mark.parametrize("name", ["mingru", "lru", "s5", "mamba"])
+def test_a_long_sequence_traces_in_pieces_at_any_batch(registries, name: str) -> None:
+    """Traced on 150 steps (export of a 784-pixel image model, say), a layer runs its
+    loop-free export scan in pieces of 64 steps: the graph equals eager mode at other batch
+    sizes, with O(T * 64) memory instead of O(T^2)."""
+    import warnings
+
+    from rnnvision_kit.nn import create_layer
+
+    torch.manual_seed(0)
+    layer = create_layer(name, 6, 8).eval()
+    x = torch.randn(3, 150, 6)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(layer, (x[:2],), check_trace=False)
+        torch.testing.assert_close(traced(x), layer(x), atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(traced(x[:1]), layer(x[:1]), atol=2e-5, rtol=1e-4)

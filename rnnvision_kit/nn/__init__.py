@@ -30,6 +30,7 @@ from rnnvision_kit.nn.heads import (
     TorchRNN,
     build_head,
     builtin_layer,
+    create_layer,
 )
 from rnnvision_kit.nn.layers_baseline import TCN, Transformer
 from rnnvision_kit.nn.layers_min import MinGRU, MinLSTM
@@ -46,7 +47,13 @@ from rnnvision_kit.nn.pretrained import (
     input_normalisation,
     torch_hub_dir,
 )
-from rnnvision_kit.nn.scan import chunked_scan, linear_scan, masked_scan, sequential_scan
+from rnnvision_kit.nn.scan import (
+    chunked_scan,
+    export_scan,
+    linear_scan,
+    masked_scan,
+    sequential_scan,
+)
 from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
 
 __all__ = [
@@ -61,6 +68,7 @@ __all__ = [
     "TorchRNN",
     "Bidirectional",
     "builtin_layer",
+    "create_layer",
     "SmallCNN",
     "WeightsInfo",
     "build_encoder",
@@ -94,6 +102,7 @@ __all__ = [
     "State",
     "StateSpec",
     "chunked_scan",
+    "export_scan",
     "linear_scan",
     "masked_scan",
     "tracing",

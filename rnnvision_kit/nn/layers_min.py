@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnvision_kit.nn.scan import linear_scan, masked_scan
+from rnnvision_kit.nn.scan import export_scan, linear_scan
 from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
 
 __all__ = ["MinGRU", "MinLSTM", "min_g"]
@@ -132,6 +132,8 @@ class _MinRecurrence(SequenceLayer):
         return (StateSpec("h", (self.inner_size,)),)
 
     def forward(self, x: Tensor) -> Tensor:
+        if tracing():  # linear_scan's reshapes would fix the batch size of an exported graph
+            return self.scan(x)[0]
         a, b = self.coefficients(x)
         return self.out(linear_scan(a, b, chunk=self.chunk))
 
@@ -140,7 +142,7 @@ class _MinRecurrence(SequenceLayer):
             state = self.initial_state(chunk.shape[0], chunk.device, chunk.dtype)
         a, b = self.coefficients(chunk)
         if tracing():  # export: a loop-free scan keeps the graph's time axis dynamic
-            h = masked_scan(a, b, state[0])
+            h = export_scan(a, b, state[0])
         else:
             h = linear_scan(a, b, state[0], chunk=self.chunk)
         return self.out(h), ((h[:, -1],) if h.shape[1] else state)

@@ -15,7 +15,7 @@
   ``chunk`` steps, all chunks at once, and the matrix state carried between chunks.
 
 While tracing (ONNX export) both run loop-free: Mamba through
-:func:`~rnnvision_kit.nn.scan.masked_scan` and its convolution over ``[buffer, chunk]``, mLSTM as
+:func:`~rnnvision_kit.nn.scan.export_scan` and its convolution over ``[buffer, chunk]``, mLSTM as
 one chunk spanning the whole input; so the exported graph keeps a dynamic time axis. Both are
 bare mixing layers meant for a pre-norm residual stack (block type "residual"). A non-finite
 output or state raises :class:`~rnnvision_kit.errors.RnnkitError` with one line naming the layer
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnvision_kit.errors import RnnkitError
-from rnnvision_kit.nn.scan import chunked_scan, default_chunk, masked_scan
+from rnnvision_kit.nn.scan import chunked_scan, default_chunk, export_scan
 from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
 
 __all__ = ["MLSTM", "Mamba"]
@@ -255,7 +255,7 @@ class Mamba(SequenceLayer):
         A = -torch.exp(self.A_log)
         if tracing():  # export: the loop-free O(T^2) scan keeps the time axis dynamic
             a, b = _s6_coefficients(u, delta, A, Bm)
-            h = masked_scan(a, b, h0.flatten(1)).unflatten(-1, A.shape)
+            h = export_scan(a, b, h0.flatten(1)).unflatten(-1, A.shape)
             y, last = torch.einsum("btcn,btn->btc", h, Cm), h[:, -1]
         else:
             chunk_size = default_chunk(length) if self.chunk is None else self.chunk

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnvision_kit.errors import RnnkitError
-from rnnvision_kit.nn.scan import linear_scan
+from rnnvision_kit.nn.scan import EXPORT_PIECE, linear_scan
 from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
 
 __all__ = ["LRU", "S5", "hippo_eigenvalues"]
@@ -55,6 +55,26 @@ def hippo_eigenvalues(size: int) -> Tensor:
     skew = normal + 0.5 * torch.eye(size, dtype=torch.float64)
     w = torch.linalg.eigvalsh(skew.to(torch.complex128) * -1j)  # skew * -i is Hermitian
     return torch.complex(torch.full_like(w, -0.5), w)
+
+
+def _powers_scan(
+    log_r: Tensor, angle: Tensor, b_re: Tensor, b_im: Tensor, h0_re: Tensor, h0_im: Tensor
+) -> tuple[Tensor, Tensor]:
+    """The states ``h_t = lambda^t h_0 + sum_{s<=t} lambda^(t-s) b_s`` of one piece in real
+    arithmetic (``lambda = e^(log_r + i angle)``, constant in time), without loops; the positions
+    come from the input's shape, so a traced graph keeps its time axis dynamic."""
+    position = torch.cumsum(torch.ones_like(b_re[:, :, :1]), dim=1)  # B,T,1: 1..T
+    lag = position.unsqueeze(2) - position.unsqueeze(1)  # B,T,S,1: t - s
+    later = lag >= 0
+    lag = lag.clamp_min(0)
+    decay = torch.where(later, torch.exp(lag * log_r), torch.zeros_like(lag * log_r))
+    p_re, p_im = decay * torch.cos(lag * angle), decay * torch.sin(lag * angle)
+    h_re = (p_re * b_re.unsqueeze(1) - p_im * b_im.unsqueeze(1)).sum(2)
+    h_im = (p_re * b_im.unsqueeze(1) + p_im * b_re.unsqueeze(1)).sum(2)
+    first = torch.exp(position * log_r)  # lambda^t for the state before the piece
+    q_re, q_im = first * torch.cos(position * angle), first * torch.sin(position * angle)
+    h0_re, h0_im = h0_re.unsqueeze(1), h0_im.unsqueeze(1)
+    return h_re + q_re * h0_re - q_im * h0_im, h_im + q_re * h0_im + q_im * h0_re
 
 
 class _ComplexDiagonal(SequenceLayer):
@@ -92,28 +112,35 @@ class _ComplexDiagonal(SequenceLayer):
     def _scan_real(self, chunk: Tensor, state: State | None) -> tuple[Tensor, State]:
         """:meth:`scan` without complex numbers or loops over time (export): ``h_t = lambda^t
         h_0 + sum_{s<=t} lambda^(t-s) b_s`` with ``lambda^k = |lambda|^k e^(i k arg lambda)``,
-        ``k`` masked to ``s <= t`` (so every power has ``|.| <= 1``)."""
+        ``k`` masked to ``s <= t`` (so every power has ``|.| <= 1``); in pieces of
+        :data:`~rnnvision_kit.nn.scan.EXPORT_PIECE` steps past that length, as
+        :func:`~rnnvision_kit.nn.scan.export_scan`."""
         if state is None:
             state = self.initial_state(chunk.shape[0], chunk.device, chunk.dtype)
         u = self.proj(chunk)
         log_r, angle, b_re_w, b_im_w = self.discrete_real()
         b_re, b_im = F.linear(u, b_re_w), F.linear(u, b_im_w)  # B,T,M
-        position = torch.cumsum(torch.ones_like(u[:, :, :1]), dim=1)  # B,T,1: 1..T
-        lag = position.unsqueeze(2) - position.unsqueeze(1)  # B,T,S,1: t - s
-        later = lag >= 0
-        lag = lag.clamp_min(0)
-        decay = torch.where(later, torch.exp(lag * log_r), torch.zeros_like(lag * log_r))
-        p_re, p_im = decay * torch.cos(lag * angle), decay * torch.sin(lag * angle)
-        h_re = (p_re * b_re.unsqueeze(1) - p_im * b_im.unsqueeze(1)).sum(2)
-        h_im = (p_re * b_im.unsqueeze(1) + p_im * b_re.unsqueeze(1)).sum(2)
-        first = torch.exp(position * log_r)  # lambda^t for the state before the chunk
-        q_re, q_im = first * torch.cos(position * angle), first * torch.sin(position * angle)
-        h0_re, h0_im = state[0].unsqueeze(1), state[1].unsqueeze(1)
-        h_re = h_re + q_re * h0_re - q_im * h0_im
-        h_im = h_im + q_re * h0_im + q_im * h0_re
+        h_re, h_im = state
+        pieces = []
+        length = u.shape[1]
+        bounds = (
+            [(0, None)]
+            if length <= EXPORT_PIECE
+            else [
+                (start, min(start + EXPORT_PIECE, length))
+                for start in range(0, length, EXPORT_PIECE)
+            ]
+        )
+        for start, stop in bounds:
+            piece = (b_re, b_im) if stop is None else (b_re[:, start:stop], b_im[:, start:stop])
+            h_re, h_im = _powers_scan(log_r, angle, *piece, h_re, h_im)
+            pieces.append((h_re, h_im))
+            h_re, h_im = h_re[:, -1], h_im[:, -1]
+        all_re = torch.cat([p[0] for p in pieces], 1) if len(pieces) > 1 else pieces[0][0]
+        all_im = torch.cat([p[1] for p in pieces], 1) if len(pieces) > 1 else pieces[0][1]
         weight_re, weight_im = self.C_re * self.out_scale, self.C_im * self.out_scale
-        y = F.linear(h_re, weight_re) - F.linear(h_im, weight_im)
-        return torch.addcmul(y, u, self.D), (h_re[:, -1], h_im[:, -1])
+        y = F.linear(all_re, weight_re) - F.linear(all_im, weight_im)
+        return torch.addcmul(y, u, self.D), (h_re, h_im)
 
     def eigenvalues(self) -> Tensor:
         """The discrete ``lambda`` (complex, ``modes``), without gradient."""

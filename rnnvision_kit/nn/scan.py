@@ -34,12 +34,21 @@ Complex gates (LRU-style, ``|a| <= 1``) use the same kernels; the backward conju
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["chunked_scan", "default_chunk", "linear_scan", "masked_scan", "sequential_scan"]
+__all__ = [
+    "EXPORT_PIECE",
+    "chunked_scan",
+    "default_chunk",
+    "export_scan",
+    "linear_scan",
+    "masked_scan",
+    "sequential_scan",
+]
 
 
 def default_chunk(length: int) -> int:
@@ -175,3 +184,30 @@ def masked_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     diff = cum.unsqueeze(2) - cum.unsqueeze(1)  # B,T,S,D
     weights = torch.exp(torch.where(later, diff, torch.full_like(diff, -math.inf)))
     return (weights * b.unsqueeze(1)).sum(2) + torch.exp(cum) * h0.unsqueeze(1)
+
+
+EXPORT_PIECE = 64  # longest piece export_scan handles at once (O(piece^2) memory per piece)
+
+
+def export_scan(
+    a: Tensor,
+    b: Tensor,
+    h0: Tensor | None = None,
+    scan: Callable[[Tensor, Tensor, Tensor | None], Tensor] = masked_scan,
+) -> Tensor:
+    """What a layer runs while traced for export: ``scan`` (:func:`masked_scan`) over the whole
+    input when it has at most :data:`EXPORT_PIECE` steps, so a graph traced on a short chunk
+    keeps a dynamic time axis; over consecutive pieces of that length, the state carried,
+    otherwise (a graph traced on a long sequence, e.g. 784 pixels, has that fixed length anyway,
+    and memory stays ``O(T * piece)`` instead of ``O(T^2)``)."""
+    length = b.shape[1]
+    if length <= EXPORT_PIECE:
+        return scan(a, b, h0)
+    a = a.expand_as(b)
+    pieces, state = [], h0
+    for start in range(0, length, EXPORT_PIECE):
+        stop = min(start + EXPORT_PIECE, length)
+        h = scan(a[:, start:stop], b[:, start:stop], state)
+        pieces.append(h)
+        state = h[:, -1]
+    return torch.cat(pieces, 1)
