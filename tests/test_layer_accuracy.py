@@ -1,46 +1,71 @@
-"""Accuracy of every sequence layer on moving-digits, by real training through ``rnnkit sweep``
-(the default video-action run, one seed, two runs at a time).
+"""Accuracy of every sequence layer on moving-digits, by real training through ``rnnkit sweep``:
+the default video-action run of each layer (one seed, two runs at a time), and the order-less
+``mean`` head on the same data, encoder and budget.
 
-Thresholds are the README's sweep less a noise margin: every recurrent layer and the transformer
-measured 99-100% -> >= 98% (up to 4 of 200 test videos wrong); the order-less ``mean`` head
-measured 43-48.5%, 50% its ceiling -> <= 60%; ``tcn`` (a receptive field of 61 steps over a
-5-frame clip) measured at the recurrent layers' level -> >= 95%.
+Thresholds are the README's sweep less a noise margin:
+
+- ``gru``, ``lstm``, ``rnn``, ``mingru``, ``minlstm``, ``lru``, ``mamba``: 99.0-100% measured
+  over two seeds -> >= 98% (up to 4 of 200 test videos wrong);
+- ``s5``, ``mlstm``, ``transformer``, ``tcn``: 88.0-90.5% measured: at this budget (12 epochs
+  at the default learning rate) they have not yet told the rotation pair apart, 90% being
+  that plateau -> >= 85%, and the gap to the others is what the README shows;
+- ``mean``: 46% measured, 50% its ceiling (right pair, a coin toss within it) -> <= 60%, and
+  >= 95% of its test videos predicted inside their own pair (the 2x2 pair blocks of its
+  confusion matrix) -> at most 10 of 200 outside.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
+from rnnkit_video.moving_digits import PAIRS
 
 from rnnvision_kit.plugins import build_host
 from tests.conftest import CliRunner
 
-RECURRENT_MIN_ACC = 0.98
-TCN_MIN_ACC = 0.95
+LEARNS_THE_PAIRS = ("gru", "lstm", "rnn", "mingru", "minlstm", "lru", "mamba")
+MIN_ACC = 0.98
+PLATEAU_MIN_ACC = 0.85
 MEAN_MAX_ACC = 0.60
+MEAN_MIN_IN_PAIR = 0.95
+
+
+def in_pair_fraction(confmat: list[list[int]], class_names: list[str]) -> float:
+    """The fraction of samples whose prediction is their true class or its time-reversed partner
+    (the mass of the 2x2 pair blocks of ``confmat``; rows: true class, columns: predicted)."""
+    partner = {a: b for pair in PAIRS for a, b in (pair, pair[::-1])}
+    index = {name: i for i, name in enumerate(class_names)}
+    inside = sum(
+        confmat[i][j] for i, name in enumerate(class_names) for j in (i, index[partner[name]])
+    )
+    return inside / sum(map(sum, confmat))
 
 
 @pytest.mark.slow
-def test_every_layer_learns_the_time_reversed_pairs(
-    rnnkit_process: CliRunner, tmp_path: Path
-) -> None:
+def test_every_layer_against_the_order_less_mean(rnnkit_process: CliRunner, tmp_path: Path) -> None:
     layers = [e.name for e in build_host().registries.layers if e.plugin == "core"]
-    heads = ",".join([*layers, "mean"])
     result = rnnkit_process(
-        "sweep", "--task", "video-action", "--grid", f"model.head={heads}", "--jobs", "2",
-        "--threads", "2", "--out", "sweep", timeout=1800,
+        "sweep", "--task", "video-action", "--grid", f"model.head={','.join([*layers, 'mean'])}",
+        "--jobs", "2", "--threads", "2", "--out", "sweep", timeout=1800,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with (tmp_path / "sweep" / "results.csv").open() as file:
         rows = {row["model.head"]: float(row["test/acc_mean"]) for row in csv.DictReader(file)}
     print(rows)  # pytest -s
     assert set(rows) == {*layers, "mean"}
-    for layer, acc in rows.items():
-        if layer == "mean":
-            assert acc <= MEAN_MAX_ACC, f"mean head reached {acc:.3f}: the pairs are not order-only"
-        elif layer == "tcn":
-            assert acc >= TCN_MIN_ACC, f"tcn reached only {acc:.3f}"
-        else:
-            assert acc >= RECURRENT_MIN_ACC, f"{layer} reached only {acc:.3f}"
+    for layer in layers:
+        floor = MIN_ACC if layer in LEARNS_THE_PAIRS else PLATEAU_MIN_ACC
+        assert rows[layer] >= floor, f"{layer} reached only {rows[layer]:.3f}"
+    assert rows["mean"] <= MEAN_MAX_ACC, f"mean head reached {rows['mean']:.3f}"
+    (mean_run,) = (tmp_path / "sweep" / "model.head=mean" / "seed0").glob("video-action/*")
+    summary = json.loads((mean_run / "summary.json").read_text())
+    class_names = list(json.loads((mean_run / "per_class_test.json").read_text()))
+    confmat = summary["test_details"]["test/confmat"]
+    in_pair = in_pair_fraction(confmat, class_names)
+    assert in_pair >= MEAN_MIN_IN_PAIR, f"only {in_pair:.3f} of mean's predictions in the pair"
+    (gru_run,) = (tmp_path / "sweep" / "model.head=gru" / "seed0").glob("video-action/*")
+    last_val = json.loads((gru_run / "summary.json").read_text())["last_val"]
+    assert {"val/acc", "val/clip_acc", "val/top5", "val/clip_top5"} <= set(last_val)
