@@ -29,6 +29,15 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, dtype: torch.dtyp
     torch.testing.assert_close(actual, expected, rtol=tol, atol=tol * scale)
 
 
+def step_loop(layer, x: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple]:
+    """The sequential reference: ``layer.step`` one step at a time; ``(y B,T,H, last state)``."""
+    ys = []
+    for t in range(x.shape[1]):
+        y, state = layer.step(x[:, t], state)
+        ys.append(y)
+    return torch.stack(ys, 1), state
+
+
 class _ChunkModule(torch.nn.Module):
     """``(x B,T,F, *state) -> (y B,T,H, *next_state)``: a layer's ``scan``, for export."""
 

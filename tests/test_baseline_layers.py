@@ -20,6 +20,7 @@ from tests.layer_checks import (  # noqa: F401 (one_thread: an autouse fixture)
     assert_close,
     check_onnx_chunks,
     one_thread,
+    step_loop,
 )
 
 LAYERS = [Transformer, TCN]
@@ -56,14 +57,6 @@ def random_state(layer, batch: int, dtype: torch.dtype, seed: int = 1) -> tuple:
         else:  # the position: before, inside and past the window, one per sample
             state.append(torch.tensor([[0], [3], [100]][:batch]))
     return tuple(state)
-
-
-def step_loop(layer, x, state=None):
-    ys = []
-    for t in range(x.shape[1]):
-        y, state = layer.step(x[:, t], state)
-        ys.append(y)
-    return torch.stack(ys, 1), state
 
 
 def chunked(layer, x, state=None):

@@ -17,6 +17,7 @@ from tests.layer_checks import (  # noqa: F401 (one_thread: an autouse fixture)
     assert_close,
     check_onnx_chunks,
     one_thread,
+    step_loop,
 )
 
 LAYERS = [Mamba, MLSTM]
@@ -48,14 +49,6 @@ def well_conditioned(layer: MLSTM) -> None:
     with torch.no_grad():
         layer.gates.weight.normal_(std=1.0)
         layer.proj.bias[: 2 * layer.heads * layer.qk_size] = 3.0
-
-
-def step_loop(layer, x, state=None):
-    ys = []
-    for t in range(x.shape[1]):
-        y, state = layer.step(x[:, t], state)
-        ys.append(y)
-    return torch.stack(ys, 1), state
 
 
 def chunked(layer, x, state=None, sizes=(5, 1, 7)):

@@ -354,12 +354,18 @@ def build(
 
 
 def load_for_inference(
-    registries: Registries, run_dir: Path, capability: str, checkpoint_name: str = "best.pt"
+    registries: Registries,
+    run_dir: Path,
+    capability: str,
+    checkpoint_name: str = "best.pt",
+    require: bool = True,
 ) -> tuple[SavedRun, Built]:
-    """A run folder's task (which must support ``capability``) and its model built from the
-    saved spec with the checkpoint's weights, on the CPU (predict, stream, export)."""
+    """A run folder's task (which must support ``capability``, unless not ``require``d: then
+    it only names the purpose in messages) and its model built from the saved spec with the
+    checkpoint's weights, on the CPU (predict, stream, export, a sweep's timing)."""
     saved = load_run(registries, run_dir, checkpoint_name, capability)
-    saved.task.require(capability)
+    if require:
+        saved.task.require(capability)
     built = build(
         saved.task,
         registries,

@@ -38,21 +38,12 @@ def stream_cost(
     model; a model that cannot stream gets ``None`` and the reason in ``note``."""
     import torch
 
-    from rnnvision_kit.runner.pipeline import build, load_run
+    from rnnvision_kit.runner.pipeline import load_for_inference
 
     result: dict[str, Any] = {"run_dir": str(run_dir), "ms_per_frame": None, "state_bytes": None}
     threads = torch.get_num_threads()
     try:
-        saved = load_run(registries, run_dir, "best.pt", "time streaming")
-        built = build(
-            saved.task,
-            registries,
-            saved.config,
-            "predict",
-            spec=saved.spec,
-            weights=saved.checkpoint["model"],
-            weights_source=str(saved.checkpoint_path),
-        )
+        _, built = load_for_inference(registries, run_dir, "time streaming", require=False)
         torch.set_num_threads(1)
         model = built.model.eval()
         blocker = getattr(model, "stream_blocker", "it has no per-step API (encode_frame, step)")
