@@ -105,7 +105,9 @@ def _interrupt_mid_epoch(cwd: Path, sig: signal.Signals, seed: int) -> Path:
     [
         (signal.SIGKILL, 0),
         pytest.param(signal.SIGKILL, 1, marks=pytest.mark.slow),  # another step of epoch 2
-        (signal.SIGTERM, 3),  # SLURM, docker stop, Kubernetes: saved as Ctrl-C is
+        # SLURM, docker stop, Kubernetes: saved as Ctrl-C is (slow: tests/test_signals.py
+        # stops a run with SIGTERM in the quick suite)
+        pytest.param(signal.SIGTERM, 3, marks=pytest.mark.slow),
         # (SIGINT shares SIGTERM's handler; tests/test_runner.py stops a run with it too)
         pytest.param(signal.SIGINT, 2, marks=pytest.mark.slow),
     ],
