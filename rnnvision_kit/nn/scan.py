@@ -34,7 +34,6 @@ Complex gates (LRU-style, ``|a| <= 1``) use the same kernels; the backward conju
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -189,25 +188,19 @@ def masked_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
 EXPORT_PIECE = 64  # longest piece export_scan handles at once (O(piece^2) memory per piece)
 
 
-def export_scan(
-    a: Tensor,
-    b: Tensor,
-    h0: Tensor | None = None,
-    scan: Callable[[Tensor, Tensor, Tensor | None], Tensor] = masked_scan,
-) -> Tensor:
-    """What a layer runs while traced for export: ``scan`` (:func:`masked_scan`) over the whole
-    input when it has at most :data:`EXPORT_PIECE` steps, so a graph traced on a short chunk
+def export_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """What a layer runs while traced for export: :func:`masked_scan` over the whole input when it has at most :data:`EXPORT_PIECE` steps, so a graph traced on a short chunk
     keeps a dynamic time axis; over consecutive pieces of that length, the state carried,
     otherwise (a graph traced on a long sequence, e.g. 784 pixels, has that fixed length anyway,
     and memory stays ``O(T * piece)`` instead of ``O(T^2)``)."""
     length = b.shape[1]
     if length <= EXPORT_PIECE:
-        return scan(a, b, h0)
+        return masked_scan(a, b, h0)
     a = a.expand_as(b)
     pieces, state = [], h0
     for start in range(0, length, EXPORT_PIECE):
         stop = min(start + EXPORT_PIECE, length)
-        h = scan(a[:, start:stop], b[:, start:stop], state)
+        h = masked_scan(a[:, start:stop], b[:, start:stop], state)
         pieces.append(h)
         state = h[:, -1]
     return torch.cat(pieces, 1)
