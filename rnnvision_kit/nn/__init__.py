@@ -54,7 +54,14 @@ from rnnvision_kit.nn.scan import (
     masked_scan,
     sequential_scan,
 )
-from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
+from rnnvision_kit.nn.sequence import (
+    SequenceLayer,
+    State,
+    StateSpec,
+    check_finite,
+    exporting,
+    tracing,
+)
 
 __all__ = [
     "ENCODERS",
@@ -106,5 +113,7 @@ __all__ = [
     "linear_scan",
     "masked_scan",
     "tracing",
+    "exporting",
+    "check_finite",
     "sequential_scan",
 ]

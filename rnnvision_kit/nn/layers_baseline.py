@@ -22,24 +22,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnvision_kit.errors import RnnkitError
-from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
+from rnnvision_kit.nn.sequence import (
+    SequenceLayer,
+    State,
+    StateSpec,
+    check_finite,
+    exporting,
+    tracing,
+)
 
 __all__ = ["TCN", "Transformer"]
-
-
-def _exporting() -> bool:
-    return tracing() or torch.compiler.is_compiling()
-
-
-def _check_finite(layer: nn.Module, y: Tensor, hint: str) -> None:
-    """One-line :class:`RnnkitError` naming ``layer`` when ``y`` is not finite."""
-    if _exporting() or bool(torch.isfinite(y).all()):
-        return
-    raise RnnkitError(
-        f"{type(layer).__name__}: the output went non-finite (parameters or input not finite); "
-        f"{hint}"
-    )
 
 
 def _counter(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -195,7 +187,7 @@ class Transformer(SequenceLayer):
         else:
             attended = _banded_attention(q, k, v, window)
         y = self._finish(u, attended)
-        _check_finite(self, y, "lower the learning rate")
+        check_finite(self, (y,), "lower the learning rate", "the output")
         return y
 
     def scan(self, chunk: Tensor, state: State | None = None) -> tuple[Tensor, State]:
@@ -203,7 +195,7 @@ class Transformer(SequenceLayer):
             state = self.initial_state(chunk.shape[0], chunk.device, chunk.dtype)
         k_cache, v_cache, pos = state
         u = self.proj(chunk)
-        if not _exporting() and u.shape[1] == 0:
+        if not exporting() and u.shape[1] == 0:
             return u, state
         rows, steps = _counter(u)  # 0..T-1, T
         q, k, v = self._qkv(u, pos + rows)
@@ -216,7 +208,7 @@ class Transformer(SequenceLayer):
         mask = (band & seen.unsqueeze(1)).unsqueeze(1)  # B, 1, T, window + T
         attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
         y = self._finish(u, attended)
-        _check_finite(self, y, "lower the learning rate")
+        check_finite(self, (y,), "lower the learning rate", "the output")
         keep = -self.window
         return y, (keys[:, :, keep:].contiguous(), values[:, :, keep:].contiguous(), pos + steps)
 
@@ -316,13 +308,13 @@ class TCN(SequenceLayer):
                 z = F.dropout(torch.relu(conv(F.pad(z, (self._history(level), 0)))), p)
             h = torch.relu(z + self.skips[level](h))
         y = h.transpose(1, 2)
-        _check_finite(self, y, "lower the learning rate")
+        check_finite(self, (y,), "lower the learning rate", "the output")
         return y
 
     def scan(self, chunk: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         if state is None:
             state = self.initial_state(chunk.shape[0], chunk.device, chunk.dtype)
-        if not _exporting() and chunk.shape[1] == 0:
+        if not exporting() and chunk.shape[1] == 0:
             return chunk.new_zeros((*chunk.shape[:2], self.hidden_size)), state
         p = self.dropout if self.training else 0.0
         carried: list[Tensor] = []
@@ -346,7 +338,7 @@ class TCN(SequenceLayer):
             if isinstance(skip, nn.Conv1d):
                 h = F.linear(h, skip.weight.flatten(1), skip.bias)
             h = torch.relu(z + h)
-        _check_finite(self, h, "lower the learning rate")
+        check_finite(self, (h,), "lower the learning rate", "the output")
         return h, tuple(carried)
 
     def extra_repr(self) -> str:

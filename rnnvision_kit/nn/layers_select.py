@@ -30,9 +30,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnvision_kit.errors import RnnkitError
 from rnnvision_kit.nn.scan import chunked_scan, default_chunk, export_scan
-from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
+from rnnvision_kit.nn.sequence import (
+    SequenceLayer,
+    State,
+    StateSpec,
+    check_finite,
+    exporting,
+    tracing,
+)
 
 __all__ = ["MLSTM", "Mamba"]
 
@@ -41,20 +47,6 @@ __all__ = ["MLSTM", "Mamba"]
 # B=32, T=784, H=128, one thread); on a GPU, larger blocks mean fewer kernel launches.
 _BLOCK_ELEMENTS = 1 << 21
 _BLOCK_ELEMENTS_GPU = 1 << 25
-
-
-def _exporting() -> bool:
-    return tracing() or torch.compiler.is_compiling()
-
-
-def _check_finite(layer: nn.Module, tensors: tuple[Tensor, ...], hint: str) -> None:
-    """One-line :class:`RnnkitError` naming ``layer`` when any of ``tensors`` is not finite."""
-    if _exporting() or all(bool(torch.isfinite(t).all()) for t in tensors):
-        return
-    raise RnnkitError(
-        f"{type(layer).__name__}: the recurrence went non-finite (parameters or input not "
-        f"finite); {hint}"
-    )
 
 
 # ---------------------------------------------------------------------------------- Mamba
@@ -242,7 +234,7 @@ class Mamba(SequenceLayer):
     def scan(self, chunk: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         buffer, h0 = self._split_state(state, chunk)
         batch, length = chunk.shape[:2]
-        if length == 0 and not _exporting():
+        if length == 0 and not exporting():
             return chunk.new_zeros(batch, 0, self.hidden_size), self._join_state(buffer, h0)
         x, z = self.in_proj(chunk).chunk(2, dim=-1)
         x = x.transpose(1, 2)  # B,inner,T
@@ -261,7 +253,7 @@ class Mamba(SequenceLayer):
             chunk_size = default_chunk(length) if self.chunk is None else self.chunk
             y, last = _SelectiveScan.apply(u, delta, A, Bm, Cm, h0, chunk_size)
         out = self._finish(y, u, z)
-        _check_finite(self, (last, out), "lower the learning rate")
+        check_finite(self, (last, out), "lower the learning rate")
         return out, self._join_state(buffer, last)
 
     def step(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
@@ -281,7 +273,7 @@ class Mamba(SequenceLayer):
         h = torch.addcmul((delta * u).unsqueeze(-1) * Bm.unsqueeze(1), a, h)
         y = (h * Cm.unsqueeze(1)).sum(-1)
         out = self._finish(y, u, z)
-        _check_finite(self, (h, out), "lower the learning rate")
+        check_finite(self, (h, out), "lower the learning rate")
         return out, self._join_state(buffer, h)
 
     def extra_repr(self) -> str:
@@ -455,14 +447,14 @@ class MLSTM(SequenceLayer):
         if state is None:
             state = self.initial_state(chunk.shape[0], chunk.device, chunk.dtype)
         batch, length = chunk.shape[:2]
-        if length == 0 and not _exporting():
+        if length == 0 and not exporting():
             return chunk.new_zeros(batch, 0, self.hidden_size), tuple(state)
         q, k, v, i_pre, log_f, o = self._project(chunk)
         q, k, v, i_pre, log_f = (t.transpose(1, 2) for t in (q, k, v, i_pre, log_f))
         size = None if tracing() else (self.chunk or 64)
         h, new_state = _mlstm_chunkwise(q, k, v, i_pre, log_f, tuple(state), size)
         out = self.out(h.transpose(1, 2).flatten(2) * o)
-        _check_finite(self, (out, *new_state), "lower the learning rate")
+        check_finite(self, (out, *new_state), "lower the learning rate")
         return out, new_state
 
     def step(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
@@ -479,7 +471,7 @@ class MLSTM(SequenceLayer):
         den = (q * n).sum(-1)
         h = num / torch.maximum(den.abs(), torch.exp(-m_new)).unsqueeze(-1)
         out = self.out(h.flatten(1) * o)
-        _check_finite(self, (out, C, n, m_new), "lower the learning rate")
+        check_finite(self, (out, C, n, m_new), "lower the learning rate")
         return out, (C, n, m_new)
 
     def extra_repr(self) -> str:

@@ -34,13 +34,9 @@ from torch.nn import functional as F
 
 from rnnvision_kit.errors import RnnkitError
 from rnnvision_kit.nn.scan import EXPORT_PIECE, linear_scan
-from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, tracing
+from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, exporting, tracing
 
 __all__ = ["LRU", "S5", "hippo_eigenvalues"]
-
-
-def _tracing() -> bool:
-    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 def hippo_eigenvalues(size: int) -> Tensor:
@@ -166,7 +162,7 @@ class _ComplexDiagonal(SequenceLayer):
         return torch.addcmul(y, u, self.D)
 
     def _check(self, h_last: Tensor) -> None:
-        if _tracing() or bool(torch.isfinite(h_last).all()):
+        if exporting() or bool(torch.isfinite(h_last).all()):
             return
         radius = self.eigenvalues().abs().max().item()
         raise RnnkitError(

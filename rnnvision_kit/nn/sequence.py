@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SequenceLayer", "State", "StateSpec", "tracing"]
+from rnnvision_kit.errors import RnnkitError
+
+__all__ = ["SequenceLayer", "State", "StateSpec", "check_finite", "exporting", "tracing"]
 
 State = tuple[Tensor, ...]
 
@@ -30,6 +32,24 @@ def tracing() -> bool:
     loop-free form (:func:`~rnnvision_kit.nn.scan.masked_scan`) so the graph's time axis stays
     dynamic; Python loops over time would be unrolled to the traced length."""
     return torch.jit.is_tracing()
+
+
+def exporting() -> bool:
+    """True while traced (ONNX) or compiled (``torch.compile``, ``torch.export``): data-dependent
+    checks such as :func:`check_finite` are skipped then."""
+    return tracing() or torch.compiler.is_compiling()
+
+
+def check_finite(
+    layer: nn.Module, tensors: tuple[Tensor, ...], hint: str, what: str = "the recurrence"
+) -> None:
+    """A one-line :class:`~rnnvision_kit.errors.RnnkitError` naming ``layer`` and what to change
+    (``hint``) when any of ``tensors`` is not finite; nothing while :func:`exporting`."""
+    if exporting() or all(bool(torch.isfinite(t).all()) for t in tensors):
+        return
+    raise RnnkitError(
+        f"{type(layer).__name__}: {what} went non-finite (parameters or input not finite); {hint}"
+    )
 
 
 @dataclass(frozen=True)
