@@ -112,6 +112,7 @@ class MLSTMSettings(LayerSettings):
     heads: int = setting(4, ge=1)  # memory heads; must divide round(expand * hidden_size)
     expand: float = setting(1.0, gt=0)  # value and output-gate width = expand * hidden_size
     qk_size: int | None = setting(None, ge=1)  # query/key size per head; none: the value size
+    conv_size: int = setting(4, ge=1)  # causal convolution before queries, keys, gates (1: none)
 
     def problem_with(self, head: HeadConfig) -> tuple[str, str] | None:
         width = max(1, round(self.expand * head.hidden_size))

@@ -26,7 +26,7 @@ from rnnkit_video.moving_digits import PAIRS
 from rnnvision_kit.plugins import build_host
 from tests.conftest import CliRunner
 
-LEARNS_THE_PAIRS = ("gru", "lstm", "rnn", "mingru", "minlstm", "lru", "mamba")
+LEARNS_THE_PAIRS = ("gru", "lstm", "rnn", "mingru", "minlstm", "lru", "mamba", "mlstm")
 MIN_ACC = 0.98
 PLATEAU_MIN_ACC = 0.85
 MEAN_MAX_ACC = 0.60

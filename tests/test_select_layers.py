@@ -206,13 +206,19 @@ def mamba_reference(layer: Mamba, x):
 
 def mlstm_reference(layer: MLSTM, x):
     """The paper's mLSTM without the stabiliser: ``i = exp(i~)``, ``f = sigmoid(f~)``,
-    ``C = f C + i v k^T``, ``n = f n + i k``, ``h~ = C q / max(|n^T q|, 1)``, ``h = o * h~``."""
+    ``C = f C + i v k^T``, ``n = f n + i k``, ``h~ = C q / max(|n^T q|, 1)``, ``h = o * h~``;
+    queries, keys and gates from ``SiLU`` of the zero-padded causal convolution of ``x``."""
     batch, length, _ = x.shape
     heads, dk, dv = layer.heads, layer.qk_size, layer.head_size
-    q, k, v, o = layer.proj(x).split([heads * dk, heads * dk, heads * dv, heads * dv], -1)
+    xc = x
+    if layer.conv is not None:
+        padded = F.pad(x.transpose(1, 2), (layer.conv_size - 1, 0))
+        xc = F.silu(layer.conv(padded)).transpose(1, 2)
+    q, k, _, _ = layer.proj(xc).split([heads * dk, heads * dk, heads * dv, heads * dv], -1)
+    _, _, v, o = layer.proj(x).split([heads * dk, heads * dk, heads * dv, heads * dv], -1)
     q, k, v = (t.unflatten(-1, (heads, -1)) for t in (q, k, v))
     k = k / math.sqrt(dk)
-    i_pre, f_pre = layer.gates(x).chunk(2, -1)
+    i_pre, f_pre = layer.gates(xc).chunk(2, -1)
     C = x.new_zeros(batch, heads, dv, dk)
     n = x.new_zeros(batch, heads, dk)
     out = []
@@ -234,8 +240,9 @@ def test_mamba_matches_reference(conv_size):
         assert_close(layer(x), mamba_reference(layer, x), torch.float64)
 
 
-def test_mlstm_matches_unstabilised_paper_form():
-    layer = make(MLSTM, torch.float64, heads=2, qk_size=3)
+@pytest.mark.parametrize("conv_size", [4, 1])
+def test_mlstm_matches_unstabilised_paper_form(conv_size):
+    layer = make(MLSTM, torch.float64, heads=2, qk_size=3, conv_size=conv_size)
     x = torch.randn(3, 23, 5, dtype=torch.float64)
     with torch.no_grad():
         assert_close(layer(x), mlstm_reference(layer, x), torch.float64)
@@ -286,11 +293,12 @@ def test_causal(layer_cls):
             [("conv", (12, 1)), ("h", (12, 3))],
         ),
         (Mamba, {"conv_size": 1}, [("h", (16, 16))]),
-        (MLSTM, {}, [("C", (4, 2, 2)), ("n", (4, 2)), ("m", (4,))]),
+        (MLSTM, {}, [("conv", (4, 3)), ("C", (4, 2, 2)), ("n", (4, 2)), ("m", (4,))]),
+        (MLSTM, {"conv_size": 1}, [("C", (4, 2, 2)), ("n", (4, 2)), ("m", (4,))]),
         (
             MLSTM,
-            {"heads": 2, "expand": 2.0, "qk_size": 3},
-            [("C", (2, 3, 8)), ("n", (2, 3)), ("m", (2,))],
+            {"heads": 2, "expand": 2.0, "qk_size": 3, "conv_size": 2},
+            [("conv", (4, 1)), ("C", (2, 3, 8)), ("n", (2, 3)), ("m", (2,))],
         ),
     ],
 )

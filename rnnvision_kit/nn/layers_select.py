@@ -381,9 +381,12 @@ class MLSTM(SequenceLayer):
     ``inner = round(expand * hidden_size)``; ``qk_size`` query/key channels per head (default
     ``head_size``). Gate initialisation as the official code: gate weights 0, forget-gate biases
     ``linspace(3, 6)`` over heads (long memory), input-gate biases ``N(0, 0.1^2)``. Training runs
-    chunks of ``chunk`` steps in the parallel form (default 64). The layer is the bare cell (the
-    paper's block adds a convolution, a per-head norm and a gated up/down projection); block
-    type "residual".
+    chunks of ``chunk`` steps in the parallel form (default 64). As in the paper's mLSTM block,
+    queries, keys and gates read a short causal depthwise convolution of the input (kernel
+    ``conv_size``, default 4, with SiLU; its last ``conv_size - 1`` inputs are the state
+    ``conv``; 1: none), which gives the cell the local order that its near-1 forget gates
+    hardly do; values and the output gate read the input itself. The per-head norm and the
+    gated up/down projection of the block are left out; block type "residual".
     """
 
     def __init__(
@@ -394,11 +397,14 @@ class MLSTM(SequenceLayer):
         heads: int = 4,
         expand: float = 1.0,
         qk_size: int | None = None,
+        conv_size: int = 4,
         chunk: int | None = None,
     ) -> None:
         super().__init__()
         if input_size < 1 or hidden_size < 1:
             raise ValueError("input_size and hidden_size must be >= 1")
+        if conv_size < 1:
+            raise ValueError(f"conv_size must be >= 1, got {conv_size}")
         if heads < 1:
             raise ValueError(f"heads must be >= 1, got {heads}")
         if expand <= 0:
@@ -417,6 +423,12 @@ class MLSTM(SequenceLayer):
         self.inner_size = inner
         self.head_size = inner // heads
         self.qk_size = self.head_size if qk_size is None else int(qk_size)
+        self.conv_size = conv_size
+        self.conv = (
+            nn.Conv1d(input_size, input_size, conv_size, groups=input_size)
+            if conv_size > 1
+            else None
+        )
         self.proj = nn.Linear(input_size, 2 * heads * self.qk_size + 2 * inner)  # q, k, v, o
         self.gates = nn.Linear(input_size, 2 * heads)  # i~, f~
         self.out = nn.Linear(inner, hidden_size, bias=False)
@@ -426,19 +438,39 @@ class MLSTM(SequenceLayer):
             self.gates.bias[heads:] = torch.linspace(3.0, 6.0, heads)
 
     def state_spec(self) -> tuple[StateSpec, ...]:
-        return (
+        conv = (StateSpec("conv", (self.input_size, self.conv_size - 1)),) if self.conv else ()
+        return conv + (
             StateSpec("C", (self.heads, self.qk_size, self.head_size)),
             StateSpec("n", (self.heads, self.qk_size)),
             StateSpec("m", (self.heads,)),
         )
 
-    def _project(self, x: Tensor) -> tuple[Tensor, ...]:
-        """``q, k, v: ...,heads,size``, ``i~, log f: ...,heads`` and ``o: ...,inner``."""
+    def _convolved(self, x: Tensor, buffer: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """``SiLU`` of the short causal depthwise convolution of ``x: B,T,F`` (after the
+        ``buffer`` of the last ``conv_size - 1`` inputs, ``B,F,conv_size-1``), and the next
+        buffer; ``x`` itself without a convolution (``conv_size=1``)."""
+        if self.conv is None or buffer is None:
+            return x, buffer
+        joined = torch.cat([buffer, x.transpose(1, 2)], dim=2)
+        convolved = F.silu(F.conv1d(joined, self.conv.weight, self.conv.bias, groups=x.shape[-1]))
+        return convolved.transpose(1, 2), joined[:, :, -(self.conv_size - 1) :].contiguous()
+
+    def _project(self, x: Tensor, xc: Tensor | None = None) -> tuple[Tensor, ...]:
+        """``q, k, v: ...,heads,size``, ``i~, log f: ...,heads`` and ``o: ...,inner``: queries,
+        keys and gates from the convolved input ``xc`` (as the xLSTM block), values and output
+        gate from ``x`` (``xc`` None: ``x``)."""
         dk, heads, inner = self.qk_size, self.heads, self.inner_size
-        q, k, v, o = self.proj(x).split([heads * dk, heads * dk, inner, inner], dim=-1)
+        xc = x if xc is None else xc
+        split = 2 * heads * dk
+        weight, bias = self.proj.weight, self.proj.bias
+        q, k = F.linear(xc, weight[:split], bias[:split]).split([heads * dk, heads * dk], -1)
+        v, o = F.linear(x, weight[split:], bias[split:]).split([inner, inner], dim=-1)
         q, k, v = (t.unflatten(-1, (heads, -1)) for t in (q, k, v))
-        i_pre, f_pre = self.gates(x).chunk(2, dim=-1)
+        i_pre, f_pre = self.gates(xc).chunk(2, dim=-1)
         return q, k / math.sqrt(dk), v, i_pre, F.logsigmoid(f_pre), torch.sigmoid(o)
+
+    def _split(self, state: State) -> tuple[Tensor | None, State]:
+        return (state[0], tuple(state[1:])) if self.conv is not None else (None, tuple(state))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.scan(x)[0]
@@ -449,19 +481,22 @@ class MLSTM(SequenceLayer):
         batch, length = chunk.shape[:2]
         if length == 0 and not exporting():
             return chunk.new_zeros(batch, 0, self.hidden_size), tuple(state)
-        q, k, v, i_pre, log_f, o = self._project(chunk)
+        buffer, memory = self._split(state)
+        convolved, buffer = self._convolved(chunk, buffer)
+        q, k, v, i_pre, log_f, o = self._project(chunk, convolved)
         q, k, v, i_pre, log_f = (t.transpose(1, 2) for t in (q, k, v, i_pre, log_f))
         size = None if tracing() else (self.chunk or 64)
-        h, new_state = _mlstm_chunkwise(q, k, v, i_pre, log_f, tuple(state), size)
+        h, new_state = _mlstm_chunkwise(q, k, v, i_pre, log_f, memory, size)
         out = self.out(h.transpose(1, 2).flatten(2) * o)
         check_finite(self, (out, *new_state), "lower the learning rate")
-        return out, new_state
+        return out, ((buffer,) if buffer is not None else ()) + tuple(new_state)
 
     def step(self, x_t: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         if state is None:
             state = self.initial_state(x_t.shape[0], x_t.device, x_t.dtype)
-        C, n, m = state
-        q, k, v, i_pre, log_f, o = self._project(x_t)
+        buffer, (C, n, m) = self._split(state)
+        convolved, buffer = self._convolved(x_t.unsqueeze(1), buffer)
+        q, k, v, i_pre, log_f, o = self._project(x_t, convolved[:, 0])
         m_new = torch.maximum(log_f + m, i_pre)
         f = torch.exp(log_f + m - m_new)
         i = torch.exp(i_pre - m_new)
@@ -472,10 +507,10 @@ class MLSTM(SequenceLayer):
         h = num / torch.maximum(den.abs(), torch.exp(-m_new)).unsqueeze(-1)
         out = self.out(h.flatten(1) * o)
         check_finite(self, (out, C, n, m_new), "lower the learning rate")
-        return out, (C, n, m_new)
+        return out, ((buffer,) if buffer is not None else ()) + (C, n, m_new)
 
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, heads={self.heads}, head_size={self.head_size}, "
-            f"qk_size={self.qk_size}"
+            f"qk_size={self.qk_size}, conv_size={self.conv_size}"
         )
