@@ -4,11 +4,12 @@ the default video-action run of each layer (one seed, two runs at a time), and t
 
 Thresholds are the README's sweep less a noise margin:
 
-- ``gru``, ``lstm``, ``rnn``, ``mingru``, ``minlstm``, ``lru``, ``mamba``: 99.0-100% measured
-  over two seeds -> >= 98% (up to 4 of 200 test videos wrong);
-- ``s5``, ``mlstm``, ``transformer``, ``tcn``: 88.0-90.5% measured: at this budget (12 epochs
-  at the default learning rate) they have not yet told the rotation pair apart, 90% being
-  that plateau -> >= 85%, and the gap to the others is what the README shows;
+- ``gru``, ``lstm``, ``rnn``, ``mingru``, ``minlstm``, ``lru``, ``mamba``, ``mlstm``: 98.0-100%
+  measured over two seeds (seed 0, the one run here: 98.0% minlstm, 99.0% and up the rest)
+  -> >= 97% (up to 6 of 200 test videos wrong);
+- ``s5``, ``transformer``, ``tcn``: 88.0-90.0% measured: at this budget (12 epochs at the
+  default learning rate) they have not yet told the rotation pair apart, 90% being that
+  plateau -> >= 85%, and the gap to the others is what the README shows;
 - ``mean``: 46% measured, 50% its ceiling (right pair, a coin toss within it) -> <= 60%, and
   >= 95% of its test videos predicted inside their own pair (the 2x2 pair blocks of its
   confusion matrix) -> at most 10 of 200 outside.
@@ -27,7 +28,7 @@ from rnnvision_kit.plugins import build_host
 from tests.conftest import CliRunner
 
 LEARNS_THE_PAIRS = ("gru", "lstm", "rnn", "mingru", "minlstm", "lru", "mamba", "mlstm")
-MIN_ACC = 0.98
+MIN_ACC = 0.97
 PLATEAU_MIN_ACC = 0.85
 MEAN_MAX_ACC = 0.60
 MEAN_MIN_IN_PAIR = 0.95
