@@ -38,6 +38,18 @@ def step_loop(layer, x: torch.Tensor, state=None) -> tuple[torch.Tensor, tuple]:
     return torch.stack(ys, 1), state
 
 
+def scan_in_chunks(layer, x: torch.Tensor, state=None, sizes=(5,)) -> tuple[torch.Tensor, tuple]:
+    """``layer.scan`` over consecutive chunks of ``sizes`` steps (cycled), the state carried;
+    ``(y B,T,H, last state)``."""
+    ys, lo, i = [], 0, 0
+    while lo < x.shape[1]:
+        hi = lo + sizes[i % len(sizes)]
+        y, state = layer.scan(x[:, lo:hi], state)
+        ys.append(y)
+        lo, i = hi, i + 1
+    return torch.cat(ys, 1), state
+
+
 class _ChunkModule(torch.nn.Module):
     """``(x B,T,F, *state) -> (y B,T,H, *next_state)``: a layer's ``scan``, for export."""
 

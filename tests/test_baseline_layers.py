@@ -20,6 +20,7 @@ from tests.layer_checks import (  # noqa: F401 (one_thread: an autouse fixture)
     assert_close,
     check_onnx_chunks,
     one_thread,
+    scan_in_chunks,
     step_loop,
 )
 
@@ -57,15 +58,6 @@ def random_state(layer, batch: int, dtype: torch.dtype, seed: int = 1) -> tuple:
         else:  # the position: before, inside and past the window, one per sample
             state.append(torch.tensor([[0], [3], [100]][:batch]))
     return tuple(state)
-
-
-def chunked(layer, x, state=None):
-    ys, lo, i = [], 0, 0
-    while lo < x.shape[1]:
-        y, state = layer.scan(x[:, lo : lo + SIZES[i % len(SIZES)]], state)
-        ys.append(y)
-        lo, i = lo + SIZES[i % len(SIZES)], i + 1
-    return torch.cat(ys, 1), state
 
 
 def assert_states(actual, expected, dtype):
@@ -165,7 +157,7 @@ def test_parallel_equals_step_loop_and_chunked_scan(layer_cls, dtype, length, in
         assert_close(steps, parallel, dtype)
         whole, whole_last = layer.scan(x)
         assert_close(whole, parallel, dtype)
-        parts, parts_last = chunked(layer, x)
+        parts, parts_last = scan_in_chunks(layer, x, sizes=SIZES)
         assert_close(parts, parallel, dtype)
         assert_states(whole_last, last, dtype)
         assert_states(parts_last, last, dtype)
@@ -181,7 +173,7 @@ def test_random_state_scan_equals_step_loop_and_chunks(layer_cls, dtype):
     with torch.no_grad():
         steps, last = step_loop(layer, x, state)
         whole, whole_last = layer.scan(x, state)
-        parts, parts_last = chunked(layer, x, state)
+        parts, parts_last = scan_in_chunks(layer, x, state, SIZES)
     assert_close(whole, steps, dtype)
     assert_close(parts, steps, dtype)
     assert_states(whole_last, last, dtype)
@@ -263,7 +255,7 @@ def test_transformer_step_at_a_far_position_sees_only_relative_offsets(dtype, po
     with torch.no_grad():
         y0, s0 = step_loop(layer, x, zero)
         y1, s1 = step_loop(layer, x, far)
-        y2, s2 = chunked(layer, x, far)
+        y2, s2 = scan_in_chunks(layer, x, far, SIZES)
     assert_close(y1[:, WINDOW - 1 :], y0[:, WINDOW - 1 :], dtype)
     assert_close(y2, y1, dtype)
     assert s1[2].tolist() == [[position + 3 * WINDOW]] * 2 and torch.equal(s2[2], s1[2])

@@ -17,6 +17,7 @@ from tests.layer_checks import (  # noqa: F401 (one_thread: an autouse fixture)
     assert_close,
     check_onnx_chunks,
     one_thread,
+    scan_in_chunks,
     step_loop,
 )
 
@@ -51,16 +52,6 @@ def well_conditioned(layer: MLSTM) -> None:
         layer.proj.bias[: 2 * layer.heads * layer.qk_size] = 3.0
 
 
-def chunked(layer, x, state=None, sizes=(5, 1, 7)):
-    ys, lo, i = [], 0, 0
-    while lo < x.shape[1]:
-        hi = lo + sizes[i % len(sizes)]
-        y, state = layer.scan(x[:, lo:hi], state)
-        ys.append(y)
-        lo, i = hi, i + 1
-    return torch.cat(ys, 1), state
-
-
 def random_state(layer, batch, dtype, generator=None):
     return tuple(
         torch.randn(batch, *s.shape, dtype=dtype, generator=generator) for s in layer.state_spec()
@@ -72,7 +63,7 @@ def assert_same_run(layer, x, state, dtype):
     with torch.no_grad():
         y, last = layer.scan(x, state)
         y_steps, last_steps = step_loop(layer, x, state)
-        y_chunks, last_chunks = chunked(layer, x, state)
+        y_chunks, last_chunks = scan_in_chunks(layer, x, state, (5, 1, 7))
     assert_close(y, y_steps, dtype)
     assert_close(y_chunks, y_steps, dtype)
     for a, b, c in zip(last, last_steps, last_chunks, strict=True):

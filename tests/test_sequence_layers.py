@@ -17,7 +17,12 @@ from rnnvision_kit.nn import (
 )
 from rnnvision_kit.nn.layers_min import _log_sigmoid, _MinLSTMCoefficients, min_g
 from rnnvision_kit.nn.scan import default_chunk
-from tests.layer_checks import assert_close, one_thread  # noqa: F401 (an autouse fixture)
+from tests.layer_checks import (  # noqa: F401 (one_thread: an autouse fixture)
+    assert_close,
+    one_thread,
+    scan_in_chunks,
+    step_loop,
+)
 
 LAYERS = [MinGRU, MinLSTM]
 
@@ -137,17 +142,10 @@ def test_parallel_equals_step_loop_and_chunked_scan(layer_cls, dtype, length, ex
     with torch.no_grad():
         parallel = layer(x)
         assert parallel.shape == (3, length, 6)
-        state = layer.initial_state(3)
-        steps = []
-        for t in range(length):
-            y, state = layer.step(x[:, t], state)
-            steps.append(y)
-        assert_close(torch.stack(steps, 1), parallel, dtype)
-        state, chunks = None, []
-        for lo in range(0, length, 5):  # 5 is not a multiple of the layer's chunk 4
-            y, state = layer.scan(x[:, lo : lo + 5], state)
-            chunks.append(y)
-        assert_close(torch.cat(chunks, 1), parallel, dtype)
+        steps, state = step_loop(layer, x)
+        assert_close(steps, parallel, dtype)
+        chunks, state = scan_in_chunks(layer, x)  # 5 steps: not a multiple of the chunk 4
+        assert_close(chunks, parallel, dtype)
         for final in (state[0], layer.step(x[:, -1], layer.scan(x[:, :-1])[1])[1][0]):
             assert_close(final, layer.scan(x)[1][0], dtype)
 

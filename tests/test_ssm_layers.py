@@ -12,7 +12,12 @@ import torch
 from rnnvision_kit.errors import RnnkitError
 from rnnvision_kit.nn import LRU, S5, StateSpec, sequential_scan
 from rnnvision_kit.nn.layers_ssm import hippo_eigenvalues
-from tests.layer_checks import assert_close, one_thread  # noqa: F401 (an autouse fixture)
+from tests.layer_checks import (  # noqa: F401 (one_thread: an autouse fixture)
+    assert_close,
+    one_thread,
+    scan_in_chunks,
+    step_loop,
+)
 
 LAYERS = [LRU, S5]
 
@@ -53,18 +58,11 @@ def test_parallel_equals_step_loop_and_chunked_scan(layer_cls, dtype, length, in
         assert parallel.shape == (3, length, 6) and parallel.dtype == dtype
         expected, last = reference(layer, x)
         assert_close(parallel, expected, dtype)
-        state = layer.initial_state(3)
-        steps = []
-        for t in range(length):
-            y, state = layer.step(x[:, t], state)
-            steps.append(y)
-        assert_close(torch.stack(steps, 1), parallel, dtype)
+        steps, state = step_loop(layer, x)
+        assert_close(steps, parallel, dtype)
         assert_close(torch.complex(*state), last, dtype)
-        state, chunks = None, []
-        for lo in range(0, length, 5):  # 5 is not a multiple of the layer's chunk 4
-            y, state = layer.scan(x[:, lo : lo + 5], state)
-            chunks.append(y)
-        assert_close(torch.cat(chunks, 1), parallel, dtype)
+        chunks, state = scan_in_chunks(layer, x)  # 5 steps: not a multiple of the chunk 4
+        assert_close(chunks, parallel, dtype)
         assert_close(torch.complex(*state), last, dtype)
         assert all(t.dtype == dtype for t in state)
 
