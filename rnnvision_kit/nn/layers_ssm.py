@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from rnnvision_kit.errors import RnnkitError
-from rnnvision_kit.nn.scan import EXPORT_PIECE, linear_scan
+from rnnvision_kit.nn.scan import export_pieces, linear_scan
 from rnnvision_kit.nn.sequence import SequenceLayer, State, StateSpec, exporting, tracing
 
 __all__ = ["LRU", "S5", "hippo_eigenvalues"]
@@ -108,8 +108,8 @@ class _ComplexDiagonal(SequenceLayer):
     def _scan_real(self, chunk: Tensor, state: State | None) -> tuple[Tensor, State]:
         """:meth:`scan` without complex numbers or loops over time (export): ``h_t = lambda^t
         h_0 + sum_{s<=t} lambda^(t-s) b_s`` with ``lambda^k = |lambda|^k e^(i k arg lambda)``,
-        ``k`` masked to ``s <= t`` (so every power has ``|.| <= 1``); in pieces of
-        :data:`~rnnvision_kit.nn.scan.EXPORT_PIECE` steps past that length, as
+        ``k`` masked to ``s <= t`` (so every power has ``|.| <= 1``); over each of
+        :func:`~rnnvision_kit.nn.scan.export_pieces`, as
         :func:`~rnnvision_kit.nn.scan.export_scan`."""
         if state is None:
             state = self.initial_state(chunk.shape[0], chunk.device, chunk.dtype)
@@ -118,22 +118,11 @@ class _ComplexDiagonal(SequenceLayer):
         b_re, b_im = F.linear(u, b_re_w), F.linear(u, b_im_w)  # B,T,M
         h_re, h_im = state
         pieces = []
-        length = u.shape[1]
-        bounds = (
-            [(0, None)]
-            if length <= EXPORT_PIECE
-            else [
-                (start, min(start + EXPORT_PIECE, length))
-                for start in range(0, length, EXPORT_PIECE)
-            ]
-        )
-        for start, stop in bounds:
-            piece = (b_re, b_im) if stop is None else (b_re[:, start:stop], b_im[:, start:stop])
-            h_re, h_im = _powers_scan(log_r, angle, *piece, h_re, h_im)
+        for piece in export_pieces(u.shape[1]):
+            h_re, h_im = _powers_scan(log_r, angle, b_re[:, piece], b_im[:, piece], h_re, h_im)
             pieces.append((h_re, h_im))
             h_re, h_im = h_re[:, -1], h_im[:, -1]
-        all_re = torch.cat([p[0] for p in pieces], 1) if len(pieces) > 1 else pieces[0][0]
-        all_im = torch.cat([p[1] for p in pieces], 1) if len(pieces) > 1 else pieces[0][1]
+        all_re, all_im = (torch.cat(parts, 1) for parts in zip(*pieces, strict=True))
         weight_re, weight_im = self.C_re * self.out_scale, self.C_im * self.out_scale
         y = F.linear(all_re, weight_re) - F.linear(all_im, weight_im)
         return torch.addcmul(y, u, self.D), (h_re, h_im)

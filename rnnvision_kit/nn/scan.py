@@ -43,6 +43,7 @@ __all__ = [
     "EXPORT_PIECE",
     "chunked_scan",
     "default_chunk",
+    "export_pieces",
     "export_scan",
     "linear_scan",
     "masked_scan",
@@ -188,19 +189,24 @@ def masked_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
 EXPORT_PIECE = 64  # longest piece export_scan handles at once (O(piece^2) memory per piece)
 
 
-def export_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
-    """What a layer runs while traced for export: :func:`masked_scan` over the whole input when it has at most :data:`EXPORT_PIECE` steps, so a graph traced on a short chunk
-    keeps a dynamic time axis; over consecutive pieces of that length, the state carried,
-    otherwise (a graph traced on a long sequence, e.g. 784 pixels, has that fixed length anyway,
-    and memory stays ``O(T * piece)`` instead of ``O(T^2)``)."""
-    length = b.shape[1]
+def export_pieces(length: int) -> list[slice]:
+    """The time slices a traced layer scans one after another: the whole input (one
+    ``slice(None)``, which keeps a traced graph's time axis dynamic) when it has at most
+    :data:`EXPORT_PIECE` steps, else consecutive pieces of that length (a graph traced on a long
+    sequence, e.g. 784 pixels, has that fixed length anyway, and memory stays ``O(T * piece)``
+    instead of ``O(T^2)``)."""
     if length <= EXPORT_PIECE:
-        return masked_scan(a, b, h0)
+        return [slice(None)]
+    return [slice(start, start + EXPORT_PIECE) for start in range(0, length, EXPORT_PIECE)]
+
+
+def export_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
+    """What a layer runs while traced for export: :func:`masked_scan` over each of
+    :func:`export_pieces`, the state carried from piece to piece."""
     a = a.expand_as(b)
     pieces, state = [], h0
-    for start in range(0, length, EXPORT_PIECE):
-        stop = min(start + EXPORT_PIECE, length)
-        h = masked_scan(a[:, start:stop], b[:, start:stop], state)
+    for piece in export_pieces(b.shape[1]):
+        h = masked_scan(a[:, piece], b[:, piece], state)
         pieces.append(h)
         state = h[:, -1]
-    return torch.cat(pieces, 1)
+    return torch.cat(pieces, 1) if len(pieces) > 1 else pieces[0]
