@@ -153,3 +153,13 @@ def test_a_long_sequence_traces_in_pieces_at_any_batch(registries, name: str) ->
         traced = torch.jit.trace(layer, (x[:2],), check_trace=False)
         torch.testing.assert_close(traced(x), layer(x), atol=2e-5, rtol=1e-4)
         torch.testing.assert_close(traced(x[:1]), layer(x[:1]), atol=2e-5, rtol=1e-4)
+
+
+def test_the_core_registers_each_layer_with_the_block_nn_builds_it_with() -> None:
+    """``rnnvision_kit.layers.CORE_LAYERS`` (torch-free, for the registry) and
+    ``rnnvision_kit.nn.builtin_layer`` (for ``build_head``) name the same blocks."""
+    from rnnvision_kit.layers import CORE_LAYERS
+    from rnnvision_kit.nn import builtin_layer
+
+    for name, (_, _, block, _) in CORE_LAYERS.items():
+        assert builtin_layer(name)[1] == block, name
