@@ -353,8 +353,8 @@ class MeanHead(nn.Module):
 BUILTIN_LAYERS: dict[str, tuple[str, Block]] = {
     "mingru": ("layers_min:MinGRU", "residual"),
     "minlstm": ("layers_min:MinLSTM", "residual"),
-    "lru": ("layers_ssm:LRU", "residual"),
-    "s5": ("layers_ssm:S5", "residual"),
+    "lru": ("layers_ssm:LRU", "glu"),
+    "s5": ("layers_ssm:S5", "glu"),
     "mamba": ("layers_select:Mamba", "residual"),
     "mlstm": ("layers_select:MLSTM", "residual"),
     "transformer": ("layers_baseline:Transformer", "own"),
