@@ -30,7 +30,7 @@ from rnnvision_kit import (
     hookimpl,
 )
 from rnnvision_kit.classification import classification_metrics
-from rnnvision_kit.nn import RecurrentHead
+from rnnvision_kit.nn import build_head
 from rnnvision_kit.plugins import PluginHost
 from rnnvision_kit.runner.run import train
 
@@ -47,7 +47,7 @@ def make_tensors(n: int, seed: int) -> TensorDataset:
 
 def make_model() -> torch.nn.Module:
     """The rows of a ``B,1,28,28`` image read by a GRU."""
-    head = RecurrentHead(FEATURES, CLASSES, cell="gru", hidden_size=HIDDEN)
+    head = build_head("gru", FEATURES, CLASSES, hidden_size=HIDDEN)
     return torch.nn.Sequential(torch.nn.Flatten(1, 2), head)
 
 

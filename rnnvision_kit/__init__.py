@@ -53,6 +53,7 @@ from rnnvision_kit.hookspecs import (
 from rnnvision_kit.layers import HeadConfig, LayerSettings, build_sequence_head, layer_settings
 from rnnvision_kit.registry import Entry, Registries, Registry, lazy
 from rnnvision_kit.task import (
+    BuiltModel,
     DataBundle,
     DataCheck,
     DataContext,
@@ -60,6 +61,7 @@ from rnnvision_kit.task import (
     ExportContext,
     MetricsContext,
     ModelContext,
+    Normalisation,
     PredictContext,
     ReportContext,
     StepContext,
@@ -72,6 +74,7 @@ from rnnvision_kit.task import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BuiltModel",
     "CheckpointError",
     "ConfigError",
     "DataBundle",
@@ -88,6 +91,7 @@ __all__ = [
     "MetricsContext",
     "ModelConfig",
     "ModelContext",
+    "Normalisation",
     "PluginError",
     "PredictContext",
     "RegisterBackbone",

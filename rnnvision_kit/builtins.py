@@ -12,7 +12,7 @@ from rnnvision_kit.hookspecs import (
     RegisterMetric,
     hookimpl,
 )
-from rnnvision_kit.layers import CORE_LAYERS
+from rnnvision_kit.layers import CORE_LAYERS, CORE_TRAIN_SCALE
 from rnnvision_kit.registry import lazy
 
 HEADS = {"mean": "order-less baseline: mean of the frame features"}
@@ -60,6 +60,7 @@ def rnnkit_register_layers(register: RegisterLayer) -> None:
             settings=settings,
             block=block,
             causal=causal,
+            train_scale=CORE_TRAIN_SCALE.get(name, {}),
         )
 
 

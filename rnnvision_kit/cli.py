@@ -14,20 +14,11 @@ import click
 
 from rnnvision_kit.errors import RnnkitError, RunInterrupted
 from rnnvision_kit.plugins import PluginHost, build_host
+from rnnvision_kit.runconfig import configured
 from rnnvision_kit.sweep import sweep_command
+from rnnvision_kit.texttable import format_table
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain text table with left-aligned columns."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = [
-        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def _host(ctx: click.Context) -> PluginHost:
@@ -177,7 +168,7 @@ def layers(ctx: click.Context) -> None:
       rnnkit layers
       rnnkit run --task video-action --set model.head=mamba --set model.layer.state_size=8
     """
-    from rnnvision_kit.layers import settings_table
+    from rnnvision_kit.layers import settings_table, train_scale_text
 
     host = _host(ctx)
     names = set(host.registries.layers.names())
@@ -188,16 +179,25 @@ def layers(ctx: click.Context) -> None:
             "yes" if e.meta.get("causal", True) else "no",
             e.meta.get("block", "residual"),
             ", ".join(f"{k}={v}" for k, v in settings_table(e)) or "-",
+            train_scale_text(e) or "-",
             e.description,
         )
         for e in _entries(ctx, "layers", None)
     ]
     head_names = set(host.registries.heads.names())
     rows += [
-        (_shown_name(e, head_names), e.plugin, "no", "head", "-", e.description)
+        (_shown_name(e, head_names), e.plugin, "no", "head", "-", "-", e.description)
         for e in _entries(ctx, "heads", None)
     ]
-    headers = ["layer", "plugin", "streams", "block", "settings (model.layer.*)", "description"]
+    headers = [
+        "layer",
+        "plugin",
+        "streams",
+        "block",
+        "settings (model.layer.*)",
+        "training (x task default)",
+        "description",
+    ]
     click.echo(format_table(headers, rows))
 
 
@@ -294,34 +294,19 @@ def _configure(host: PluginHost, task_name: str, options: dict[str, Any]) -> Any
     """The validated run config of ``--task`` with ``--config``, ``--data``, shortcuts and
     ``--set``. A task registered with ``config=`` is configured without importing torch, so a
     bad setting is reported in a fraction of a second; another task is opened for its defaults."""
-    from rnnvision_kit.config import layered, validate
-    from rnnvision_kit.layers import check_head
-    from rnnvision_kit.task import declared_defaults
+    return configured(host.registries, task_name, options)[0]
 
-    registries = host.registries
-    defaults = declared_defaults(registries.tasks.get(task_name), task_name)
-    if defaults is None:
-        from rnnvision_kit.runner.pipeline import open_task
 
-        defaults = open_task(registries, task_name).default_config()
-    shortcuts = {
-        "train.epochs": options.get("epochs"),
-        "train.device": options.get("device"),
-        "train.precision": options.get("precision"),
-        "seed": options.get("seed"),
-        "out_dir": options.get("out"),
-    }
-    config = layered(
-        defaults,
-        config_file=options.get("config_file"),
-        data=options.get("data"),
-        settings=shortcuts,
-        overrides=options.get("overrides") or (),
-        sources=registries.datasets,
-    )
-    validate(config)
-    check_head(registries, config.model)
-    return config
+def _open_configured(
+    host: PluginHost, task_name: str, options: dict[str, Any], notes: list[str] | None = None
+) -> tuple[Any, Any]:
+    """:func:`_configure`, then the task opened (a ``TaskHandle``, opened once) for the runner."""
+    config, task = configured(host.registries, task_name, options, notes)
+    if task is None:
+        from rnnvision_kit.runner.pipeline import open_task  # torch: after the settings
+
+        task = open_task(host.registries, task_name)
+    return config, task
 
 
 def _check_eval_settings(host: PluginHost, run_dir: Path, values: dict[str, Any]) -> None:
@@ -332,7 +317,7 @@ def _check_eval_settings(host: PluginHost, run_dir: Path, values: dict[str, Any]
     from rnnvision_kit.errors import RnnkitError
     from rnnvision_kit.task import declared_defaults
 
-    path = run_dir / "config.yaml"
+    path = run_dir / "config.yaml"  # RunDir.CONFIG: rnnvision_kit.runner imports torch
     if not values or not path.is_file():
         return
     try:
@@ -415,35 +400,39 @@ def run(
       torchrun --nproc-per-node 2 -m rnnvision_kit run --task image-classify --device cpu
     """
     host = _host(ctx)
+    last = None
     if resume_dir:
         from rnnvision_kit.runner.pipeline import load_run
         from rnnvision_kit.runner.resume import finished, resume_config
 
-        resume_path = Path(resume_dir).expanduser()
-        last = load_run(host.registries, resume_path, "last.pt", "resume")
+        last = load_run(host.registries, Path(resume_dir), "last", "resume")  # read once
         wanted = _requested_on_resume(host, last.config, task_name, options)
         config, notes = resume_config(last.config, wanted)
         for note in notes:
             click.echo(f"rnnkit: {note}", err=True)
-        done = finished(last.checkpoint, config, resume_path)
+        done = finished(last.checkpoint, config, last.run_dir)
         if done is not None:  # nothing changes (--epochs above those trained continues it)
             if int(os.environ.get("RANK", "0")) == 0:
                 click.echo(f"rnnkit: {done}", err=True)
                 if as_json:
-                    click.echo((resume_path / "summary.json").read_text().rstrip())
+                    click.echo(last.run_dir.summary.read_text().rstrip())
             return
+        task = last.task
     else:
         if not task_name:
             raise click.UsageError("--task is required (see `rnnkit tasks`), or --resume RUN_DIR")
-        resume_path = None
-        config = _configure(host, task_name, options)  # settings checked before torch
+        scaled: list[str] = []
+        config, task = _open_configured(host, task_name, options, scaled)  # before torch
+        if scaled and not quiet and int(os.environ.get("RANK", "0")) == 0:
+            click.echo(f"rnnkit: {'; '.join(scaled)} (set them to override)", err=True)
     from rnnvision_kit.runner.run import train
 
     summary = train(
         host.registries,
         config,
+        task=task,
+        resume=last,
         events=host.events,
-        resume_dir=resume_path,
         quiet=quiet or as_json,
         echo=lambda text: click.echo(text, err=as_json),
     )
@@ -541,7 +530,7 @@ def eval_command(
         Path(run_dir).expanduser(),
         overrides=values,
         split=split,
-        checkpoint_name=f"{checkpoint}.pt",
+        checkpoint=checkpoint,
         show=show,
     )
 
@@ -736,7 +725,7 @@ def export_command(
         Path(run_dir).expanduser(),
         fmt=fmt,
         out=Path(out).expanduser() if out else None,
-        checkpoint_name=f"{checkpoint}.pt",
+        checkpoint=checkpoint,
     )
     sizes = ", ".join(f"{result.vary}={n}: {d:.1e}" for n, d in result.differences.items())
     click.echo(f"exported {result.task} ({result.mode}) to {result.path}")
@@ -791,10 +780,10 @@ def check_data(ctx: click.Context, task_name: str, deep: bool, **options: Any) -
       rnnkit check-data --task video-action --data videofolder:~/videos --deep
     """
     host = _host(ctx)
-    config = _configure(host, task_name, options)  # settings checked before torch is imported
+    config, task = _open_configured(host, task_name, options)  # settings before torch
     from rnnvision_kit.runner.run import check_data as scan
 
-    result = scan(host.registries, config, deep=deep)
+    result = scan(host.registries, config, deep=deep, task=task)
     click.echo(format_table(result.headers, result.rows))
     for note in result.notes:
         click.echo(note)

@@ -549,6 +549,28 @@ def layered(
     return config
 
 
+def user_keys(
+    config_file: str | None = None,
+    settings: Mapping[str, Any] | None = None,
+    overrides: Iterable[str] = (),
+) -> set[str]:
+    """The dotted keys a user set on top of a task's defaults (what :func:`layered` applies:
+    the YAML file's, the shortcuts that are not None, the ``--set`` overrides')."""
+
+    def flat(values: Mapping[str, Any], prefix: str = "") -> set[str]:
+        keys: set[str] = set()
+        for key, value in values.items():
+            keys.add(f"{prefix}{key}")
+            if isinstance(value, Mapping):
+                keys |= flat(value, f"{prefix}{key}.")
+        return keys
+
+    keys = flat(load_yaml(config_file)) if config_file else set()
+    keys |= {key for key, value in (settings or {}).items() if value is not None}
+    keys |= {parse_override(text)[0] for text in overrides}
+    return keys
+
+
 def _constraint(cls: type, f: dataclasses.Field) -> Constraint | None:
     """The checks declared on field ``f``, or on the same field of a base class: a subclass that
     re-declares ``batch_size: int = 8`` keeps ``DataConfig``'s ``ge=1``."""

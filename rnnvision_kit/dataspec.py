@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rnnvision_kit.errors import CheckpointError, DataError, UnreadableItem
 
 if TYPE_CHECKING:
-    from rnnvision_kit.task import DataBundle
+    from torch.utils.data import Dataset
 
 SPEC_TYPES: dict[str, type[DataSpec]] = {}  # kind -> spec class (subclasses register themselves)
 
@@ -224,6 +224,21 @@ def require_classes(class_names: Sequence[str], where: str, what: str = "class f
         )
     if not class_names:
         raise DataError(f"{where}: no {what}s; classification needs at least 2")
+
+
+@dataclass
+class DataBundle:
+    """Train, validation and test data sets (map-style) plus their spec, the files a source
+    skipped as unreadable (``(file, reason)``; they are counted in the run summary) and,
+    optionally, what each split holds (``items``: the run folder's ``splits.json`` records it and
+    ``rnnkit run --resume`` refuses data that changed; without it only the counts are compared)."""
+
+    train: Dataset  # map-style; items by the kind's format (rnnvision_kit.dataspec)
+    val: Dataset  # map-style
+    test: Dataset  # map-style
+    spec: DataSpec  # the kind's typed spec, saved in checkpoints
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not read
+    items: dict[str, list[str]] | None = None  # split -> each item's file path or stable id
 
 
 def check_bundle(bundle: DataBundle, kind: str, source: str) -> None:

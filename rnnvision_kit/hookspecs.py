@@ -11,7 +11,7 @@ the two in sync.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -97,7 +97,10 @@ class RegisterLayer(Protocol):
     the layer: ``plain`` (layer on layer), ``residual`` (pre-norm residual blocks, the default),
     ``glu`` (the same with a GELU + GLU output, as S4/S5/LRU) or ``own`` (the layer has its own
     norms and residuals). ``causal``: whether it can stream
-    (listed by ``rnnkit layers``). A task builds heads from these with
+    (listed by ``rnnkit layers``). ``train_scale``: the training the layer needs relative to a
+    task's defaults, ``{"lr": 0.333, "epochs": 2}`` (multipliers of ``train.lr`` and
+    ``train.epochs``, applied when the user sets neither; e.g. attention trains at a lower
+    learning rate than a recurrence). A task builds heads from these with
     ``rnnvision_kit.build_sequence_head``."""
 
     def __call__(
@@ -109,6 +112,7 @@ class RegisterLayer(Protocol):
         settings: type | None = None,
         block: str = "residual",
         causal: bool = True,
+        train_scale: Mapping[str, float] | None = None,
     ) -> Callable[..., Any]: ...
 
 

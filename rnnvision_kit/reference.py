@@ -1,9 +1,10 @@
 """The reference sections of ``docs/plugins.md``, generated from the code so that the two agree.
 
 ``python -m rnnvision_kit.reference --write docs/plugins.md`` rewrites the sections between the
-markers: the hook reference (from ``rnnvision_kit.hookspecs``) and the contract reference (Task
-methods, context records, data specs and item formats, public helpers, errors). A test checks
-that the file is up to date.
+markers: the table of the public API (from the packages' ``__all__``), the hook reference (from
+``rnnvision_kit.hookspecs``) and the contract reference (Task methods, context records, data
+specs and item formats, settings, the video-source contract, public helpers, errors). A test
+checks that the file is up to date.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from rnnvision_kit import hookspecs
 from rnnvision_kit.errors import RnnkitError
 
-SECTIONS = ("hook reference", "contract reference")
+SECTIONS = ("public api", "hook reference", "contract reference")
 
 
 def markers(section: str) -> tuple[str, str]:
@@ -105,14 +106,42 @@ def hook_signature(spec: Callable[..., object]) -> str:
 # ------------------------------------------------------------------------- contract reference
 
 
+def _comments(cls: type) -> dict[str, str]:
+    """Field name -> its comment in the source: the comment after it on its line, else the
+    comment lines right above it. A subclass's comment wins over its base's."""
+    comments: dict[str, str] = {}
+    for base in reversed(cls.__mro__[:-1]):
+        if not dataclasses.is_dataclass(base):
+            continue
+        above: list[str] = []
+        for line in inspect.getsource(base).splitlines():
+            comment = re.match(r"^\s+#\s*(.*)$", line)
+            field = re.match(r"^\s+(\w+): [^#\n]*?(?:#\s*(.*))?$", line)
+            if comment:
+                above.append(comment.group(1))
+            elif field:
+                text = field.group(2) or " ".join(above)
+                if text:
+                    comments[field.group(1)] = text
+                above = []
+            else:
+                above = []
+    return comments
+
+
 def _fields(cls: type) -> list[tuple[str, str, str]]:
     """``(name, type, comment)`` of a dataclass's fields, comments from the source lines."""
-    comments: dict[str, str] = {}
-    for base in reversed(cls.__mro__[:-1]):  # a subclass's comment wins over its base's
-        if dataclasses.is_dataclass(base):
-            source = inspect.getsource(base)
-            comments.update(re.findall(r"^\s+(\w+): [^#\n]*#\s*(.*)$", source, re.M))
+    comments = _comments(cls)
     return [(f.name, str(f.type), comments.get(f.name, "")) for f in dataclasses.fields(cls)]
+
+
+def _default(f: dataclasses.Field) -> str:
+    """A field's default as Python writes it (``MISSING`` when it has none)."""
+    if f.default is not dataclasses.MISSING:
+        return repr(f.default)
+    if f.default_factory is not dataclasses.MISSING:
+        return repr(f.default_factory())
+    return "MISSING"
 
 
 def _methods(cls: type, names: Sequence[str]) -> str:
@@ -125,16 +154,42 @@ def _methods(cls: type, names: Sequence[str]) -> str:
     return "\n".join(parts)
 
 
-def record_reference(cls: type, methods: Sequence[str] = ()) -> str:
-    """A record's heading, docstring, a table of its fields and its methods."""
-    rows = "\n".join(
-        f"| `{n}` | `{t}` | {c} |".replace(" | None`", " \\| None`") for n, t, c in _fields(cls)
-    )
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def record_reference(cls: type, methods: Sequence[str] = (), *, defaults: bool = False) -> str:
+    """A record's heading, docstring, a table of its fields (with ``defaults``: and their
+    default values, for settings) and its methods."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if defaults:
+        header = "| field | type | default | meaning |\n|---|---|---|---|\n"
+        rows = [
+            f"| `{n}` | `{_cell(t)}` | `{_cell(_default(fields[n]))}` | {_cell(c)} |"
+            for n, t, c in _fields(cls)
+        ]
+    else:
+        header = "| field | type | meaning |\n|---|---|---|\n"
+        rows = [f"| `{n}` | `{_cell(t)}` | {_cell(c)} |" for n, t, c in _fields(cls)]
     text = f"#### `{cls.__name__}`\n\n{inspect.getdoc(cls) or ''}\n\n"
-    text += f"| field | type | meaning |\n|---|---|---|\n{rows}\n"
+    text += header + "\n".join(rows) + "\n"
     if methods:
         text += "\n" + _methods(cls, methods)
     return text
+
+
+def protocol_reference(protocol: type, attributes: Sequence[str], methods: Sequence[str]) -> str:
+    """A Protocol's heading, docstring, its attributes (with their comments) and methods."""
+    text = f"#### `{protocol.__name__}`\n\n{inspect.getdoc(protocol) or ''}\n\n```python\n"
+    source = inspect.getsource(protocol)
+    hints = protocol.__annotations__
+    lines = []
+    for name in attributes:
+        found = re.search(rf"^\s+#\s*(.*)\n\s+{name}:", source, re.M)
+        comment = f"  # {found.group(1)}" if found else ""
+        lines.append(f"{name}: {_annotation(hints[name])}{comment}")
+    text += "\n".join(lines) + "\n```\n\n"
+    return text + _methods(protocol, methods)
 
 
 def function_reference(function: Callable[..., Any], qualified: str) -> str:
@@ -148,7 +203,7 @@ def contract_reference() -> str:
     """The Task methods, context records, data specs and item formats, public helpers and
     errors, each with its signature or fields and its docstring."""
     import rnnvision_kit as api
-    from rnnvision_kit import config, dataspec, errors, registry, task, testing
+    from rnnvision_kit import config, data, dataspec, errors, registry, task, testing
 
     parts = ["### Task methods\n", inspect.getdoc(task.Task) or "", ""]
     parts.append(
@@ -166,7 +221,14 @@ def contract_reference() -> str:
         parts.append(record_reference(record))
     parts.append(record_reference(task.ExportContext))
     parts.append("### What tasks return\n")
-    for record in (task.DataBundle, task.StepOutput, task.DataCheck, task.Exportable):
+    for record in (
+        task.DataBundle,
+        task.BuiltModel,
+        task.Normalisation,
+        task.StepOutput,
+        task.DataCheck,
+        task.Exportable,
+    ):
         parts.append(record_reference(record))
     parts.append("### Data specs and item formats\n")
     parts.append((inspect.getdoc(dataspec) or "") + "\n")
@@ -174,11 +236,13 @@ def contract_reference() -> str:
     for spec in (dataspec.ImageSpec, dataspec.VideoSpec, dataspec.SegmentationSpec):
         parts.append(record_reference(spec))
     parts.append("### Settings\n")
-    parts.append(record_reference(config.DataConfig, ["require_path"]))
-    parts.append(record_reference(config.EvalConfig))
-    parts.append(record_reference(config.ModelConfig))
+    parts.append(record_reference(config.DataConfig, ["require_path"], defaults=True))
+    parts.append(record_reference(config.EvalConfig, defaults=True))
+    parts.append(record_reference(config.ModelConfig, defaults=True))
+    parts.append(record_reference(data.VideoDataConfig, defaults=True))
     parts.append(function_reference(config.setting, "rnnvision_kit.setting"))
     parts.append(record_reference(config.Rule))
+    parts.append(_video_source_reference())
     parts.append("### Helpers\n")
     parts.append(function_reference(registry.lazy, "rnnvision_kit.lazy"))
     parts.append(_classification_reference())
@@ -204,6 +268,31 @@ def contract_reference() -> str:
     return "\n".join(parts)
 
 
+def _video_source_reference() -> str:
+    """The video-source contract: its Protocols, the Listing record and the functions."""
+    from rnnvision_kit import data
+    from rnnvision_kit.data import contract
+
+    parts = ["### Video sources\n", (inspect.getdoc(contract) or "") + "\n"]
+    parts.append(protocol_reference(data.VideoDataset, ["samples"], ["set_epoch"]))
+    call = data.ListSamples.__call__
+    parts.append(
+        f"#### `ListSamples`\n\n{inspect.getdoc(data.ListSamples)}\n\n```python\n"
+        f"{signature(call, 'list_samples').replace('(self, ', '(')}\n```\n\n"
+        f"{inspect.getdoc(call)}\n"
+    )
+    parts.append(record_reference(data.Listing, ["all_samples"]))
+    for function in (data.build_clip_bundle, data.check_video_source, data.listing_of):
+        parts.append(function_reference(function, f"rnnvision_kit.data.{function.__name__}"))
+    parts.append(
+        "#### `rnnvision_kit.data.CLIP_SETTINGS`\n\n"
+        "The `data.*` settings `build_clip_bundle` reads (declare them in `reads=`): "
+        + ", ".join(f"`{name}`" for name in data.CLIP_SETTINGS)
+        + ".\n"
+    )
+    return "\n".join(parts)
+
+
 def _package_reference() -> str:
     """What ``rnnvision_kit.data``, ``.nn`` and ``.runner`` export, with a line each."""
     import importlib
@@ -224,10 +313,80 @@ def _package_reference() -> str:
                 call = f"{export}: {type(value).__name__}"
             rows.append(f"| `{call}` | {first or 'constant'} |")
         parts.append(
-            f"#### `{name}`\n\n{(inspect.getdoc(module) or '').splitlines()[0]}\n\n"
+            f"#### `{name}`\n\n{_first_paragraph(module)}\n\n"
             "| signature | what |\n|---|---|\n" + "\n".join(rows) + "\n"
         )
     return "\n".join(parts)
+
+
+def _first_paragraph(module: Any) -> str:
+    return " ".join((inspect.getdoc(module) or "").split("\n\n")[0].split())
+
+
+# ------------------------------------------------------------------------------- public API
+
+# Where a name of rnnvision_kit is defined -> what the public-API table calls that group.
+PUBLIC_GROUPS = {
+    "rnnvision_kit.hookspecs": "the hook marker and the register protocols",
+    "rnnvision_kit.task": "the Task contract, its context records and what tasks return",
+    "rnnvision_kit.dataspec": "the data specs",
+    "rnnvision_kit.config": "settings",
+    "rnnvision_kit.layers": "sequence heads as settings",
+    "rnnvision_kit.registry": "registries",
+    "rnnvision_kit.errors": "errors and messages",
+}
+PACKAGES = (  # the public packages besides rnnvision_kit (its docstring names them)
+    "rnnvision_kit.data",
+    "rnnvision_kit.nn",
+    "rnnvision_kit.classification",
+    "rnnvision_kit.runner",
+    "rnnvision_kit.testing",
+)
+LISTED = ("rnnvision_kit.data", "rnnvision_kit.nn", "rnnvision_kit.runner")  # _package_reference
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(f"`{name}`" for name in names)
+
+
+def public_api() -> str:
+    """The table of public packages: every name ``rnnvision_kit`` exports, grouped by the
+    module that defines it, and for each other package its docstring's first paragraph and
+    its names (for the packages the contract reference lists, a link to that list)."""
+    import importlib
+
+    import rnnvision_kit
+
+    modules = {name: importlib.import_module(name) for name in PUBLIC_GROUPS}
+    groups: dict[str, list[str]] = {}
+    for name in rnnvision_kit.__all__:
+        if name == "__version__":
+            continue
+        value = getattr(rnnvision_kit, name)
+        homes = [m for m, module in modules.items() if getattr(module, name, None) is value]
+        if not homes:
+            raise RnnkitError(
+                f"rnnvision_kit.{name}: add the module it comes from to PUBLIC_GROUPS"
+            )
+        # the module that defines it, else the first that holds it
+        home = value.__module__ if getattr(value, "__module__", "") in homes else homes[0]
+        groups.setdefault(PUBLIC_GROUPS[home], []).append(name)
+    what = "; ".join(f"{g}: {_names(groups[g])}" for g in PUBLIC_GROUPS.values() if g in groups)
+    rows = [f"| `rnnvision_kit` | {what} |"]
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        if package in LISTED:
+            anchor = package.replace(".", "")
+            names = f"Every name, with its signature: [below](#{anchor})."
+        else:
+            functions = [
+                n
+                for n, v in vars(module).items()
+                if inspect.isfunction(v) and v.__module__ == package and not n.startswith("_")
+            ]
+            names = f"Names: {_names(functions)}."
+        rows.append(f"| `{package}` | {_first_paragraph(module)} {names} |")
+    return "| package | what |\n| --- | --- |\n" + "\n".join(rows) + "\n"
 
 
 def _classification_reference() -> str:
@@ -255,7 +414,13 @@ def _classification_reference() -> str:
 
 
 def section_text(section: str) -> str:
-    return hook_reference() if section == "hook reference" else contract_reference()
+    """The generated text of one of ``SECTIONS``."""
+    texts = {
+        "public api": public_api,
+        "hook reference": hook_reference,
+        "contract reference": contract_reference,
+    }
+    return texts[section]()
 
 
 def write_reference(path: Path) -> None:

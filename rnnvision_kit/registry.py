@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +90,8 @@ def lazy(target: str, *bound: Any) -> Callable[..., Any]:
         return obj(*bound, *args, **kwargs)
 
     name = attribute.rpartition(".")[2]
-    factory.__name__ = factory.__qualname__ = "_".join([name, *map(str, bound)]).replace("-", "_")
+    parts = [name, *(getattr(b, "__name__", str(b)) for b in bound)]  # a bound lazy: its name
+    factory.__name__ = factory.__qualname__ = "_".join(parts).replace("-", "_")
     factory.__doc__ = f"lazy {target}" + (f" bound to {bound!r}" if bound else "")
     return factory
 
@@ -148,6 +149,17 @@ def _check_layer_meta(what: str, meta: dict[str, Any]) -> None:
     ):
         raise RegistryError(
             f"{what}: settings must be a dataclass (a LayerSettings subclass), got {settings!r}"
+        )
+    scale = meta.get("train_scale") or {}
+    if not isinstance(scale, Mapping) or any(
+        key not in ("lr", "epochs")
+        or isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < float("inf")
+        for key, value in scale.items()
+    ):
+        raise RegistryError(
+            f"{what}: train_scale must map lr and/or epochs to positive numbers, got {scale!r}"
         )
 
 

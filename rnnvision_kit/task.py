@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from rnnvision_kit.config import RunConfig
-from rnnvision_kit.dataspec import DataSpec
+from rnnvision_kit.dataspec import DataBundle, DataSpec
 from rnnvision_kit.errors import DataError, PluginError, RegistryError, rethrown
 from rnnvision_kit.registry import CAPABILITIES
 
@@ -24,28 +24,13 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
     from torchmetrics import Metric, MetricCollection
 
+    from rnnvision_kit.data.livestream import FrameStream
     from rnnvision_kit.registry import Entry, Registries
-    from rnnvision_kit.runner.stream import FrameStream
 
 Purpose = Literal["train", "eval", "predict", "check-data", "check"]
 Capability = Literal["predict", "check-data", "report", "stream", "export"]
 # capability (``rnnvision_kit.registry.CAPABILITIES``) -> the Task method that provides it
 CAPABILITY_METHODS: dict[str, str] = {c: c.replace("-", "_") for c in CAPABILITIES}
-
-
-@dataclass
-class DataBundle:
-    """Train, validation and test data sets (map-style) plus their spec, the files a source
-    skipped as unreadable (``(file, reason)``; they are counted in the run summary) and,
-    optionally, what each split holds (``items``: the run folder's ``splits.json`` records it and
-    ``rnnkit run --resume`` refuses data that changed; without it only the counts are compared)."""
-
-    train: Dataset  # map-style; items by the kind's format (rnnvision_kit.dataspec)
-    val: Dataset  # map-style
-    test: Dataset  # map-style
-    spec: DataSpec  # the kind's typed spec, saved in checkpoints
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not read
-    items: dict[str, list[str]] | None = None  # split -> each item's file path or stable id
 
 
 @dataclass
@@ -119,7 +104,53 @@ class DataContext:
                 "not a DataBundle"
             )
         check_bundle(bundle, self.kind, entry.qualified_name)
+        if self.kind == "video":  # samples, set_epoch and list_samples (docs/plugins.md)
+            from rnnvision_kit.data.contract import check_video_source
+
+            check_video_source(entry.qualified_name, bundle, entry.meta.get("list_samples"))
         return bundle
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """The per-channel mean and std a model normalises its input (values in [0, 1]) with,
+    and where they came from: ``model.mean/std`` (the settings), ``data`` (the data's spec) or
+    the name of the pretrained weights that asked for them."""
+
+    mean: tuple[float, ...]  # subtracted from each channel
+    std: tuple[float, ...]  # then each channel divided by it
+    source: str = "data"  # model.mean/std, data, or the weights' name (tv:resnet18 IMAGENET1K_V1)
+
+    FROM_SETTINGS: ClassVar[str] = "model.mean/std"
+    FROM_DATA: ClassVar[str] = "data"
+
+    @property
+    def from_weights(self) -> bool:
+        """Whether pretrained weights chose them (neither the settings nor the data did)."""
+        return self.source not in (self.FROM_SETTINGS, self.FROM_DATA)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": list(self.mean), "std": list(self.std), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Normalisation:
+        return cls(
+            tuple(float(v) for v in values["mean"]),
+            tuple(float(v) for v in values["std"]),
+            str(values.get("source", cls.FROM_DATA)),
+        )
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    """What ``build_model`` may return instead of a bare module: the model and the input
+    normalisation it chose. The runner records the normalisation with the run (the checkpoint,
+    and ``config.yaml``'s ``model.mean``/``model.std`` when weights chose it and the model
+    settings have those fields) and hands it back as ``ModelContext.normalisation`` when the
+    run's model is rebuilt; the config itself is never written to."""
+
+    model: nn.Module  # the task's model
+    normalisation: Normalisation | None = None  # None: the model does not normalise its input
 
 
 @dataclass(frozen=True)
@@ -127,12 +158,15 @@ class ModelContext:
     """What ``build_model`` receives. For a fresh model (``ctx.fresh``) a task loads its own
     starting weights (e.g. a pretrained part); otherwise the runner loads a checkpoint after."""
 
-    config: RunConfig  # the validated run config
+    config: RunConfig  # the validated run config; read it, never write to it
     spec: DataSpec  # of the data just built, or of the checkpoint (eval, predict)
     registries: Registries  # backbones and heads to build from
     task: str  # the name the task is registered under
     plugin: str  # the plugin that registered it
     purpose: Purpose  # train: load starting weights; otherwise a checkpoint is loaded after
+    # the normalisation a saved run's checkpoint recorded (eval, predict, stream, export): use
+    # it, its weights are not read again; None for a fresh model or a run that recorded none
+    normalisation: Normalisation | None = None
 
     @property
     def fresh(self) -> bool:
@@ -293,8 +327,12 @@ class Task:
         """Train/val/test data sets; by default those of ``data.source`` (``ctx.open_source()``)."""
         return ctx.open_source()
 
-    def build_model(self, ctx: ModelContext) -> nn.Module:
-        """The model, usually from ``ctx.registries.backbones`` and ``ctx.registries.heads``."""
+    def build_model(self, ctx: ModelContext) -> nn.Module | BuiltModel:
+        """The model, usually from ``ctx.registries.backbones`` and ``ctx.registries.heads``:
+        an ``nn.Module``, or a :class:`BuiltModel` that also names the input normalisation the
+        task chose (e.g. pretrained weights' mean and std), for the runner to record with the
+        run. Rebuilding a saved run, ``ctx.normalisation`` holds what was recorded. The config
+        is read, never written: a choice made here goes into the ``BuiltModel``."""
         raise NotImplementedError
 
     def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:

@@ -122,13 +122,14 @@ def check_task(
     try:
         import torch
 
-        from rnnvision_kit.runner.device import Precision
-        from rnnvision_kit.runner.distributed import DistInfo
-        from rnnvision_kit.runner.loop import Trainer, evaluate_model
+        from rnnvision_kit.runner.device import Precision, Runtime
+        from rnnvision_kit.runner.evaluate import Evaluator
+        from rnnvision_kit.runner.loop import Trainer
         from rnnvision_kit.runner.pipeline import build, configure, open_task
         from rnnvision_kit.task import ReportContext
 
         cpu = torch.device("cpu")
+        runtime = Runtime(cpu, Precision("32", cpu))
         registries = host.registries
         task = open_task(registries, entry.qualified_name)
         stage = "config"
@@ -140,26 +141,24 @@ def check_task(
         assert built.data is not None
         data = _tiny(built.data, samples)
         stage = "train"
+        evaluator = Evaluator(
+            task=task, registries=registries, config=config, spec=data.spec, runtime=runtime
+        )
         trainer = Trainer(
-            task, registries, config, built.model, data, cpu, DistInfo(), None, quiet=True
+            task=task,
+            config=config,
+            model=built.model,
+            data=data,
+            runtime=runtime,
+            evaluator=evaluator,
+            quiet=True,
         )
         loss = trainer.fit({}).history[-1]["train/loss"]
         if not math.isfinite(loss):
             raise ValueError(f"training loss is {loss}")
         stage = "eval"
         model = trainer.model
-        scalars, others = evaluate_model(
-            task,
-            registries,
-            config,
-            model,
-            data.test,
-            data.spec,
-            cpu,
-            DistInfo(),
-            Precision("32", cpu),
-            "test",
-        )
+        scalars, others = evaluator.evaluate(model, data.test, "test")
         monitored = config.train.monitor.replace("val/", "test/", 1)
         if monitored not in scalars:
             raise ValueError(f"metric {monitored!r} missing (got: {', '.join(scalars)})")

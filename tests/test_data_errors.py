@@ -156,12 +156,12 @@ def mask_folder(root: Path, values: tuple[int, ...]) -> Path:
 
 
 def open_masks(root: Path, *overrides: str) -> DataBundle:
-    from rnnkit_segrefine.data import open_source
+    from rnnkit_segrefine.data import maskfolder
 
     config = defaults("seg-refine")
     apply_overrides(config, ["data.source=maskfolder", f"data.path={root}", *overrides])
     validate(config)
-    return open_source("maskfolder", config)
+    return maskfolder(config)
 
 
 def warnings(capsys: pytest.CaptureFixture[str]) -> list[str]:

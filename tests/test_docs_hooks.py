@@ -19,6 +19,7 @@ from rnnvision_kit.reference import (
     hook_signature,
     hook_specs,
     markers,
+    public_api,
     section_text,
     write_reference,
 )
@@ -90,13 +91,43 @@ def test_signature_keeps_annotations_as_written() -> None:
 
 def test_write_reference_replaces_only_the_marked_sections(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    (b1, e1), (b2, e2) = (markers(s) for s in SECTIONS)
-    page.write_text(f"intro\n{b1}\nSTALE-ONE\n{e1}\nmiddle\n{b2}\nSTALE-TWO\n{e2}\noutro\n")
+    (b0, e0), (b1, e1), (b2, e2) = (markers(s) for s in SECTIONS)
+    page.write_text(
+        f"intro\n{b0}\nSTALE-API\n{e0}\nthen\n{b1}\nSTALE-ONE\n{e1}\nmiddle\n{b2}\n"
+        f"STALE-TWO\n{e2}\noutro\n"
+    )
     write_reference(page)
     text = page.read_text()
-    assert text.startswith(f"intro\n{b1}\n") and text.endswith(f"{e2}\noutro\n")
-    assert f"{e1}\nmiddle\n{b2}" in text
-    assert "STALE" not in text and hook_reference() in text
+    assert text.startswith(f"intro\n{b0}\n") and text.endswith(f"{e2}\noutro\n")
+    assert f"{e0}\nthen\n{b1}" in text and f"{e1}\nmiddle\n{b2}" in text
+    assert "STALE" not in text and hook_reference() in text and public_api() in text
+
+
+def test_the_public_api_table_names_every_public_name() -> None:
+    """Issue 19: the table had left out ModelConfig, StreamContext, ExportContext, Exportable."""
+    import rnnvision_kit
+
+    table = public_api()
+    row = next(line for line in table.splitlines() if line.startswith("| `rnnvision_kit` |"))
+    missing = [n for n in rnnvision_kit.__all__ if n != "__version__" and f"`{n}`" not in row]
+    assert not missing, f"the public-API table leaves out {missing}"
+    for name in ("ModelConfig", "StreamContext", "ExportContext", "Exportable"):
+        assert f"`{name}`" in row
+    for package in ("data", "nn", "classification", "runner", "testing"):
+        assert f"| `rnnvision_kit.{package}` |" in table
+
+
+def test_the_video_source_contract_is_documented_with_its_signatures() -> None:
+    text = DOCS.read_text()
+    assert "### Video sources" in text
+    for line in (
+        "def set_epoch(self, epoch: int) -> None",
+        "def list_samples(config: Any) -> Listing",
+        "def build_clip_bundle(listing: Listing, config: RunConfig) -> DataBundle",
+        "samples: Sequence[tuple[str, int]]",
+        "#### `VideoDataConfig`",
+    ):
+        assert line in text, line
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.__name__)

@@ -78,9 +78,8 @@ def untrained_test_bpd() -> float:
     import torch
 
     from rnnvision_kit.plugins import build_host
-    from rnnvision_kit.runner.device import Precision
-    from rnnvision_kit.runner.distributed import DistInfo
-    from rnnvision_kit.runner.loop import evaluate_model
+    from rnnvision_kit.runner.device import Precision, Runtime
+    from rnnvision_kit.runner.evaluate import Evaluator
     from rnnvision_kit.runner.pipeline import build, configure, open_task
 
     registries = build_host().registries
@@ -88,18 +87,14 @@ def untrained_test_bpd() -> float:
     built = build(task, registries, configure(task), "eval")
     assert built.data is not None
     cpu = torch.device("cpu")
-    scalars, _ = evaluate_model(
-        task,
-        registries,
-        built.config,
-        built.model,
-        built.data.test,
-        built.spec,
-        cpu,
-        DistInfo(),
-        Precision("32", cpu),
-        "test",
+    evaluator = Evaluator(
+        task=task,
+        registries=registries,
+        config=built.config,
+        spec=built.spec,
+        runtime=Runtime(cpu, Precision("32", cpu)),
     )
+    scalars, _ = evaluator.evaluate(built.model, built.data.test, "test")
     return scalars["test/bpd"]
 
 

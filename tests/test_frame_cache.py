@@ -295,6 +295,10 @@ def test_training_goes_on_when_the_cache_folder_cannot_be_written(
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
+    # a setting that passes the check (its parent folder exists) but cannot be made: a dangling
+    # link into a file (tests run as root, so permissions would not stop the writes)
+    cache = tmp_path / "cache"
+    cache.symlink_to(blocker / "frames")
     result = rnnkit(
         "run",
         "--task",
@@ -306,7 +310,7 @@ def test_training_goes_on_when_the_cache_folder_cannot_be_written(
         "--set",
         "train.max_steps_per_epoch=1",
         "--set",
-        f"data.frame_cache={blocker / 'frames'}",
+        f"data.frame_cache={cache}",
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("cannot write the frame cache") == 1

@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import shutil
 import struct
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -304,17 +303,3 @@ def imagefolder(config: RunConfig) -> DataBundle:
     images, labels, classes = _load_folder(root, None, channels, size, skipped, files)
     splits = stratified_split(labels.numpy(), config.data.val_fraction, config.data.test_fraction)
     return _bundle(images, labels, splits, classes, skipped, files)
-
-
-SOURCES: dict[str, Callable[[RunConfig], DataBundle]] = {
-    "digits": digits,
-    "mnist": mnist,
-    "fashion-mnist": fashion_mnist,
-    "cifar10": cifar10,
-    "imagefolder": imagefolder,
-}
-
-
-def open_source(name: str, config: RunConfig) -> DataBundle:
-    """The ``DataBundle`` of source ``name`` (a key of ``SOURCES``) for ``config``."""
-    return SOURCES[name](config)

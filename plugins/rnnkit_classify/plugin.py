@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from rnnvision_kit import RegisterDataSource, RegisterTask, hookimpl, lazy
 
-# name -> (description, the data.* settings the source reads)
-SOURCES = {
+# The one table of this plugin's data sources: name -> (its factory in rnnkit_classify.data,
+# description, the data.* settings it reads)
+SOURCES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "digits": (
+        "digits",
         "scikit-learn's bundled 8x8 handwritten digits (embedded default)",
         ("image_size", "val_fraction", "test_fraction"),
     ),
-    "mnist": ("MNIST from a local path", ()),
-    "fashion-mnist": ("Fashion-MNIST from a local path", ()),
-    "cifar10": ("CIFAR-10 from a local path", ()),
+    "mnist": ("mnist", "MNIST from a local path", ()),
+    "fashion-mnist": ("fashion_mnist", "Fashion-MNIST from a local path", ()),
+    "cifar10": ("cifar10", "CIFAR-10 from a local path", ()),
     "imagefolder": (
+        "imagefolder",
         "a folder per class of images of any size",
         ("image_size", "channels", "val_fraction", "test_fraction"),
     ),
@@ -35,10 +38,10 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
 
 @hookimpl
 def rnnkit_register_datasets(register: RegisterDataSource) -> None:
-    for name, (description, reads) in SOURCES.items():
+    for name, (factory, description, reads) in SOURCES.items():
         register(
             name,
-            lazy("rnnkit_classify.data:open_source", name),
+            lazy(f"rnnkit_classify.data:{factory}"),  # config -> DataBundle
             kind="image",
             description=description,
             reads=reads,

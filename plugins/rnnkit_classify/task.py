@@ -12,11 +12,13 @@ from torchmetrics import MetricCollection
 from rnnkit_classify.config import ClassifyModelConfig, defaults
 from rnnkit_classify.model import RowSequenceClassifier, random_shift
 from rnnvision_kit import (
+    BuiltModel,
     ConfigError,
     Exportable,
     ExportContext,
     MetricsContext,
     ModelContext,
+    Normalisation,
     PredictContext,
     ReportContext,
     RunConfig,
@@ -43,15 +45,17 @@ class ImageClassifyTask(Task):
         """``rnnkit_classify.config.defaults()`` (also registered as ``config=``)."""
         return defaults()
 
-    def build_model(self, ctx: ModelContext) -> nn.Module:
+    def build_model(self, ctx: ModelContext) -> BuiltModel:
         """Heads over the pixel rows/columns, or (``model.encoder``) over a backbone's feature
-        map, with the fine-tuning settings applied to the encoder."""
+        map, with the fine-tuning settings applied to the encoder; returned with the input
+        normalisation used (the data's, or for an encoder ``model.mean``/``std``, else the
+        weights', else the data's; a saved run's: those it recorded)."""
         m: ClassifyModelConfig = ctx.config.model
         spec = ctx.spec
-        encoder, mean, std = None, spec.mean, spec.std
+        encoder, chosen = None, Normalisation(tuple(spec.mean), tuple(spec.std))
         channels, height, width = spec.channels, spec.height, spec.width
         if m.encoder != "none":
-            encoder, mean, std = self._encoder(ctx)
+            encoder, chosen = self._encoder(ctx)
             with torch.no_grad():
                 channels, height, width = (
                     encoder.eval().feature_map(torch.zeros(1, 3, spec.height, spec.width)).shape[1:]
@@ -78,8 +82,8 @@ class ImageClassifyTask(Task):
             order = torch.randperm(spec.height * spec.width, generator=generator)
         model = RowSequenceClassifier(
             heads,
-            mean,
-            std,
+            chosen.mean,
+            chosen.std,
             encoder,
             gray=spec.channels == 1,
             pretrained_lr=m.pretrained_lr,
@@ -90,10 +94,10 @@ class ImageClassifyTask(Task):
             freeze_unused(
                 model, lambda: model(torch.zeros(1, spec.channels, spec.height, spec.width))
             )
-        return model
+        return BuiltModel(model, chosen)
 
     @staticmethod
-    def _encoder(ctx: ModelContext) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
+    def _encoder(ctx: ModelContext) -> tuple[nn.Module, Normalisation]:
         m: ClassifyModelConfig = ctx.config.model
         encoder = ctx.registries.backbones.create(
             m.encoder,
@@ -110,13 +114,13 @@ class ImageClassifyTask(Task):
         data_mean, data_std = ctx.spec.mean, ctx.spec.std
         if ctx.spec.channels == 1:  # gray images are repeated to RGB for the encoder
             data_mean, data_std = tuple(data_mean) * 3, tuple(data_std) * 3
-        mean, std, source = input_normalisation(encoder, data_mean, data_std, m.mean, m.std)
-        if ctx.fresh and source not in ("data", "model.mean/std"):
-            m.mean, m.std = list(mean), list(std)
+        chosen = ctx.normalisation or Normalisation(
+            *input_normalisation(encoder, data_mean, data_std, m.mean, m.std)
+        )
         freeze_encoder(encoder, m.freeze)
         if m.freeze_bn:
             freeze_batchnorm(encoder)
-        return encoder, mean, std
+        return encoder, chosen
 
     def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
         images, labels = batch

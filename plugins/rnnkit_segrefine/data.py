@@ -6,8 +6,8 @@
 ``davis:PATH`` (readers of :mod:`rnnkit_segrefine.readers`). A source without ``val``/``test``
 folders is split by video (or image), with a fixed seed; DAVIS's ``val`` videos are the test
 split and val is carved out of its ``train`` videos. With ``data.augment`` the training split is
-wrapped in :class:`AugmentedClips`. ``plugin.READS`` lists the ``data.*`` settings each one reads
-(a test checks that they read no others).
+wrapped in :class:`AugmentedClips`. ``plugin.SOURCES`` names each source, its factory here and
+the ``data.*`` settings it reads (a test checks that they read no others).
 """
 
 from __future__ import annotations
@@ -375,17 +375,3 @@ def davis(config: RunConfig) -> DataBundle:
     if num_classes == 2:
         names[1] = "foreground"
     return bundle(splits, readers, config, names)
-
-
-SOURCES: dict[str, Callable[[RunConfig], DataBundle]] = {
-    "synthetic-seg": synthetic_seg,
-    "maskfolder": maskfolder,
-    "videomasks": videomasks,
-    "camvid": camvid,
-    "davis": davis,
-}
-
-
-def open_source(name: str, config: RunConfig) -> DataBundle:
-    """The ``DataBundle`` of source ``name`` (a key of ``SOURCES``) for ``config``."""
-    return SOURCES[name](config)

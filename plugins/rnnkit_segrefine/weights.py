@@ -14,7 +14,7 @@ from torch import nn
 
 from rnnkit_segrefine.config import SegModelConfig
 from rnnvision_kit import CheckpointError, ConfigError
-from rnnvision_kit.runner import load_checkpoint, load_torch_file
+from rnnvision_kit.runner import checkpoint_source, load_checkpoint, load_torch_file
 
 PREFIX = "segmenter."
 
@@ -74,18 +74,8 @@ def load_segmenter_weights(segmenter: nn.Module, file: str) -> None:
 
 
 def checkpoint_path(source: str) -> Path:
-    """``RUN_DIR`` (its ``best.pt``, else ``last.pt``) or a ``.pt`` file."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise CheckpointError(
-            f"{path}: model.segmenter_checkpoint folder has no best.pt or last.pt"
-        )
-    if not path.is_file():
-        raise CheckpointError(f"{path}: model.segmenter_checkpoint not found")
-    return path
+    """``RUN_DIR`` (its best checkpoint, else its last) or a ``.pt`` file."""
+    return checkpoint_source(source, "model.segmenter_checkpoint", "a .pt file")
 
 
 def load_segmenter_checkpoint(

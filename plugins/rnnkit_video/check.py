@@ -5,20 +5,24 @@ from __future__ import annotations
 
 from collections import Counter
 
-from rnnkit_video.data import SPLITS, Listing
-from rnnvision_kit import DataCheck, DataContext, DataError, RunConfig
-from rnnvision_kit.data import ProbeCache, ScanReport, clip_span, count_note, scan_videos
+from rnnkit_video.data import SPLITS
+from rnnvision_kit import DataCheck, DataContext, RunConfig
+from rnnvision_kit.data import (
+    Listing,
+    ProbeCache,
+    ScanReport,
+    clip_span,
+    count_note,
+    listing_of,
+    scan_videos,
+)
 
 
 def check_data(ctx: DataContext) -> DataCheck:
     """The scan of ``data.source``'s listing (its ``list_samples``): nothing is trained."""
     entry = ctx.source()
-    lister = entry.meta.get("list_samples")
-    if lister is None:
-        raise DataError(
-            f"data source {entry.qualified_name!r} cannot be scanned (it registers no list_samples)"
-        )
-    return check_listing(lister(ctx.config), ctx.config, deep=ctx.deep)
+    listing = listing_of(entry.qualified_name, entry.meta.get("list_samples"), ctx.config)
+    return check_listing(listing, ctx.config, deep=ctx.deep)
 
 
 def check_listing(listing: Listing, config: RunConfig, *, deep: bool = False) -> DataCheck:
@@ -26,22 +30,25 @@ def check_listing(listing: Listing, config: RunConfig, *, deep: bool = False) ->
     listing did not take (not a video file, dangling link, FIFO...), with ``deep`` files that
     fail to decode part-way with the frame and time, videos shorter than a clip (the
     ``data.short_policy`` fills them), and totals; notes count the files by reason, and with
-    ``deep`` give the decode rate."""
+    ``deep`` give the decode rate. Counts are of videos: a file listed more than once (segments
+    of one video as samples of their own) is scanned and counted once."""
     d = config.data
     span = clip_span(d.num_frames, d.stride) if d.sampling == "random" else d.num_frames
-    samples = [s for split in SPLITS for s in listing.splits[split]]
+    samples = listing.all_samples()
+    videos = list({str(s.path): s for s in samples}.values())  # each file once, first listing
     report = scan_videos(
-        samples,
+        videos,
         clip_span=span,
         class_names=listing.class_names,
         probe_cache=ProbeCache(),
         deep=deep,
     )
-    rows: list[tuple[str, str, str]] = []
+    listed = {split: {(str(s.path), s.label) for s in listing.splits[split]} for split in SPLITS}
     per_split = {
-        split: Counter(s.label for s in listing.splits[split] if s.path in report.frames)
+        split: Counter(label for path, label in listed[split] if path in report.frames)
         for split in SPLITS
     }
+    rows: list[tuple[str, str, str]] = []
     for label, name in enumerate(listing.class_names):
         counts = ", ".join(f"{split} {per_split[split][label]}" for split in SPLITS)
         rows.append(("class", name, counts))
@@ -50,15 +57,13 @@ def check_listing(listing: Listing, config: RunConfig, *, deep: bool = False) ->
     rows += [("corrupt", path, detail) for path, detail in report.corrupt]
     rows += [("short", path, detail) for path, detail in report.short]
     readable = ", ".join(
-        f"{split} {sum(per_split[split].values())}/{len(listing.splits[split])}" for split in SPLITS
+        f"{split} {sum(per_split[split].values())}/{len(listed[split])}" for split in SPLITS
     )
     rows.append(("total", "readable", f"{report.num_ok}/{report.num_files} ({readable})"))
-    return DataCheck(
-        list(ScanReport.HEADER),
-        rows,
-        _notes(report, span, d.short_policy, listing.skipped),
-        usable=report.num_ok > 0,
-    )
+    notes = _notes(report, span, d.short_policy, listing.skipped)
+    if len(samples) > len(videos):
+        notes.insert(1, f"{len(samples)} samples list {len(videos)} videos (each counted once)")
+    return DataCheck(list(ScanReport.HEADER), rows, notes, usable=report.num_ok > 0)
 
 
 def _notes(report: ScanReport, span: int, policy: str, skipped: list[tuple[str, str]]) -> list[str]:

@@ -1,4 +1,5 @@
-"""Settings of video-action: ``data.*`` (clips, sampling, splits) and ``model.*`` (encoder, head).
+"""Settings of video-action: ``data.*`` (the core's ``VideoDataConfig``: clips, sampling, splits)
+and ``model.*`` (encoder, head).
 
 Value checks are declared with ``setting(...)``; ``rnnvision_kit`` checks them when a command
 builds the task (``data.size: must be in [8, 1024] (got 4)``).
@@ -10,7 +11,6 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from rnnvision_kit import (
-    DataConfig,
     HeadConfig,
     Rule,
     RunConfig,
@@ -18,49 +18,19 @@ from rnnvision_kit import (
     setting,
     split_fractions_rule,
 )
-
-MOVING_DIGITS_VIDEOS = (240, 15, 20)  # train, val, test videos per class by default
+from rnnvision_kit.data import VideoDataConfig
 
 
 @dataclass
-class VideoDataConfig(DataConfig):
-    source: str = setting("moving-digits", nonempty=True)
-    batch_size: int = setting(32, ge=1)
-    num_frames: int = setting(5, ge=1)  # frames per clip (T)
-    # take every stride-th frame; a clip spans (num_frames - 1) * stride + 1 frames
-    stride: int = setting(3, ge=1)
-    sampling: Literal["random", "segment"] = "random"  # training: random clip | TSN segments
-    test_clips: int = setting(2, ge=1)  # val/test: average the logits of N uniform clips per video
-    size: int = setting(32, ge=8, le=1024)  # frames are resized to size x size
-    short_policy: Literal["loop", "pad"] = "loop"  # videos shorter than a clip
-    fold: int = setting(1, ge=1)  # ucf101: split files trainlist0N/testlist0N
-    val_fraction: float = setting(0.1, ge=0, lt=1)  # held out of train where a source has no val
-    test_fraction: float = setting(0.2, ge=0, lt=1)  # held out where a source has no test split
-    # decoded frames at training size on disk, read from the second epoch on: true (the rnnkit
-    # cache folder), false (off), or a folder
-    frame_cache: bool | str = True
-    frame_cache_gb: float = setting(10.0, gt=0)  # size bound of the frame cache folder
-    # --- augmentation of training clips (one draw for all frames of a clip)
-    augment: bool = False
-    crop_scale: list[float] = setting(default_factory=lambda: [0.5, 1.0], length=(2,), gt=0, le=1)
-    hflip: bool = False  # horizontal flip with probability 0.5 (off: left/right can be the class)
-    jitter: float = setting(0.2, ge=0)  # colour jitter strength (brightness, contrast, saturation)
-    # moving-digits videos per class: [train, val, test], or [n] for (n, n//4, n//3)
-    videos_per_class: list[int] = setting(
-        default_factory=lambda: list(MOVING_DIGITS_VIDEOS), ge=1, length=(1, 3)
-    )
+class VideoActionDataConfig(VideoDataConfig):
+    """video-action's ``data.*``: the settings video sources read (``VideoDataConfig``), with
+    moving-digits as the default source."""
+
+    source: str = setting("moving-digits", nonempty=True)  # a registered source of kind video
+    batch_size: int = setting(32, ge=1)  # training clips per step (per process)
 
     rules: ClassVar[tuple[Rule, ...]] = (
-        Rule(
-            "crop_scale",
-            "needs [min, max] with min <= max",
-            lambda d: d.crop_scale[0] <= d.crop_scale[1],
-        ),
-        Rule(
-            "frame_cache",
-            "is empty (true, false or a folder)",
-            lambda d: d.frame_cache != "",
-        ),
+        *VideoDataConfig.rules,
         split_fractions_rule("videos", skip=("moving-digits", "ucf101")),
     )
 
@@ -100,7 +70,7 @@ def defaults() -> RunConfig:
     """video-action's defaults (registered as ``config=``: no torch import)."""
     return RunConfig(
         task="video-action",
-        data=VideoDataConfig(),
+        data=VideoActionDataConfig(),
         model=VideoModelConfig(),
         train=TrainConfig(
             epochs=12,

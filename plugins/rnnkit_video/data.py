@@ -1,52 +1,34 @@
 """Data sources of video-action: moving-digits (embedded), video folders, UCF101 splits, frame folders.
 
-A source first *lists* labelled videos per split (:func:`list_source`, no file opened), then
-:func:`build_bundle` wraps each split in a clip data set read through PyAV. The
-training split yields one clip ``(T,3,H,W)`` per video (random clip or TSN segments, augmented
-when ``data.augment`` is on); validation and test yield ``data.test_clips`` uniform clips
-``(N,T,3,H,W)`` plus the video's index. All splits read through one decoded-frame cache
-(``data.frame_cache``).
+Each source is a listing function (``config -> Listing``, no file opened), registered as the
+source's ``list_samples=``; :func:`open_listing` reads a listing as clip data sets with the
+core's ``build_clip_bundle``. :func:`build_data` is video-action's ``build_data``: the source's
+bundle, checked against the video-source contract.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from rnnkit_video import clips
-from rnnvision_kit import DataBundle, DataError, RunConfig, VideoSpec, require_classes
+from rnnvision_kit import DataBundle, DataContext, DataError, RunConfig, require_classes
 from rnnvision_kit.data import (
-    ProbeCache,
-    VideoClipDataset,
+    Listing,
+    ListSamples,
     VideoSample,
+    build_clip_bundle,
+    check_video_source,
     list_framefolder,
     list_ucf101,
     list_videofolder,
 )
 
 SPLITS = ("train", "val", "test")
-# The model normalises frames with ImageNet statistics (what torchvision encoders expect).
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 
 # list_videofolder / list_framefolder: ``lister(folder, skipped=list)`` -> (samples, classes)
 Lister = Callable[..., tuple[list[VideoSample], list[str]]]
-
-
-@dataclass
-class Listing:
-    """Labelled videos (files or frame folders) per split, and the class names."""
-
-    splits: dict[str, list[VideoSample]]
-    class_names: list[str]
-    root: str = ""
-    fps: float | None = None  # frame rate of every video, where the source knows one
-    # (path, reason) of the files in the class folders that were not taken (never opened)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def stratified_split(
@@ -113,37 +95,8 @@ def _folders(root: Path, lister: Lister, config: RunConfig) -> Listing:
     return Listing({s: splits[s] for s in SPLITS}, classes, str(root), skipped=skipped)
 
 
-def _moving_digits(config: RunConfig) -> Listing:
-    from rnnkit_video.moving_digits import FPS, ensure_moving_digits
-
-    counts = config.data.videos_per_class
-    size = 32 if config.data.size <= 32 else 64  # rendering at 32 px is 3x faster
-    root = ensure_moving_digits(counts[0] if len(counts) == 1 else tuple(counts), size=size)
-    listing = _folders(root, list_videofolder, config)  # train/val/test folders: no fractions
-    listing.fps = float(FPS)
-    return listing
-
-
-def _ucf101(config: RunConfig) -> Listing:
-    root = config.data.require_path("~/UCF101")
-    fold = config.data.fold
-    train, classes = list_ucf101(root, fold, "train")
-    test, _ = list_ucf101(root, fold, "test")
-    val, train = _carve(train, (config.data.val_fraction,))
-    return Listing({"train": train, "val": val, "test": test}, classes, str(root))
-
-
-LISTERS: dict[str, Callable[[RunConfig], Listing]] = {
-    "moving-digits": _moving_digits,
-    "videofolder": lambda c: _folders(c.data.require_path("~/videos"), list_videofolder, c),
-    "ucf101": _ucf101,
-    "framefolder": lambda c: _folders(c.data.require_path("~/frames"), list_framefolder, c),
-}
-
-
-def list_source(name: str, config: RunConfig) -> Listing:
-    """List the labelled videos of source ``name`` per split (nothing is decoded)."""
-    listing = LISTERS[name](config)
+def checked(listing: Listing) -> Listing:
+    """``listing``, or a DataError when it has fewer than two classes or an empty split."""
     require_classes(listing.class_names, listing.root)  # before a split is found empty
     for split in SPLITS:
         if not listing.splits[split]:
@@ -153,71 +106,59 @@ def list_source(name: str, config: RunConfig) -> Listing:
     return listing
 
 
-def clip_datasets(
-    listing: Listing, config: RunConfig, probe_cache: Any = None
-) -> dict[str, VideoClipDataset]:
-    """One clip data set per split: training clips sampled by ``data.sampling`` (and augmented),
-    evaluation clips uniform (``data.test_clips`` per video; segment centres when training used
-    segments); one frame cache for the three."""
-    d = config.data
-    common: dict[str, Any] = dict(
-        num_frames=d.num_frames,
-        stride=d.stride,
-        size=(d.size, d.size),
-        short_policy=d.short_policy,
-        class_names=listing.class_names,
-        probe_cache=probe_cache,
-        frame_cache=clips.frame_cache(config),
-    )
-    evaluation = (
-        {"mode": "uniform", "num_clips": d.test_clips}
-        if d.sampling == "random"
-        else {"mode": "segment"}
-    )
-    return {
-        "train": VideoClipDataset(
-            listing.splits["train"],
-            mode=d.sampling,
-            seed=config.seed,
-            augment=clips.augment(config),
-            **common,
-        ),
-        "val": VideoClipDataset(
-            listing.splits["val"], seed=None, return_index=True, **evaluation, **common
-        ),
-        "test": VideoClipDataset(
-            listing.splits["test"], seed=None, return_index=True, **evaluation, **common
-        ),
-    }
+def moving_digits_listing(config: RunConfig) -> Listing:
+    """moving-digits: generated once into the cache (``data.videos_per_class``), then listed as
+    a video folder with train/val/test folders."""
+    from rnnkit_video.moving_digits import FPS, ensure_moving_digits
+
+    counts = config.data.videos_per_class
+    size = 32 if config.data.size <= 32 else 64  # rendering at 32 px is 3x faster
+    root = ensure_moving_digits(counts[0] if len(counts) == 1 else tuple(counts), size=size)
+    listing = _folders(root, list_videofolder, config)  # train/val/test folders: no fractions
+    listing.fps = float(FPS)
+    return checked(listing)
 
 
-def build_bundle(listing: Listing, config: RunConfig) -> DataBundle:
-    """The DataBundle of a listing (items float in [0, 1]; the model normalises with the spec's
-    mean/std). The three splits share one ``skipped`` list, so files found unreadable while
-    training or testing reach the run summary too."""
-    sets = clip_datasets(listing, config, ProbeCache())
-    skipped = [*listing.skipped, *(item for split in SPLITS for item in sets[split].skipped)]
-    for dataset in sets.values():
-        dataset.skipped = skipped
-    for split in SPLITS:
-        if len(sets[split]) == 0:
-            raise DataError(f"{listing.root}: no readable video in the {split} split")
-    d = config.data
-    spec = VideoSpec(
-        class_names=tuple(listing.class_names),
-        channels=3,
-        height=d.size,
-        width=d.size,
-        mean=MEAN,
-        std=STD,
-        num_frames=d.num_frames,
-        stride=d.stride,
-        fps=listing.fps,
-    )
-    items = {split: [sample.path for sample in sets[split].samples] for split in SPLITS}
-    return DataBundle(sets["train"], sets["val"], sets["test"], spec, skipped, items)
+def videofolder_listing(config: RunConfig) -> Listing:
+    """videofolder: ``PATH/<class>/<video>`` or ``PATH/train|val|test/<class>/<video>``."""
+    return checked(_folders(config.data.require_path("~/videos"), list_videofolder, config))
+
+
+def ucf101_listing(config: RunConfig) -> Listing:
+    """ucf101: ``classInd.txt`` and the split files of ``data.fold``; val carved out of train."""
+    root = config.data.require_path("~/UCF101")
+    fold = config.data.fold
+    train, classes = list_ucf101(root, fold, "train")
+    test, _ = list_ucf101(root, fold, "test")
+    val, train = _carve(train, (config.data.val_fraction,))
+    return checked(Listing({"train": train, "val": val, "test": test}, classes, str(root)))
+
+
+def framefolder_listing(config: RunConfig) -> Listing:
+    """framefolder: ``PATH/<class>/<video>/<frame>.jpg|png`` (or split folders)."""
+    return checked(_folders(config.data.require_path("~/frames"), list_framefolder, config))
+
+
+def open_listing(list_samples: ListSamples, config: RunConfig) -> DataBundle:
+    """The ``DataBundle`` of a source given by its listing function: the factory each source of
+    this plugin registers, its ``list_samples`` bound."""
+    return build_clip_bundle(list_samples(config), config)
 
 
 def open_source(name: str, config: RunConfig) -> DataBundle:
-    """The ``DataBundle`` of source ``name``: its listing, read as clip data sets."""
-    return build_bundle(list_source(name, config), config)
+    """The ``DataBundle`` of this plugin's source ``name`` (a key of ``plugin.SOURCES``)."""
+    from rnnkit_video.plugin import SOURCES
+    from rnnvision_kit import lazy
+
+    return open_listing(lazy(f"{__name__}:{SOURCES[name][0]}"), config)
+
+
+def build_data(ctx: DataContext) -> DataBundle:
+    """video-action's data: ``data.source``'s bundle (``ctx.open_source()``: its kind, settings
+    and items checked), then the video-source contract (``list_samples=``, each split's
+    ``samples`` and ``set_epoch``): a breach is one DataError line, not a run that trains on one
+    fixed clip per video or writes no ``predictions_test.jsonl``."""
+    entry = ctx.source()
+    bundle = ctx.open_source()
+    check_video_source(entry.qualified_name, bundle, entry.meta.get("list_samples"))
+    return bundle

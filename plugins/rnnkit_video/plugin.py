@@ -5,37 +5,29 @@ torchvision and PyAV are imported inside the factories, when a task runs. The fr
 from __future__ import annotations
 
 from rnnvision_kit import RegisterDataSource, RegisterMetric, RegisterTask, hookimpl, lazy
+from rnnvision_kit.data import CLIP_SETTINGS
 
-# data.* settings every source reads to cut and sample clips (rnnkit_video.data.clip_datasets)
-CLIP_SETTINGS = (
-    "num_frames",
-    "stride",
-    "size",
-    "sampling",
-    "test_clips",
-    "short_policy",
-    "frame_cache",
-    "frame_cache_gb",
-    "augment",
-    "crop_scale",
-    "hflip",
-    "jitter",
-)
-# name -> (description, the data.* settings it reads besides CLIP_SETTINGS)
-SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
+# The one table of this plugin's data sources: name -> (its listing function in
+# rnnkit_video.data, registered as list_samples=; description; the data.* settings it reads
+# besides CLIP_SETTINGS, which every source built with build_clip_bundle reads)
+SOURCES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "moving-digits": (
+        "moving_digits_listing",
         "digits moving over a texture; 10 classes in time-reversed pairs (embedded default)",
         ("videos_per_class",),
     ),
     "videofolder": (
+        "videofolder_listing",
         "PATH/<class>/<video> (or PATH/train|val|test/<class>/<video>)",
         ("val_fraction", "test_fraction"),
     ),
     "ucf101": (
+        "ucf101_listing",
         "UCF101/HMDB51 layout: classInd.txt, trainlist0N/testlist0N.txt (data.fold)",
         ("fold", "val_fraction"),
     ),
     "framefolder": (
+        "framefolder_listing",
         "PATH/<class>/<video>/<frame>.jpg|png (or split folders)",
         ("val_fraction", "test_fraction"),
     ),
@@ -61,14 +53,15 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
 
 @hookimpl
 def rnnkit_register_datasets(register: RegisterDataSource) -> None:
-    for name, (description, reads) in SOURCES.items():
+    for name, (listing, description, reads) in SOURCES.items():
+        list_samples = lazy(f"rnnkit_video.data:{listing}")  # config -> Listing
         register(
             name,
-            lazy("rnnkit_video.data:open_source", name),
+            lazy("rnnkit_video.data:open_listing", list_samples),
             kind="video",
             description=description,
             reads=(*CLIP_SETTINGS, *reads),
-            list_samples=lazy("rnnkit_video.data:list_source", name),
+            list_samples=list_samples,
         )
 
 

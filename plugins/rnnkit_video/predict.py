@@ -19,13 +19,10 @@ from torch import nn
 from rnnvision_kit import PredictContext, RunConfig, VideoSpec, reason, warn
 from rnnvision_kit.classification import top_k as top_labels
 from rnnvision_kit.data import (
+    FrameSource,
     VideoInfo,
     apply_short_policy,
     clip_span,
-    probe_frame_folder,
-    probe_video,
-    read_frame_folder,
-    read_frames,
     segment_indices,
     uniform_clip_indices,
 )
@@ -34,18 +31,9 @@ WINDOWS_PER_READ = 32  # windows decoded and classified together (bounds memory 
 PLOTTED_CLASSES = 8
 
 
-def _probe(path: Path) -> VideoInfo:
-    return probe_frame_folder(path) if path.is_dir() else probe_video(path)
-
-
-def _read(path: Path, indices: list[int], info: VideoInfo, spec: VideoSpec) -> torch.Tensor:
-    reader = read_frame_folder if path.is_dir() else read_frames
-    return reader(path, indices, info, size=(spec.height, spec.width))
-
-
 def _logits(
     model: nn.Module,
-    path: Path,
+    source: FrameSource,
     info: VideoInfo,
     clips: list[list[int]],
     config: RunConfig,
@@ -58,7 +46,8 @@ def _logits(
     for first in range(0, len(clips), WINDOWS_PER_READ):
         chunk = clips[first : first + WINDOWS_PER_READ]
         flat = [i for clip in chunk for i in apply_short_policy(clip, info.num_frames, policy)]
-        frames = _read(path, flat, info, spec).to(device, torch.float32).div_(255.0)
+        frames = source.read(flat, info, size=(spec.height, spec.width))
+        frames = frames.to(device, torch.float32).div_(255.0)
         out.append(model(frames.view(len(chunk), spec.num_frames, *frames.shape[1:])).float().cpu())
     return torch.cat(out)
 
@@ -84,7 +73,8 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
     policy are the run's ``data.*`` settings."""
     d, spec, k = ctx.config.data, ctx.spec, ctx.top_k
     assert isinstance(spec, VideoSpec)
-    info = _probe(path)
+    source = FrameSource(path)
+    info = source.probe()
     n, span = info.num_frames, clip_span(spec.num_frames, spec.stride)
     record: dict[str, Any] = {
         "file": str(path),
@@ -94,7 +84,7 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
     }
 
     def logits_of(clips: list[list[int]]) -> torch.Tensor:
-        return _logits(ctx.model, path, info, clips, ctx.config, spec, ctx.device)
+        return _logits(ctx.model, source, info, clips, ctx.config, spec, ctx.device)
 
     if n <= span:
         if d.sampling == "segment":

@@ -18,12 +18,14 @@ from torchmetrics import Metric, MetricCollection
 
 from rnnkit_video.config import VideoModelConfig, defaults
 from rnnvision_kit import (
+    BuiltModel,
     DataCheck,
     DataContext,
     Exportable,
     ExportContext,
     MetricsContext,
     ModelContext,
+    Normalisation,
     PredictContext,
     ReportContext,
     RunConfig,
@@ -57,11 +59,12 @@ class VideoActionTask(Task):
         """``rnnkit_video.config.defaults()`` (also registered as ``config=``)."""
         return defaults()
 
-    def build_model(self, ctx: ModelContext) -> nn.Module:
+    def build_model(self, ctx: ModelContext) -> BuiltModel:
         """The encoder (``model.backbone``: registered, ``tv:NAME`` or ``timm:NAME``; starting
         weights ``model.weights`` or ``model.backbone_weights`` for a fresh model), fine-tuning
         settings applied, then the head. Frames are normalised with ``model.mean``/``std``, else
-        the weights', else the data's; the values used are written to the run's config."""
+        the weights', else the data's (a saved run's: those it recorded); the values used are
+        returned with the model, for the runner to record."""
         from rnnkit_video.model import ClipClassifier
         from rnnvision_kit.nn import (
             check_input_size,
@@ -79,14 +82,17 @@ class VideoActionTask(Task):
             pretrained=m.weights if ctx.fresh else None,
         )
         check_input_size(encoder, ctx.spec.height, ctx.spec.width)
-        mean, std, source = input_normalisation(encoder, ctx.spec.mean, ctx.spec.std, m.mean, m.std)
-        if ctx.fresh and source not in ("data", "model.mean/std"):  # config.yaml says what was used
-            m.mean, m.std = list(mean), list(std)
+        chosen = ctx.normalisation or Normalisation(
+            *input_normalisation(encoder, ctx.spec.mean, ctx.spec.std, m.mean, m.std)
+        )
         freeze_encoder(encoder, m.freeze)
         if m.freeze_bn:
             freeze_batchnorm(encoder)
         head = build_sequence_head(ctx.registries, m, encoder.out_features, ctx.spec.num_classes)
-        return ClipClassifier(encoder, head, mean, std, pretrained_lr=m.pretrained_lr)
+        model = ClipClassifier(
+            encoder, head, chosen.mean, chosen.std, pretrained_lr=m.pretrained_lr
+        )
+        return BuiltModel(model, chosen)
 
     def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
         clips, labels = batch[0], batch[1]

@@ -39,6 +39,7 @@ import torch
 
 from rnnvision_kit.atomicfile import make_temp_dir
 from rnnvision_kit.data.cache import cache_dir
+from rnnvision_kit.data.frames import FrameSource
 from rnnvision_kit.data.video import VideoInfo
 from rnnvision_kit.errors import warn
 
@@ -211,7 +212,7 @@ class FrameCache:
         stamp = self._stamp(path)
         if stamp is None:
             return None
-        reader = "pil-bilinear" if os.path.isdir(path) else "av-rgb24"
+        reader = FrameSource(path).reader
         shape = "native" if size is None else f"{size[0]}x{size[1]}"
         text = f"v{VERSION}|{stamp[0]}|{stamp[1]}|{stamp[2]}|{info.num_frames}|{reader}|{shape}"
         return hashlib.sha1(f"{text}|{frames}".encode()).hexdigest()

@@ -1,4 +1,5 @@
-"""Video I/O on PyAV: probe, cached probing, seeking frame reads, clip reads and writing."""
+"""Video files on PyAV: probe, cached probing, seeking frame reads, clip reads, whole-file
+decodes (where a damaged file breaks) and writing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import stat
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -20,6 +22,13 @@ from av.video.reformatter import VideoReformatter
 
 from rnnvision_kit.atomicfile import atomic_open
 from rnnvision_kit.data.cache import cache_dir
+from rnnvision_kit.data.decoded import (
+    ENDS_EARLY,
+    DecodeResult,
+    decode_problem,
+    error_line,
+    is_short,
+)
 from rnnvision_kit.data.samplers import apply_short_policy
 from rnnvision_kit.errors import DataError, reason
 
@@ -29,6 +38,7 @@ __all__ = [
     "VideoInfo",
     "VideoWriter",
     "decode_problem",
+    "decode_video_file",
     "open_media",
     "open_video_file",
     "probe_video",
@@ -446,25 +456,57 @@ def _should_seek(cursor: _Cursor, target: float, position: float | None) -> bool
     return target - position > _SEEK_GAP_SECONDS
 
 
-CUT_OFF = "the file is cut off or corrupt"
-
-
-def decode_problem(frame: int, total: int, seconds: float, why: str | None = None) -> str:
-    """Where and why a file breaks part-way, worded alike by a run and ``check-data --deep``:
-    ``decoding fails at frame K of N (t=X s): WHY``, or with ``why=None`` (the stream just
-    ends early) ``decoding stops at frame K of N (t=X s): the file is cut off or corrupt``.
-    ``frame`` counts from 0: the first frame that could not be decoded, at ``seconds``."""
-    verb = "stops" if why is None else "fails"
-    return f"decoding {verb} at frame {frame} of {total} (t={seconds:.2f} s): {why or CUT_OFF}"
+def decode_video_file(path: str | os.PathLike[str], info: VideoInfo) -> DecodeResult:
+    """Decode every frame of the video file ``path`` from its start and record how many decoded
+    against ``info``'s count, how long it took, and where and why decoding fails (a file that
+    decodes fewer frames than probed fails where it stops). Never raises ``DataError``."""
+    name = str(path)
+    start = time.perf_counter()
+    frames, last_time, packet = 0, None, None
+    tb, origin, exact = 0.0, 0, False
+    step = 1.0 / info.fps if info.fps > 0 else 0.04
+    try:
+        with open_video_file(name) as container:
+            stream = container.streams.video[0]
+            tb = float(stream.time_base) if stream.time_base else 0.0
+            origin = stream.start_time or 0
+            exact = bool(stream.frames) and stream.frames == info.num_frames
+            for packet in container.demux(stream):
+                for frame in packet.decode():
+                    frames += 1
+                    if frame.pts is not None and tb:
+                        last_time = (frame.pts - origin) * tb
+                    else:
+                        last_time = (last_time + step) if last_time is not None else 0.0
+                packet = None  # decoded: a failure from here on is the demuxer's
+    except DataError as error:  # not (or no longer) a plain media file
+        text = str(error).removeprefix(f"{name}: ")
+        return DecodeResult(name, 0, info.num_frames, time.perf_counter() - start, reason=text)
+    except Exception as error:  # PyAV raises FFmpegError and assorted builtins on bad data
+        seconds = time.perf_counter() - start
+        pts = None if packet is None else (packet.pts if packet.pts is not None else packet.dts)
+        if pts is not None and tb:
+            at = max((pts - origin) * tb, 0.0)
+        else:
+            at = 0.0 if last_time is None else last_time + step
+        index = max(frames, int(round(at * info.fps)))
+        why = reason(error) if isinstance(error, av.FFmpegError | OSError) else error_line(error)
+        return DecodeResult(name, frames, info.num_frames, seconds, index, at, why)
+    seconds = time.perf_counter() - start
+    if frames == 0 or is_short(frames, info.num_frames, exact):
+        at = 0.0 if last_time is None else last_time + step
+        return DecodeResult(name, frames, info.num_frames, seconds, frames, at, ENDS_EARLY)
+    return DecodeResult(name, frames, info.num_frames, seconds)
 
 
 def _damage(name: str, info: VideoInfo | None, fallback: str) -> DataError:
     """The error of a read that breaks part-way, naming the frame where decoding the file from
     its start first fails, as ``check-data --deep`` does (a threaded or seeking read notices
     it later, or not at all); ``fallback`` if that decode finds nothing wrong."""
-    from rnnvision_kit.data.deepcheck import decode_file  # it imports this module
-
-    found = decode_file(name, info).problem()
+    try:
+        found = decode_video_file(name, info or probe_video(name)).problem()
+    except DataError as error:
+        found = str(error).removeprefix(f"{name}: ")
     return DataError(f"{name}: {found or fallback}")
 
 

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import os
-import struct
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
-import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, get_worker_info
 
 from rnnvision_kit.data.augment import ClipAugment
+from rnnvision_kit.data.decoded import DecodeResult
+from rnnvision_kit.data.deepcheck import decode_files, default_workers
 from rnnvision_kit.data.framecache import FrameCache
+from rnnvision_kit.data.frames import (
+    FRAME_SUFFIXES,
+    FrameSource,
+    probe_frame_folder,
+    probe_sources,
+    read_frame_folder,
+)
 from rnnvision_kit.data.readable import reason_kind, skipped_note
 from rnnvision_kit.data.samplers import (
     SHORT_POLICIES,
@@ -27,19 +33,11 @@ from rnnvision_kit.data.samplers import (
     segment_indices,
     uniform_clip_indices,
 )
-from rnnvision_kit.data.video import (
-    ProbeCache,
-    VideoInfo,
-    _damage,
-    decode_problem,
-    read_frames,
-    stat_data_file,
-)
-from rnnvision_kit.errors import ConfigError, DataError, UnreadableItem, reason, warn
+from rnnvision_kit.data.video import ProbeCache, VideoInfo, stat_data_file
+from rnnvision_kit.errors import ConfigError, DataError, UnreadableItem, warn
 
-if TYPE_CHECKING:
-    from rnnvision_kit.data.deepcheck import DecodeResult
-
+# FRAME_SUFFIXES, probe_frame_folder and read_frame_folder live in rnnvision_kit.data.frames
+# (with FrameSource, which reads files and frame folders alike); their names stay importable here.
 __all__ = [
     "FRAME_SUFFIXES",
     "MODES",
@@ -55,17 +53,6 @@ __all__ = [
     "scan_videos",
 ]
 
-FRAME_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
-# What PIL raises on damaged frames (a header claiming a huge size, truncated data).
-_IMAGE_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    struct.error,
-    MemoryError,
-    Image.DecompressionBombError,
-)
 MODES = ("random", "uniform", "segment")
 # Files beside videos that are not videos (images, text, arrays): counted, never probed.
 NOT_VIDEO_SUFFIXES: frozenset[str] = frozenset(
@@ -271,87 +258,6 @@ def list_framefolder(
     return samples, [c.name for c in classes]
 
 
-def _frame_files(folder: str) -> list[str]:
-    try:
-        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(FRAME_SUFFIXES))
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise DataError(f"{folder}: cannot list frames ({reason})") from None
-    return [os.path.join(folder, n) for n in names]
-
-
-def probe_frame_folder(path: str | os.PathLike[str], fps: float = 25.0) -> VideoInfo:
-    """Describe a frame folder as a video (frame count from the files, size from the first)."""
-    name = str(path)
-    files = _frame_files(name)
-    if not files:
-        raise DataError(f"{name}: zero frames (no .jpg/.jpeg/.png files)")
-    try:
-        with Image.open(files[0]) as image:
-            width, height = image.size
-    except _IMAGE_ERRORS as error:
-        why = _bad_frame(files[0], error)
-        raise DataError(f"{name}: {decode_problem(0, len(files), 0.0, why)}") from None
-    return VideoInfo(name, len(files) / fps, float(fps), len(files), width, height)
-
-
-def _bad_frame(file: str, error: BaseException) -> str:
-    return f"{os.path.basename(file)}: not a readable image ({reason(error)})"
-
-
-def read_frame_folder(
-    path: str | os.PathLike[str],
-    frame_indices: Sequence[int],
-    info: VideoInfo | None = None,
-    *,
-    size: tuple[int, int] | None = None,
-) -> torch.Tensor:
-    """Read frames of a frame folder like :func:`read_frames`: ``(T, 3, H, W)`` uint8 RGB;
-    indices past the end give the last frame. Frames are resized to ``size``, else to the size
-    of ``info`` (the first file's), else to that of the first frame read. An unreadable frame
-    is reported as :func:`read_frames` and ``check-data --deep`` report one."""
-    files = _frame_files(str(path))
-    if not files:
-        raise DataError(f"{path}: zero frames (no .jpg/.jpeg/.png files)")
-    if size is None and info is not None:
-        size = (info.height, info.width)
-    images: dict[int, np.ndarray] = {}
-    out: list[np.ndarray] = []
-    for index in frame_indices:
-        k = min(int(index), len(files) - 1)
-        if k not in images:
-            try:
-                with Image.open(files[k]) as image:
-                    rgb = image.convert("RGB")
-                    size = size or (rgb.height, rgb.width)
-                    if rgb.size != (size[1], size[0]):
-                        rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                    images[k] = np.asarray(rgb)
-            except _IMAGE_ERRORS as error:
-                step = 1.0 / info.fps if info is not None else 0.04
-                own = decode_problem(k, len(files), k * step, _bad_frame(files[k], error))
-                raise _damage(str(path), info, own) from None
-        out.append(images[k])
-    if not out:
-        height, width = size or (0, 0)
-        return torch.empty((0, 3, height, width), dtype=torch.uint8)
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
-
-
-def _probe_all(paths: Sequence[str], cache: ProbeCache, fps: float) -> list[VideoInfo | DataError]:
-    """Probe files through the cache (in a thread pool) and frame folders directly."""
-    files = [p for p in paths if not os.path.isdir(p)]
-    results: dict[str, VideoInfo | DataError] = dict(zip(files, cache.get_many(files), strict=True))
-    for path in paths:
-        if path not in results:
-            try:
-                results[path] = probe_frame_folder(path, fps)
-            except DataError as error:
-                results[path] = error
-    cache.save()
-    return [results[p] for p in paths]
-
-
 def _problem(error: DataError, path: str) -> str:
     """The error message without its leading ``"<path>: "``."""
     text = str(error)
@@ -428,7 +334,7 @@ class VideoClipDataset(Dataset):
 
         cache = probe_cache if probe_cache is not None else ProbeCache()
         items = [(str(p), int(label)) for p, label in samples]
-        probed = _probe_all([p for p, _ in items], cache, frame_folder_fps)
+        probed = probe_sources([p for p, _ in items], cache, frame_folder_fps)
         self.samples: list[VideoSample] = []
         self.infos: list[VideoInfo] = []
         for (path, label), result in zip(items, probed, strict=True):
@@ -477,13 +383,11 @@ class VideoClipDataset(Dataset):
 
     def _decode(self, index: int, indices: Sequence[int]) -> torch.Tensor:
         """Frames ``indices`` of video ``index`` decoded from its file, ``(T, 3, H, W)`` uint8."""
-        path, info = self.samples[index].path, self.infos[index]
-        if os.path.isdir(path):
-            return read_frame_folder(path, indices, info, size=self.size)
+        source, info = FrameSource(self.samples[index].path), self.infos[index]
         threads = self.threads
         if threads is None:  # DataLoader workers already run in parallel: no nested threads
             threads = get_worker_info() is None
-        return read_frames(path, indices, info, size=self.size, threads=threads)
+        return source.read(indices, info, size=self.size, threads=threads)
 
     def _load(self, index: int) -> torch.Tensor:
         indices = self.clip_indices(index)
@@ -614,7 +518,7 @@ def scan_videos(
     items = [(str(p), int(label)) for p, label in samples]
     report = ScanReport(num_files=len(items), num_ok=0, clip_span=clip_span)
     counts: Counter[int] = Counter()
-    probed = _probe_all([p for p, _ in items], cache, frame_folder_fps)
+    probed = probe_sources([p for p, _ in items], cache, frame_folder_fps)
     failed: dict[str, str] = {}
     if deep:
         failed = _deep_pass(report, items, probed, workers, frame_folder_fps)
@@ -647,8 +551,6 @@ def _deep_pass(
     fps: float,
 ) -> dict[str, str]:
     """Decode every probed file whole into ``report``; the problem of each one that fails."""
-    from rnnvision_kit.data.deepcheck import decode_files, default_workers
-
     readable = [(p, i) for (p, _), i in zip(items, probed, strict=True) if isinstance(i, VideoInfo)]
     unique = list(dict(readable).items())  # a file listed twice is decoded once
     report.workers = default_workers(workers)

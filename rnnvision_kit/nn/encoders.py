@@ -4,7 +4,8 @@
 for motion), fast on a CPU. ``resnet18`` and ``mobilenet_v3_small`` are torchvision's, random,
 from a local state dict file (``weights=PATH``) or pretrained by name (``pretrained=DEFAULT``).
 Every torchvision and timm model is an encoder too (``rnnvision_kit.nn.families``: ``tv:NAME``,
-``timm:NAME``).
+``timm:NAME``); the torchvision models both load come from :func:`torchvision_model` (random or
+with weights by name) here, so that the families build on this module and not the reverse.
 
 Besides ``forward``, the encoders here offer what fine-tuning and image-classify use:
 ``stages()`` (the trunk's blocks from the input on), ``trunk`` (the part that pretrained weights
@@ -15,6 +16,8 @@ weights, or None).
 
 from __future__ import annotations
 
+import difflib
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ import torch
 from torch import nn
 
 from rnnvision_kit.errors import CheckpointError, ConfigError, reason
-from rnnvision_kit.nn.pretrained import WeightsInfo, shape_problem
+from rnnvision_kit.nn.pretrained import WeightsInfo, cached_url, first_mismatch, shape_problem
 from rnnvision_kit.safe_load import load_torch_file
 
 __all__ = [
@@ -36,6 +39,10 @@ __all__ = [
     "read_state_dict",
     "resnet18",
     "small_cnn",
+    "torchvision_model",
+    "torchvision_names",
+    "torchvision_stages",
+    "torchvision_weights",
 ]
 
 _POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
@@ -294,6 +301,146 @@ def small_cnn(
     return encoder
 
 
+# ---------------------------------------------------------------------------- torchvision models
+# (the named encoders here and the tv:NAME family of rnnvision_kit.nn.families load them)
+
+DEFAULT_NAMES = ("default", "pretrained", "true")  # model.weights values meaning "the default"
+AUX_CLASSIFIERS = ("AuxLogits", "aux1", "aux2")  # googlenet / inception_v3 auxiliary classifiers
+_EXPAND = ("features", "layers", "trunk_output", "blocks", "stages")  # their children are stages
+
+
+def closest_hint(word: str, known: Sequence[str], prefix: str = "") -> str:
+    """``"; closest: A, B"`` (up to 3 names of ``known`` near ``word``), or ``""``."""
+    close = difflib.get_close_matches(word, list(known), n=3, cutoff=0.5)
+    return f"; closest: {', '.join(prefix + c for c in close)}" if close else ""
+
+
+@functools.cache
+def torchvision_names() -> tuple[str, ...]:
+    """The classification models of ``torchvision.models``."""
+    import torchvision
+
+    return tuple(torchvision.models.list_models(module=torchvision.models))
+
+
+def _check_tv_name(name: str) -> None:
+    known = torchvision_names()
+    if name not in known:
+        raise ConfigError(
+            f"unknown backbone 'tv:{name}': torchvision has no model {name!r}"
+            f"{closest_hint(name, known, 'tv:')} (list them: rnnkit backbones 'tv:*')"
+        )
+
+
+def torchvision_weights(name: str, tag: str) -> Any:
+    """The weights enum member of model ``name`` for ``tag``: ``DEFAULT``, a member name such as
+    ``IMAGENET1K_V2``, or ``ResNet50_Weights.IMAGENET1K_V2``; a one-line error with the closest
+    tags otherwise."""
+    from torchvision.models import get_model_weights
+
+    _check_tv_name(name)
+    enum = get_model_weights(name)
+    wanted = tag.rpartition(".")[2] if tag.startswith(enum.__name__ + ".") else tag
+    if wanted.lower() in DEFAULT_NAMES:
+        wanted = "DEFAULT"
+    members = list(enum.__members__)
+    if wanted not in members:
+        raise ConfigError(
+            f"model.weights={tag}: tv:{name} has no such weights (known: {', '.join(members)})"
+            f"{closest_hint(wanted, members)}"
+        )
+    return enum[wanted]
+
+
+def torchvision_model(name: str, tag: str | None = None) -> tuple[nn.Module, WeightsInfo | None]:
+    """torchvision model ``name``, random (``tag`` None) or with the weights ``tag`` from torch's
+    hub cache (downloaded there once), auxiliary classifiers off, and what the weights say about
+    their input. The architecture is the same with and without weights: inception_v3 and
+    googlenet keep ``transform_input`` off (their weights then take mean = std = 0.5)."""
+    import warnings
+
+    from torchvision.models import get_model
+
+    _check_tv_name(name)
+    info = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # googlenet/inception init notices
+        warnings.simplefilter("ignore", UserWarning)
+        if not tag:
+            model = get_model(name, weights=None)
+        else:
+            weights = torchvision_weights(name, tag)
+            file = cached_url(weights.url, f"model.weights={tag} of tv:{name}")
+            try:
+                model = get_model(name, weights=weights)
+            except RuntimeError as error:
+                raise ConfigError(
+                    f"{file}: weights do not fit tv:{name}: {first_mismatch(error)}"
+                ) from None
+            except Exception as error:  # a truncated or foreign file in the cache
+                reason = " ".join(str(error).split())[:100]
+                raise ConfigError(f"{file}: not a PyTorch weights file ({reason})") from None
+            info = _tv_info(name, weights, model, str(file))
+    if getattr(model, "aux_logits", False):
+        model.aux_logits = False
+        for attr in AUX_CLASSIFIERS:
+            if getattr(model, attr, None) is not None:
+                setattr(model, attr, None)
+    if getattr(model, "transform_input", False):
+        model.transform_input = False
+    return model, info
+
+
+def _tv_info(name: str, weights: Any, model: nn.Module, file: str) -> WeightsInfo:
+    transforms = weights.transforms()
+    mean, std = tuple(transforms.mean), tuple(transforms.std)
+    if name in ("inception_v3", "googlenet"):  # transform_input is off: what it computed
+        mean = std = (0.5, 0.5, 0.5)
+    crop = list(getattr(transforms, "crop_size", []) or [])
+    size = (int(crop[0]), int(crop[-1])) if crop else None
+    min_size = weights.meta.get("min_size")
+    return WeightsInfo(
+        name=f"tv:{name} {weights.name}",
+        mean=tuple(float(v) for v in mean),
+        std=tuple(float(v) for v in std),
+        input_size=size,
+        min_size=tuple(min_size) if min_size else None,
+        fixed_size=name.startswith(("vit_", "maxvit")),
+        file=file,
+    )
+
+
+def torchvision_stages(model: nn.Module) -> list[list[str]]:
+    """Stages of a torchvision model, from the input on: each child of ``features`` / ``layers``
+    / ``trunk_output`` / ``blocks`` / ``stages``, each other child with parameters, consecutive
+    single layers up to an activation or pool (a stem's conv and norm) grouped; ResNet-18: stem,
+    layer1 .. layer4; VGG: each convolution."""
+    units: list[tuple[str, nn.Module]] = []
+    for name, child in model.named_children():
+        if name in _EXPAND and isinstance(child, nn.Sequential | nn.ModuleList):
+            units += [(f"{name}.{n}", c) for n, c in child.named_children()]
+        else:
+            units.append((name, child))
+    stages: list[list[str]] = []
+    singles: list[str] = []
+    for name, child in units:
+        if not any(True for _ in child.parameters()):  # an activation or pool ends a group
+            if singles:
+                stages.append(singles)
+                singles = []
+            continue
+        if not any(True for _ in child.children()):
+            singles.append(name)
+            continue
+        if singles:
+            stages.append(singles)
+            singles = []
+        stages.append([name])
+    if singles:
+        stages.append(singles)
+    return stages
+
+
 def resnet18(
     feature_dim: int | None = None,
     weights: str | None = None,
@@ -302,8 +449,6 @@ def resnet18(
 ) -> FrameEncoder:
     """torchvision's ResNet-18 without its classifier (512 features): random, a local file
     (``weights``) or torchvision weights by name (``pretrained``: DEFAULT, IMAGENET1K_V1)."""
-    from rnnvision_kit.nn.families import torchvision_model, torchvision_stages
-
     _check_rgb(in_channels, "resnet18")
     trunk, info = torchvision_model("resnet18", pretrained)
     if weights:
@@ -327,8 +472,6 @@ def mobilenet_v3_small(
     pretrained: str | None = None,
 ) -> FrameEncoder:
     """torchvision's MobileNetV3-Small features and pooling (576 features), no classifier."""
-    from rnnvision_kit.nn.families import torchvision_model
-
     _check_rgb(in_channels, "mobilenet_v3_small")
     full, info = torchvision_model("mobilenet_v3_small", pretrained)
     if weights:

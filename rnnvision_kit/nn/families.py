@@ -10,16 +10,23 @@ from the libraries' caches or downloaded there once (``rnnvision_kit.nn.pretrain
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
-import functools
-from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
 from rnnvision_kit.errors import ConfigError
-from rnnvision_kit.nn.encoders import FrameEncoder, load_weights
+from rnnvision_kit.nn.encoders import (
+    AUX_CLASSIFIERS,
+    DEFAULT_NAMES,
+    FrameEncoder,
+    closest_hint,
+    load_weights,
+    torchvision_model,
+    torchvision_names,
+    torchvision_stages,
+    torchvision_weights,
+)
 from rnnvision_kit.nn.pretrained import (
     WeightsInfo,
     cached_hub_file,
@@ -38,112 +45,7 @@ __all__ = [
     "torchvision_weights",
 ]
 
-DEFAULT_NAMES = ("default", "pretrained", "true")  # model.weights values meaning "the default"
-_EXPAND = ("features", "layers", "trunk_output", "blocks", "stages")  # their children are stages
-_AUX = ("AuxLogits", "aux1", "aux2")  # googlenet / inception_v3 auxiliary classifiers
-
-
-def _closest(word: str, known: Sequence[str], prefix: str = "") -> str:
-    close = difflib.get_close_matches(word, list(known), n=3, cutoff=0.5)
-    return f"; closest: {', '.join(prefix + c for c in close)}" if close else ""
-
-
 # ---------------------------------------------------------------------------- torchvision
-
-
-@functools.cache
-def torchvision_names() -> tuple[str, ...]:
-    """The classification models of ``torchvision.models``."""
-    import torchvision
-
-    return tuple(torchvision.models.list_models(module=torchvision.models))
-
-
-def _check_tv_name(name: str) -> None:
-    known = torchvision_names()
-    if name not in known:
-        raise ConfigError(
-            f"unknown backbone 'tv:{name}': torchvision has no model {name!r}"
-            f"{_closest(name, known, 'tv:')} (list them: rnnkit backbones 'tv:*')"
-        )
-
-
-def torchvision_weights(name: str, tag: str) -> Any:
-    """The weights enum member of model ``name`` for ``tag``: ``DEFAULT``, a member name such as
-    ``IMAGENET1K_V2``, or ``ResNet50_Weights.IMAGENET1K_V2``; a one-line error with the closest
-    tags otherwise."""
-    from torchvision.models import get_model_weights
-
-    _check_tv_name(name)
-    enum = get_model_weights(name)
-    wanted = tag.rpartition(".")[2] if tag.startswith(enum.__name__ + ".") else tag
-    if wanted.lower() in DEFAULT_NAMES:
-        wanted = "DEFAULT"
-    members = list(enum.__members__)
-    if wanted not in members:
-        raise ConfigError(
-            f"model.weights={tag}: tv:{name} has no such weights (known: {', '.join(members)})"
-            f"{_closest(wanted, members)}"
-        )
-    return enum[wanted]
-
-
-def torchvision_model(name: str, tag: str | None = None) -> tuple[nn.Module, WeightsInfo | None]:
-    """torchvision model ``name``, random (``tag`` None) or with the weights ``tag`` from torch's
-    hub cache (downloaded there once), auxiliary classifiers off, and what the weights say about
-    their input. The architecture is the same with and without weights: inception_v3 and
-    googlenet keep ``transform_input`` off (their weights then take mean = std = 0.5)."""
-    import warnings
-
-    from torchvision.models import get_model
-
-    _check_tv_name(name)
-    info = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # googlenet/inception init notices
-        warnings.simplefilter("ignore", UserWarning)
-        if not tag:
-            model = get_model(name, weights=None)
-        else:
-            weights = torchvision_weights(name, tag)
-            file = cached_url(weights.url, f"model.weights={tag} of tv:{name}")
-            try:
-                model = get_model(name, weights=weights)
-            except RuntimeError as error:
-                raise ConfigError(
-                    f"{file}: weights do not fit tv:{name}: {first_mismatch(error)}"
-                ) from None
-            except Exception as error:  # a truncated or foreign file in the cache
-                reason = " ".join(str(error).split())[:100]
-                raise ConfigError(f"{file}: not a PyTorch weights file ({reason})") from None
-            info = _tv_info(name, weights, model, str(file))
-    if getattr(model, "aux_logits", False):
-        model.aux_logits = False
-        for attr in _AUX:
-            if getattr(model, attr, None) is not None:
-                setattr(model, attr, None)
-    if getattr(model, "transform_input", False):
-        model.transform_input = False
-    return model, info
-
-
-def _tv_info(name: str, weights: Any, model: nn.Module, file: str) -> WeightsInfo:
-    transforms = weights.transforms()
-    mean, std = tuple(transforms.mean), tuple(transforms.std)
-    if name in ("inception_v3", "googlenet"):  # transform_input is off: what it computed
-        mean = std = (0.5, 0.5, 0.5)
-    crop = list(getattr(transforms, "crop_size", []) or [])
-    size = (int(crop[0]), int(crop[-1])) if crop else None
-    min_size = weights.meta.get("min_size")
-    return WeightsInfo(
-        name=f"tv:{name} {weights.name}",
-        mean=tuple(float(v) for v in mean),
-        std=tuple(float(v) for v in std),
-        input_size=size,
-        min_size=tuple(min_size) if min_size else None,
-        fixed_size=name.startswith(("vit_", "maxvit")),
-        file=file,
-    )
 
 
 def _classifier(model: nn.Module) -> str:
@@ -157,37 +59,6 @@ def _classifier(model: nn.Module) -> str:
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, new)
-
-
-def torchvision_stages(model: nn.Module) -> list[list[str]]:
-    """Stages of a torchvision model, from the input on: each child of ``features`` / ``layers``
-    / ``trunk_output`` / ``blocks`` / ``stages``, each other child with parameters, consecutive
-    single layers up to an activation or pool (a stem's conv and norm) grouped; ResNet-18: stem,
-    layer1 .. layer4; VGG: each convolution."""
-    units: list[tuple[str, nn.Module]] = []
-    for name, child in model.named_children():
-        if name in _EXPAND and isinstance(child, nn.Sequential | nn.ModuleList):
-            units += [(f"{name}.{n}", c) for n, c in child.named_children()]
-        else:
-            units.append((name, child))
-    stages: list[list[str]] = []
-    singles: list[str] = []
-    for name, child in units:
-        if not any(True for _ in child.parameters()):  # an activation or pool ends a group
-            if singles:
-                stages.append(singles)
-                singles = []
-            continue
-        if not any(True for _ in child.children()):
-            singles.append(name)
-            continue
-        if singles:
-            stages.append(singles)
-            singles = []
-        stages.append([name])
-    if singles:
-        stages.append(singles)
-    return stages
 
 
 def torchvision_encoder(
@@ -206,7 +77,7 @@ def torchvision_encoder(
     model, info = torchvision_model(model_name, pretrained)
     head = _classifier(model)
     if weights:
-        load_weights(model, weights, f"tv:{model_name}", ignore=(f"{head}.", *_AUX))
+        load_weights(model, weights, f"tv:{model_name}", ignore=(f"{head}.", *AUX_CLASSIFIERS))
     module = model.get_submodule(head)
     if isinstance(module, nn.Linear):
         native = module.in_features
@@ -253,7 +124,7 @@ def _check_timm_name(name: str) -> str:
     if not timm.is_model(arch):
         raise ConfigError(
             f"unknown backbone 'timm:{name}': timm has no model {arch!r}"
-            f"{_closest(arch, timm.list_models(), 'timm:')} (list them: rnnkit backbones 'timm:*')"
+            f"{closest_hint(arch, timm.list_models(), 'timm:')} (list them: rnnkit backbones 'timm:*')"
         )
     return arch
 
@@ -273,7 +144,7 @@ def _timm_tag(name: str, tag: str | None) -> str:
     if wanted not in known:
         raise ConfigError(
             f"model.weights={tag}: timm:{arch} has no weights {wanted!r} (known: "
-            f"{', '.join(known)}){_closest(wanted, known)}"
+            f"{', '.join(known)}){closest_hint(wanted, known)}"
         )
     return f"{arch}.{wanted}"
 

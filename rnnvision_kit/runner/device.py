@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -12,6 +13,7 @@ from torch import nn
 
 from rnnvision_kit.config import TrainConfig
 from rnnvision_kit.errors import ConfigError, one_line, warn
+from rnnvision_kit.runner.distributed import DistInfo
 
 
 def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -67,6 +69,23 @@ class Precision:
         else:
             with torch.autocast(self.device_type, dtype=self.dtype):
                 yield
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run computes, chosen once and shared by training and evaluation: the
+    device, the processes (DDP) and the precision (its gradient scaler is the trainer's)."""
+
+    device: torch.device
+    precision: Precision
+    dist: DistInfo = field(default_factory=DistInfo)
+
+    @classmethod
+    def select(cls, cfg: TrainConfig, dist: DistInfo | None = None) -> Runtime:
+        """``train.device`` (the local rank's GPU under torchrun) and ``train.precision``."""
+        dist = dist if dist is not None else DistInfo()
+        device = select_device(cfg.device, dist.local_rank)
+        return cls(device, Precision(cfg.precision, device), dist)
 
 
 def prepare_model(model: nn.Module, cfg: TrainConfig, device: Any, dist: Any) -> nn.Module:

@@ -31,8 +31,9 @@ from torch import nn
 from rnnvision_kit.atomicfile import staged_file, writable_folder
 from rnnvision_kit.errors import ConfigError, RnnkitError
 from rnnvision_kit.registry import Registries
-from rnnvision_kit.runner.pipeline import load_for_inference
+from rnnvision_kit.runner.pipeline import load_run, rebuild
 from rnnvision_kit.runner.records import to_jsonable, write_json
+from rnnvision_kit.runner.rundir import Checkpoint
 from rnnvision_kit.task import Exportable, ExportContext
 
 FORMATS = {"onnx": ".onnx", "exported-program": ".pt2"}
@@ -86,16 +87,21 @@ def export_run(
     *,
     fmt: str = "onnx",
     out: Path | None = None,
-    checkpoint_name: str = "best.pt",
+    checkpoint: Checkpoint = "best",
     tolerance: float = TOLERANCE,
 ) -> ExportResult:
-    """Export a run's checkpoint through its task's ``export``, check it against PyTorch, then
-    write the model (default ``RUN_DIR/export/model.onnx`` or ``model.pt2``) and its JSON
-    sidecar (the file name plus ``.json``)."""
+    """Export a run's checkpoint (``best``: best.pt, else last.pt; or ``last``) through its
+    task's ``export``, check it against PyTorch, then write the model (default
+    ``RUN_DIR/export/model.onnx`` or ``model.pt2``) and its JSON sidecar (the file name plus
+    ``.json``). A task without export says so before any missing module is named."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    saved = load_run(registries, run_dir, checkpoint, "export")
+    saved.task.require("export")
     require_export_modules(fmt)
-    run_dir = Path(run_dir).expanduser()
-    saved, built = load_for_inference(registries, run_dir, "export", checkpoint_name)
-    path = Path(out).expanduser() if out else run_dir / "export" / f"model{FORMATS[fmt]}"
+    built = rebuild(registries, saved)
+    folder = saved.run_dir.export_dir
+    path = Path(out).expanduser() if out else folder / f"model{FORMATS[fmt]}"
     writable_folder(path.parent)  # before the export's work
     model = built.model.cpu().eval()
     ctx = ExportContext(model, saved.config, built.spec, fmt)

@@ -1,4 +1,10 @@
-"""The training and evaluation loops. Reads top to bottom: build, fit epochs, evaluate, save."""
+"""The training loop: epochs of optimizer steps, validation, checkpoints, early stopping, Ctrl-C.
+
+The :class:`Trainer` receives everything it uses, as keyword arguments: the task, the config,
+the model, the data, the :class:`~rnnvision_kit.runner.device.Runtime` (device, processes,
+precision), the :class:`~rnnvision_kit.runner.evaluate.Evaluator` it validates with and the
+:class:`~rnnvision_kit.runner.rundir.RunDir` it writes checkpoints to.
+"""
 
 from __future__ import annotations
 
@@ -8,48 +14,38 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from rnnvision_kit.config import RunConfig
-from rnnvision_kit.data.readable import ReadableBatch, collate_readable
-from rnnvision_kit.dataspec import DataSpec
+from rnnvision_kit.data.readable import collate_readable
 from rnnvision_kit.errors import (
     CheckpointError,
-    ConfigError,
     RnnkitError,
     RunInterrupted,
     one_line,
     reason,
-    rethrown,
     warn,
 )
-from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import capture_rng, restore_rng, save_checkpoint
 from rnnvision_kit.runner.device import (
-    Precision,
+    Runtime,
     compiled,
     loader_options,
     move_to,
     prepare_model,
     stop_announced,
 )
-from rnnvision_kit.runner.distributed import (
-    DistInfo,
-    ShardSampler,
-    SkipSampler,
-    all_reduce_max,
-    all_reduce_sum,
-)
+from rnnvision_kit.runner.distributed import SkipSampler, all_reduce_max, all_reduce_sum
+from rnnvision_kit.runner.evaluate import Evaluator
 from rnnvision_kit.runner.optim import build_optimizer, build_scheduler
-from rnnvision_kit.runner.pipeline import TaskHandle, build_metrics, load_weights, metric_names
-from rnnvision_kit.runner.resume import position
+from rnnvision_kit.runner.pipeline import TaskHandle, load_weights
+from rnnvision_kit.runner.rundir import Checkpoint, RunDir, position
 from rnnvision_kit.runner.unreadable import UnreadableLedger
 from rnnvision_kit.task import DataBundle, StepContext
 
@@ -71,18 +67,6 @@ class LoopState:
     nonfinite: int = 0  # optimizer steps of the unfinished epoch skipped (train.on_nan=skip)
     nonfinite_batches: int = 0  # the batches of those steps (left out of train/loss)
     train_seconds: float = 0.0  # training time of the run so far, all resumes together
-
-
-def split_metrics(computed: dict[str, Any], prefix: str) -> tuple[dict[str, float], dict[str, Any]]:
-    """Scalar metrics (logged every epoch) and the rest (per-class, confusion; saved at the end)."""
-    scalars: dict[str, float] = {}
-    others: dict[str, Any] = {}
-    for name, value in computed.items():
-        if isinstance(value, torch.Tensor) and value.numel() == 1 or isinstance(value, int | float):
-            scalars[f"{prefix}/{name}"] = float(value)
-        else:
-            others[f"{prefix}/{name}"] = value.tolist() if hasattr(value, "tolist") else value
-    return scalars, others
 
 
 # Signals that stop a run at the next optimizer step with a checkpoint, as Ctrl-C does: SLURM,
@@ -190,30 +174,30 @@ class Trainer:
 
     def __init__(
         self,
+        *,
         task: TaskHandle,
-        registries: Registries,
         config: RunConfig,
         model: nn.Module,
         data: DataBundle,
-        device: torch.device,
-        dist_info: DistInfo,
-        run_dir: Path | None,
-        *,
+        runtime: Runtime,
+        evaluator: Evaluator,
+        run_dir: RunDir | None = None,
         quiet: bool = False,
-        on_epoch_end: Any = None,
+        on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        self.task, self.config, self.data, self.device = task, config, data, device
-        self.registries = registries
-        self.dist, self.run_dir, self.quiet = dist_info, run_dir, quiet
-        self.on_epoch_end = on_epoch_end
+        """``run_dir`` None writes no checkpoint (ranks other than 0, the conformance check);
+        ``on_epoch_end`` receives each epoch's row after its checkpoint is written."""
+        self.task, self.config, self.data = task, config, data
+        self.runtime, self.evaluator = runtime, evaluator
+        self.device, self.dist, self.precision = runtime.device, runtime.dist, runtime.precision
+        self.run_dir, self.quiet, self.on_epoch_end = run_dir, quiet, on_epoch_end
         self.cfg = config.train
-        self.precision = Precision(self.cfg.precision, device)
-        if device.type == "cuda":
+        if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = self.cfg.cudnn_benchmark
-        self.model = prepare_model(model, self.cfg, device, dist_info)
+        self.model = prepare_model(model, self.cfg, self.device, self.dist)
         self.train_model: nn.Module = self.model
-        if dist_info.enabled:
-            ids = [device.index] if device.type == "cuda" else None
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.compiled = False
         if self.cfg.compile:
@@ -227,24 +211,16 @@ class Trainer:
         self.state = LoopState()
         self.unreadable = UnreadableLedger()
         self.stop = _StopFlag()
-        deferred = device.type == "cuda" and self.cfg.on_nan == "stop"
-        self.loss_check = _LossCheck(device, deferred)
+        deferred = self.device.type == "cuda" and self.cfg.on_nan == "stop"
+        self.loss_check = _LossCheck(self.device, deferred)
         self.last_saved: str | None = None  # where last.pt stands, for the non-finite message
         self._clock: float | None = None  # perf_counter when this process started training
         self._seconds_before = 0.0  # train_seconds of the run before this process
         self.step_context = StepContext(config, data.spec, training=True)
-        self.metric_names = self._metric_names()
-        if self.cfg.monitor not in self.metric_names:
-            raise ConfigError(
-                f"train.monitor: metric {self.cfg.monitor!r} does not exist "
-                f"(available: {', '.join(self.metric_names)})"
-            )
+        # progress bars: on rank 0, on a terminal, unless quiet
+        self.shows_progress = not quiet and self.dist.is_main and sys.stderr.isatty()
 
     # ------------------------------------------------------------------ set-up
-    def _metric_names(self) -> list[str]:
-        own, extra = build_metrics(self.task, self.registries, self.config, self.data.spec)
-        return metric_names(own, extra, "val")
-
     def _batches_per_epoch(self) -> int:
         per_rank = math.ceil(len(self.data.train) / self.dist.world_size)
         batches = math.ceil(per_rank / self.config.data.batch_size)
@@ -282,7 +258,7 @@ class Trainer:
         return self._persistent_loader
 
     def _progress(self, iterable: Any, total: int, description: str) -> Any:
-        if self.quiet or not self.dist.is_main or not sys.stderr.isatty():
+        if not self.shows_progress:
             return iterable
         from tqdm import tqdm
 
@@ -349,13 +325,13 @@ class Trainer:
         self.unreadable = UnreadableLedger(checkpoint.get("unreadable", ()))
         restore_rng(checkpoint["rng"])
 
-    def save(self, name: str, extra: dict[str, Any]) -> None:
-        """Write checkpoint ``name`` (rank 0), never after a non-finite loss (train.on_nan=stop)."""
+    def save(self, which: Checkpoint, extra: dict[str, Any]) -> None:
+        """Write checkpoint ``which`` (rank 0), never after a non-finite loss (train.on_nan=stop)."""
         if self.loss_check.deferred:
             self._raise_if_nonfinite(self._agree(self.loss_check.flush(), "a step"))
         if self.run_dir is not None and self.dist.is_main:
-            save_checkpoint({**self.state_dict(), **extra}, self.run_dir / name)
-            if name == "last.pt":
+            save_checkpoint({**self.state_dict(), **extra}, self.run_dir.checkpoint(which))
+            if which == "last":
                 self.last_saved = position(self.state.epoch, self.state.batch_in_epoch)
 
     def train_seconds(self) -> float:
@@ -374,7 +350,7 @@ class Trainer:
                 train_loss = self._train_epoch(checkpoint_extra)
                 nonfinite = self._nonfinite_summary()
                 validate = self._validates(s.epoch)
-                scalars = self.evaluate(self.data.val, "val")[0] if validate else {}
+                scalars = self._validate() if validate else {}
                 row = {"epoch": s.epoch, "step": s.step, "train/loss": train_loss}
                 row |= gradient_summary(s.grad_norms, self.cfg.grad_clip) | nonfinite | scalars
                 row["lr"] = self.optimizer.param_groups[0]["lr"]
@@ -384,9 +360,9 @@ class Trainer:
                 s.epoch += 1
                 s.batch_in_epoch, s.loss_sum, s.grad_norms = 0, 0.0, []
                 s.nonfinite = s.nonfinite_batches = 0
-                self.save("last.pt", checkpoint_extra)
+                self.save("last", checkpoint_extra)
                 if improved:
-                    self.save("best.pt", checkpoint_extra)
+                    self.save("best", checkpoint_extra)
                 if self.on_epoch_end is not None:
                     self.on_epoch_end(row)
                 signum = int(all_reduce_max(torch.tensor([self.stop.signal]))[0])
@@ -430,10 +406,10 @@ class Trainer:
             if every and s.step % every == 0 and s.batch_in_epoch < self.batches_per_epoch:
                 s.loss_sum += float(loss_sum)  # the state a resumed run continues from
                 loss_sum.zero_()
-                self.save("last.pt", checkpoint_extra)
+                self.save("last", checkpoint_extra)
             if self.stop.requested:  # (under DDP, _step_or_skip made every rank agree)
                 s.loss_sum += float(loss_sum)
-                self.save("last.pt", checkpoint_extra)
+                self.save("last", checkpoint_extra)
                 raise interrupted(self.stop.signal)
         s.loss_sum += float(loss_sum)
         self.unreadable.merge_ranks("train")
@@ -492,7 +468,7 @@ class Trainer:
         lr = self.optimizer.param_groups[0]["lr"]
         clip = self.cfg.grad_clip or "off"
         kept = (
-            f"{self.run_dir / 'last.pt'} ({self.last_saved}) is kept"
+            f"{self.run_dir.last} ({self.last_saved}) is kept"
             if self.run_dir is not None and self.last_saved is not None
             else "no checkpoint was written"
         )
@@ -561,24 +537,15 @@ class Trainer:
                 s.stopped_early = True
         return better
 
-    # --------------------------------------------------------------- evaluate
-    @torch.inference_mode()
-    def evaluate(self, dataset: Dataset, split: str) -> tuple[dict[str, float], dict[str, Any]]:
-        """Loss and metrics on a data set; each sample counted once across DDP processes."""
-        return evaluate_model(
-            self.task,
-            self.registries,
-            self.config,
+    def _validate(self) -> dict[str, float]:
+        """The epoch's validation scalars (the model itself, not its DDP or compiled wrapper)."""
+        return self.evaluator.evaluate(
             self.model,
-            dataset,
-            self.data.spec,
-            self.device,
-            self.dist,
-            self.precision,
-            split,
-            progress=self._progress,
+            self.data.val,
+            "val",
+            progress=self.shows_progress,
             unreadable=self.unreadable,
-        )
+        )[0]
 
 
 def gradient_summary(norms: list[Any], clip: float | None) -> dict[str, float]:
@@ -594,77 +561,3 @@ def gradient_summary(norms: list[Any], clip: float | None) -> dict[str, float]:
     if len(finite) < len(values):
         summary["train/overflow_steps"] = float(len(values) - len(finite))
     return summary
-
-
-def added_metrics(config: RunConfig) -> contextlib.AbstractContextManager[None]:
-    """Errors of the metrics ``eval.metrics`` adds become one line naming the setting."""
-    names = ", ".join(config.eval.metrics)
-    return rethrown(
-        lambda problem: ConfigError(f"eval.metrics: a metric of [{names}] failed: {problem}")
-    )
-
-
-@torch.inference_mode()
-def evaluate_model(
-    task: TaskHandle,
-    registries: Registries,
-    config: RunConfig,
-    model: nn.Module,
-    dataset: Dataset,
-    spec: DataSpec,
-    device: torch.device,
-    dist_info: DistInfo,
-    precision: Precision,
-    split: str,
-    progress: Any = None,
-    unreadable: UnreadableLedger | None = None,
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """Evaluate ``model`` (not its DDP wrapper) on ``dataset``; returns (scalars, other metrics).
-
-    Items that cannot be read are left out, not replaced: the metrics cover the readable ones and
-    ``<split>/unreadable`` counts the files that were not (``unreadable`` keeps them across calls).
-    """
-    own, extra = build_metrics(task, registries, config, spec)
-    own, extra = own.to(device), extra.to(device)
-    ctx = StepContext(config, spec, training=False)
-    sampler = ShardSampler(len(dataset), dist_info.rank, dist_info.world_size)
-    batch_size = config.data.eval_batch_size or config.data.batch_size
-    ledger = unreadable if unreadable is not None else UnreadableLedger()
-    d = config.data
-    loader = DataLoader(
-        ledger.guard(split, dataset, replace=False),
-        batch_size=batch_size,
-        sampler=sampler,
-        collate_fn=collate_readable,
-        **loader_options(d.num_workers, d.prefetch_factor, device, persistent=False),
-    )
-    model.eval()
-    totals = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, sample count
-    iterable = progress(loader, len(loader), split) if progress else loader
-    readable: ReadableBatch
-    for readable in iterable:
-        ledger.record(split, readable.failures)
-        if readable.batch is None:  # nothing readable in this batch
-            continue
-        batch = move_to(readable.batch, device)
-        with precision.autocast():
-            output = task.step(ctx, model, batch)
-        count = output.targets.shape[0]
-        totals[0] += output.loss.detach().double() * count
-        totals[1] += count
-        task.update_metrics(own, output)
-        if extra:
-            with added_metrics(config):
-                extra.update(output.preds, output.targets)
-    all_reduce_sum(totals)
-    with task.blame("metrics (compute)"):
-        computed = own.compute()
-    if extra:
-        with added_metrics(config):
-            computed.update(extra.compute())
-    scalars, others = split_metrics(computed, split)
-    scalars[f"{split}/loss"] = float(totals[0] / totals[1].clamp(min=1))
-    scalars[f"{split}/samples"] = int(totals[1])  # each sample counted once, all ranks
-    ledger.merge_ranks(split)
-    scalars[f"{split}/unreadable"] = ledger.count(split)  # files left out of these metrics
-    return scalars, others

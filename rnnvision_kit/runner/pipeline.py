@@ -26,25 +26,27 @@ from rnnvision_kit.config import (
     layered,
     load_yaml,
     parse_data_source,
+    user_keys,
     validate,
 )
-from rnnvision_kit.dataspec import DataSpec
+from rnnvision_kit.dataspec import DataSpec, check_bundle
 from rnnvision_kit.errors import (
     CheckpointError,
     ConfigError,
+    DataError,
     PluginError,
     RnnkitError,
     TaskError,
     rethrown,
     warn,
 )
-from rnnvision_kit.layers import check_head
+from rnnvision_kit.layers import check_head, scale_training
 from rnnvision_kit.registry import Entry, Registries
-from rnnvision_kit.runner.checkpoint import load_checkpoint
 from rnnvision_kit.runner.distributed import DistInfo
-from rnnvision_kit.runner.resume import position
+from rnnvision_kit.runner.rundir import Checkpoint, RunDir
 from rnnvision_kit.task import (
     CAPABILITY_METHODS,
+    BuiltModel,
     DataBundle,
     DataCheck,
     DataContext,
@@ -52,6 +54,7 @@ from rnnvision_kit.task import (
     ExportContext,
     MetricsContext,
     ModelContext,
+    Normalisation,
     PredictContext,
     Purpose,
     ReportContext,
@@ -103,12 +106,49 @@ class TaskHandle:
         return config
 
     def build_data(self, ctx: DataContext) -> DataBundle:
+        """The task's data. Data the task builds itself (it overrides ``build_data``) is
+        checked against its kind's item format, as ``ctx.open_source()`` checks a source's."""
         with self.blame("build_data"):
-            return self.task.build_data(ctx)
+            bundle = self.task.build_data(ctx)
+        if type(self.task).build_data is not Task.build_data:
+            self._check_built_data(bundle)
+        return bundle
+
+    def _check_built_data(self, bundle: Any) -> None:
+        where = f"task {self.name!r} (plugin {self.plugin!r})"
+        if not isinstance(bundle, DataBundle):
+            raise TaskError(
+                f"{where} failed in build_data: it returned {type(bundle).__name__}, not a "
+                "DataBundle",
+                "build_data",
+            )
+        try:
+            check_bundle(bundle, self.kind, self.name)
+        except DataError as error:
+            problem = str(error).removeprefix(f"data source {self.name!r}: ")
+            raise DataError(
+                f"{where}: the data its build_data returned does not fit {self.kind} data: "
+                f"{problem}"
+            ) from None
 
     def build_model(self, ctx: ModelContext) -> nn.Module:
+        """The task's model (what :meth:`make_model` returns, without the normalisation)."""
+        return self.make_model(ctx).model
+
+    def make_model(self, ctx: ModelContext) -> BuiltModel:
+        """The task's model and the normalisation it chose (None when it returned a bare
+        module, as tasks written before ``BuiltModel`` do)."""
         with self.blame("build_model"):
-            return self.task.build_model(ctx)
+            made = self.task.build_model(ctx)
+        if isinstance(made, BuiltModel):
+            return made
+        if not isinstance(made, nn.Module):
+            raise TaskError(
+                f"task {self.name!r} (plugin {self.plugin!r}) failed in build_model: it "
+                f"returned {type(made).__name__}, not an nn.Module or a BuiltModel",
+                "build_model",
+            )
+        return BuiltModel(made)
 
     def step(self, ctx: StepContext, model: nn.Module, batch: Any) -> StepOutput:
         with self.blame("step"):
@@ -209,8 +249,10 @@ def configure(
     """The task's defaults < a YAML file < ``--data`` < ``settings`` (CLI shortcuts, dotted keys)
     < ``--set`` overrides (:func:`~rnnvision_kit.config.layered`). Not yet validated:
     :func:`build` does that. With ``registries``, ``--data plugin:name`` names a qualified
-    source (no path) when ``plugin`` is no source."""
-    return layered(
+    source (no path) when ``plugin`` is no source, and the chosen layer's ``train_scale``
+    applies to the training settings left at the task's defaults (as ``rnnkit run``)."""
+    overrides = tuple(overrides)
+    config = layered(
         task.default_config(),
         config_file=config_file,
         data=data,
@@ -218,6 +260,9 @@ def configure(
         overrides=overrides,
         sources=registries.datasets if registries is not None else (),
     )
+    if registries is not None:
+        scale_training(registries, config, user_keys(config_file, settings, overrides))
+    return config
 
 
 def data_source(text: str, registries: Registries | None = None) -> tuple[str, str | None]:
@@ -237,53 +282,44 @@ class SavedRun:
     checkpoint: dict[str, Any]
     checkpoint_path: Path
 
+    @property
+    def run_dir(self) -> RunDir:
+        return RunDir(self.dir)
+
+    @property
+    def normalisation(self) -> Normalisation | None:
+        """The input normalisation the checkpoint recorded (None in checkpoints written before
+        it was recorded: their ``config.yaml`` holds ``model.mean``/``model.std``)."""
+        recorded = self.checkpoint.get("normalisation")
+        return Normalisation.from_dict(recorded) if isinstance(recorded, dict) else None
+
 
 def load_run(
-    registries: Registries, run_dir: Path, checkpoint_name: str = "best.pt", action: str = "use"
+    registries: Registries, run_dir: Path, checkpoint: Checkpoint = "best", action: str = "use"
 ) -> SavedRun:
-    """Task, config, spec and checkpoint of a finished (or interrupted) run folder. A missing
-    ``best.pt`` falls back to ``last.pt``, with a warning line; neither is one line saying
-    there is no checkpoint to ``action`` (export, predict, ...)."""
-    run_dir = Path(run_dir).expanduser()
-    if not (run_dir / "config.yaml").is_file():
-        raise RnnkitError(f"{run_dir}: not a run folder (no config.yaml)")
-    names = [checkpoint_name] + (["last.pt"] if checkpoint_name == "best.pt" else [])
-    found = [run_dir / name for name in names if (run_dir / name).is_file()]
-    if not found:
-        raise CheckpointError(
-            f"{run_dir}: no checkpoint to {action} ({' or '.join(names)} missing; did the run "
-            "finish an epoch?)"
-        )
-    path = found[0]
-    checkpoint = load_checkpoint(path)
-    if path.name != checkpoint_name:
-        warn(_fallback_note(run_dir, checkpoint))
-    saved = load_yaml(run_dir / "config.yaml")
+    """Task, config, spec and checkpoint (``best``: best.pt, else last.pt with a warning line;
+    or ``last``) of a finished or interrupted run folder; no checkpoint is one line saying there
+    is none to ``action`` (export, predict, ...)."""
+    folder = RunDir(run_dir)
+    if not folder.is_run():
+        raise RnnkitError(f"{folder}: not a run folder (no {RunDir.CONFIG})")
+    found = folder.read_checkpoint(checkpoint, action)
+    saved = load_yaml(folder.config)
     task_name = saved.get("task")
     if not isinstance(task_name, str):
-        raise CheckpointError(f"{run_dir / 'config.yaml'}: no task recorded")
-    trained = (checkpoint.get("config") or {}).get("task")
+        raise CheckpointError(f"{folder.config}: no task recorded")
+    trained = (found.state.get("config") or {}).get("task")
     if trained is not None and trained != task_name:
         raise CheckpointError(
-            f"{path}: a checkpoint of task {trained!r}, but {run_dir / 'config.yaml'} is a run "
+            f"{found.path}: a checkpoint of task {trained!r}, but {folder.config} is a run "
             f"of {task_name!r}"
         )
     task = open_task(registries, task_name)
     config = task.default_config()
     apply_mapping(config, {k: v for k, v in saved.items() if k != "task"})
     config.task = task_name
-    spec = DataSpec.from_dict(checkpoint["spec"])
-    return SavedRun(run_dir, task, config, spec, checkpoint, path)
-
-
-def _fallback_note(run_dir: Path, last: Mapping[str, Any]) -> str:
-    """The warning of a run used through ``last.pt`` for want of ``best.pt``: deleted (the run
-    validated an epoch, which writes best.pt) or never written (stopped before validating)."""
-    where = position(int(last.get("epoch", 0)), int(last.get("batch_in_epoch", 0)))
-    validated = int((last.get("early_stopping") or {}).get("best_epoch", -1)) >= 0
-    if validated:
-        return f"{run_dir / 'best.pt'} not found; using last.pt ({where})"
-    return f"{run_dir} has no best.pt (no epoch validated yet); using last.pt ({where})"
+    spec = DataSpec.from_dict(found.state["spec"])
+    return SavedRun(folder.path, task, config, spec, found.state, found.path)
 
 
 # ------------------------------------------------------------------------------------ build
@@ -292,13 +328,15 @@ def _fallback_note(run_dir: Path, last: Mapping[str, Any]) -> str:
 @dataclass(frozen=True)
 class Built:
     """What :func:`build` returns: the validated config, the data (None for ``predict``), the
-    spec and the model (on the CPU; checkpoint weights loaded when given)."""
+    spec, the model (on the CPU; checkpoint weights loaded when given) and the input
+    normalisation the task chose for it (None when it named none)."""
 
     task: TaskHandle
     config: RunConfig
     data: DataBundle | None
     spec: DataSpec
     model: nn.Module
+    normalisation: Normalisation | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -316,12 +354,14 @@ def build(
     spec: DataSpec | None = None,
     weights: Mapping[str, torch.Tensor] | None = None,
     weights_source: str = "checkpoint",
+    normalisation: Normalisation | None = None,
     dist: DistInfo = DistInfo(),
 ) -> Built:
     """Validate ``config``, set threads and seed, build the data (unless ``purpose`` is
-    ``predict``, which takes ``spec``) and the model, then load ``weights`` into it. For
-    ``train``, ``model.init_from`` (any task's model config that has it) copies the matching
-    tensors of another run's checkpoint first; what it left out is one warning line."""
+    ``predict``, which takes ``spec``) and the model (given the ``normalisation`` a saved run
+    recorded), then load ``weights`` into it. For ``train``, ``model.init_from`` (any task's
+    model config that has it) copies the matching tensors of another run's checkpoint first;
+    what it left out is one warning line."""
     validate(config)
     check_head(registries, config.model)
     if config.train.threads:
@@ -338,9 +378,10 @@ def build(
         spec = data.spec
     if spec is None:
         raise ValueError("build(purpose='predict') needs the spec of the checkpoint")
-    model = task.build_model(
-        ModelContext(config, spec, registries, task.name, task.plugin, purpose)
+    made = task.make_model(
+        ModelContext(config, spec, registries, task.name, task.plugin, purpose, normalisation)
     )
+    model = made.model
     if weights is not None:
         load_weights(model, weights, weights_source)
     source = getattr(config.model, "init_from", None)
@@ -350,23 +391,29 @@ def build(
         note = init_from(model, source)
         if note and dist.is_main:
             warn(note)
-    return Built(task, config, data, spec, model)
+    return Built(task, config, data, spec, model, made.normalisation or normalisation)
 
 
 def load_for_inference(
     registries: Registries,
     run_dir: Path,
     capability: str,
-    checkpoint_name: str = "best.pt",
+    checkpoint: Checkpoint = "best",
     require: bool = True,
 ) -> tuple[SavedRun, Built]:
     """A run folder's task (which must support ``capability``, unless not ``require``d: then
     it only names the purpose in messages) and its model built from the saved spec with the
     checkpoint's weights, on the CPU (predict, stream, export, a sweep's timing)."""
-    saved = load_run(registries, run_dir, checkpoint_name, capability)
+    saved = load_run(registries, run_dir, checkpoint, capability)
     if require:
         saved.task.require(capability)
-    built = build(
+    return saved, rebuild(registries, saved)
+
+
+def rebuild(registries: Registries, saved: SavedRun) -> Built:
+    """The model of a saved run, built from its spec and the normalisation its checkpoint
+    recorded, with the checkpoint's weights, on the CPU; no data is built."""
+    return build(
         saved.task,
         registries,
         saved.config,
@@ -374,8 +421,8 @@ def load_for_inference(
         spec=saved.spec,
         weights=saved.checkpoint["model"],
         weights_source=str(saved.checkpoint_path),
+        normalisation=saved.normalisation,
     )
-    return saved, built
 
 
 def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
@@ -417,10 +464,6 @@ def build_metrics(
             raise ConfigError(f"eval.metrics: {name!r} clashes with a metric named {key!r}")
         extra[key] = ctx.metric(name)
     return own, MetricCollection(extra, compute_groups=False)
-
-
-def metric_names(own: MetricCollection, extra: MetricCollection, split: str) -> list[str]:
-    return [f"{split}/loss", *(f"{split}/{name}" for name in [*own, *extra])]
 
 
 def files_of(values: Sequence[str]) -> tuple[Path, ...]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from rnnvision_kit.config import RunConfig, set_value
 from rnnvision_kit.errors import ConfigError
+from rnnvision_kit.runner.rundir import RunDir
 
 # Settings a resumed run may change: where and how fast it runs, and how long it trains.
 SAFE_ON_RESUME = (
@@ -73,20 +73,13 @@ def resume_config(saved: RunConfig, requested: Iterable[Requested]) -> tuple[Run
     return config, notes
 
 
-def position(epoch: int, batch_in_epoch: int = 0) -> str:
-    """Where a checkpoint stands: ``after epoch 3``, or ``12 batches into epoch 4``."""
-    if batch_in_epoch:
-        return f"{batch_in_epoch} batches into epoch {epoch + 1}"
-    return f"after epoch {epoch}"
-
-
-def finished(checkpoint: Mapping[str, Any], config: RunConfig, run_dir: Path) -> str | None:
+def finished(checkpoint: Mapping[str, Any], config: RunConfig, run_dir: RunDir) -> str | None:
     """What ``run --resume`` says of a run with nothing left to do (every epoch of
     ``train.epochs`` trained, or stopped early, and its summary written), else None: a run
     killed between its last epoch and its summary still resumes, to evaluate and summarise."""
     done, wanted = int(checkpoint["epoch"]), config.train.epochs
     stopped = bool((checkpoint.get("early_stopping") or {}).get("stopped"))
-    if not (stopped or done >= wanted) or not (run_dir / "summary.json").is_file():
+    if not (stopped or done >= wanted) or not run_dir.finished():
         return None
     how = f"stopped early after epoch {done}" if stopped else f"{done}/{wanted} epochs"
     more = "" if stopped else f"; --epochs N above {done} trains on"

@@ -1,38 +1,44 @@
-"""Runs: train, evaluate, predict and check data for any task; own the run folder.
+"""Runs: train, evaluate, predict and check data for any task.
 
-A run folder ``runs/<task>/<timestamp>/`` holds ``config.yaml``, ``metrics.jsonl``, ``last.pt``,
-``best.pt``, ``summary.json`` and plots. Only rank 0 writes files. Each function reads top to
-bottom: open the task, configure, build (``runner.pipeline``), then fit / evaluate / predict.
+:func:`train` reads top to bottom, as torchvision's reference training script does: where the
+run writes, the processes and the device, the data and the model (``runner.pipeline``), the run
+folder, the evaluator and the trainer, fitting, the test of the best checkpoint, the summary.
+Each step is a small function below it. Only rank 0 writes files; ``runner.rundir`` names them.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import datetime as _dt
 import platform
 import signal
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from rnnvision_kit.atomicfile import unwritable, writable_folder
-from rnnvision_kit.config import RunConfig, apply_mapping, save_yaml
+from rnnvision_kit.config import RunConfig, apply_mapping
 from rnnvision_kit.errors import DataError, RunInterrupted
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.checkpoint import load_checkpoint
-from rnnvision_kit.runner.device import Precision, select_device
+from rnnvision_kit.runner.device import Runtime, select_device
 from rnnvision_kit.runner.distributed import (
     DistInfo,
     init_distributed,
     launched_rank,
     shutdown_distributed,
 )
+from rnnvision_kit.runner.evaluate import Evaluator
 from rnnvision_kit.runner.events import NO_EVENTS, Run, RunEvents
-from rnnvision_kit.runner.loop import Trainer, evaluate_model
+from rnnvision_kit.runner.loop import LoopState, Trainer
 from rnnvision_kit.runner.pipeline import (
     Built,
+    SavedRun,
+    TaskHandle,
     build,
     files_of,
     load_for_inference,
@@ -43,6 +49,7 @@ from rnnvision_kit.runner.pipeline import (
 )
 from rnnvision_kit.runner.plots import plot_curves
 from rnnvision_kit.runner.records import MetricsLog, to_jsonable, write_json
+from rnnvision_kit.runner.rundir import Checkpoint, RunDir
 from rnnvision_kit.runner.splits import (
     check_class_names,
     check_resume,
@@ -52,9 +59,11 @@ from rnnvision_kit.runner.splits import (
     split_record,
 )
 from rnnvision_kit.runner.unreadable import UnreadableLedger
-from rnnvision_kit.task import DataCheck, PredictContext, ReportContext
+from rnnvision_kit.task import DataCheck, Normalisation, PredictContext, ReportContext
 
 __all__ = ["Run", "check_data", "evaluate_run", "predict_files", "seed_everything", "train"]
+
+Echo = Callable[[str], Any]
 
 
 def versions() -> dict[str, str]:
@@ -67,18 +76,7 @@ def versions() -> dict[str, str]:
     }
 
 
-def new_run_dir(config: RunConfig, task_name: str) -> Path:
-    stamp = _dt.datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
-    base = Path(config.out_dir).expanduser() / task_name / stamp
-    run_dir, n = base, 1
-    while run_dir.exists():
-        n += 1
-        run_dir = base.with_name(f"{stamp}-{n}")
-    run_dir.mkdir(parents=True)
-    return run_dir
-
-
-def count_parameters(model: torch.nn.Module) -> int:
+def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
@@ -86,68 +84,141 @@ def train(
     registries: Registries,
     config: RunConfig,
     *,
-    events: RunEvents = NO_EVENTS,
+    task: TaskHandle | None = None,
+    resume: SavedRun | None = None,
     resume_dir: Path | None = None,
+    events: RunEvents = NO_EVENTS,
     quiet: bool = False,
-    echo: Callable[[str], Any] = print,
+    echo: Echo = print,
 ) -> dict[str, Any]:
-    """Fit, keep the best checkpoint, evaluate it on the test split and write the summary."""
-    task = open_task(registries, config.task)
-    checkpoint = None
-    if resume_dir is not None:
-        checkpoint = load_checkpoint(resume_dir / "last.pt")  # before anything is written
-    if launched_rank() == 0:  # where the run writes, checked before any data is built
-        if resume_dir is not None:
-            writable_folder(resume_dir)
-        else:
-            writable_folder(Path(config.out_dir).expanduser(), "out_dir")
+    """Fit, keep the best checkpoint, evaluate it on the test split and write the summary.
+
+    ``task`` is the task the caller opened for ``config`` (the CLI does; else it is opened
+    here). ``resume`` continues a run folder read back with its last.pt
+    (``load_run(registries, RUN_DIR, "last", "resume")``), whose checkpoint is not read again;
+    ``resume_dir`` names the folder instead, to be read here."""
+    if resume is None and resume_dir is not None:
+        resume = load_run(registries, resume_dir, "last", "resume")  # before anything is written
+    if task is None:
+        task = resume.task if resume is not None else open_task(registries, config.task)
+    check_writable(config, resume)  # before any data is built
     dist_info = init_distributed(config.train.device, config.train.dist_backend)
     try:
-        device = select_device(config.train.device, dist_info.local_rank)
-        built = build(task, registries, config, "train", dist=dist_info)
-        return _fit_and_test(
-            built, registries, events, dist_info, device, resume_dir, checkpoint, quiet, echo
+        runtime = Runtime.select(config.train, dist_info)
+        normalisation = resume.normalisation if resume is not None else None
+        built = build(
+            task, registries, config, "train", normalisation=normalisation, dist=dist_info
         )
+        assert built.data is not None
+        recorded = recorded_config(config, built.normalisation)
+        record = checkpoint_record(built, recorded)
+        run_dir = open_run_dir(built, record, resume, dist_info)
+        run = Run(recorded, run_dir.path if run_dir else None, task.name, task.plugin, dist_info)
+        evaluator = Evaluator(
+            task=task, registries=registries, config=config, spec=built.spec, runtime=runtime
+        )
+        log = metrics_log(run_dir, resume)
+        shown = None if quiet else echo
+        trainer = Trainer(
+            task=task,
+            config=config,
+            model=built.model,
+            data=built.data,
+            runtime=runtime,
+            evaluator=evaluator,
+            run_dir=run_dir,
+            quiet=quiet,
+            on_epoch_end=EpochReport(log, run, events, shown) if dist_info.is_main else None,
+        )
+        if resume is not None:
+            trainer.load_state_dict(resume.checkpoint, str(resume.checkpoint_path))
+        if dist_info.is_main:
+            announce(built, trainer, runtime, shown)
+            events.on_run_start(run)
+        state = fit(trainer, record, run, events, log)
+        model = best_model(trainer.model, run_dir, dist_info)
+        test, test_details = evaluator.evaluate(
+            model, built.data.test, "test", unreadable=trainer.unreadable
+        )
+        summary = summarise(config, run_dir, state, test, test_details, trainer, runtime)
+        if run_dir is not None:
+            write_results(run_dir, summary, state, built, model, {**test, **test_details}, runtime)
+            events.on_run_end(run, to_jsonable(summary))
+        return summary
     finally:
         shutdown_distributed()
 
 
-def _fit_and_test(
-    built: Built,
-    registries: Registries,
-    events: RunEvents,
-    dist_info: DistInfo,
-    device: torch.device,
-    resume_dir: Path | None,
-    checkpoint: dict[str, Any] | None,
-    quiet: bool,
-    echo: Callable[[str], Any],
-) -> dict[str, Any]:
-    task, config, model = built.task, built.config, built.model
-    data = built.data
-    assert data is not None
-    run_dir = resume_dir
-    splits = split_record(data, config)  # splits.json: what each split holds
-    if resume_dir is not None:
-        check_resume(resume_dir, splits)  # before anything is written: the data must not change
-    if run_dir is None and dist_info.is_main:
-        run_dir = new_run_dir(config, task.name)
-        save_yaml(config, run_dir / "config.yaml")
-        record_splits(run_dir, splits)
-    if not dist_info.is_main:
-        run_dir = None
-    run = Run(config, run_dir, task.name, task.plugin, dist_info)
-    log = (
-        MetricsLog(run_dir / "metrics.jsonl", checkpoint["epoch"] if checkpoint else None)
-        if run_dir
-        else None
-    )
+# ------------------------------------------------------------------------- the steps of train
 
-    def on_epoch_end(row: dict[str, Any]) -> None:
-        if not dist_info.is_main:
-            return
-        log.append(row)
-        if not quiet:
+
+def check_writable(config: RunConfig, resume: SavedRun | None) -> None:
+    """Rank 0: where the run writes (the resumed folder, else ``out_dir``) can be written."""
+    if launched_rank() != 0:
+        return
+    if resume is not None:
+        writable_folder(resume.dir)
+    else:
+        writable_folder(Path(config.out_dir).expanduser(), "out_dir")
+
+
+def recorded_config(config: RunConfig, normalisation: Normalisation | None) -> RunConfig:
+    """The config as the run records it (``config.yaml``, checkpoints): a normalisation that
+    pretrained weights chose is written into ``model.mean``/``model.std`` when the model
+    settings have those fields and leave them unset, so that the file says what was used.
+    ``config`` itself is not changed (a copy is, when there is anything to write)."""
+    model = config.model
+    if normalisation is None or not normalisation.from_weights:
+        return config
+    names = {f.name for f in dataclasses.fields(model)} if dataclasses.is_dataclass(model) else ()
+    if "mean" not in names or "std" not in names or (model.mean, model.std) != (None, None):
+        return config
+    recorded = copy.deepcopy(config)
+    recorded.model.mean, recorded.model.std = list(normalisation.mean), list(normalisation.std)
+    return recorded
+
+
+def open_run_dir(
+    built: Built, record: dict[str, Any], resume: SavedRun | None, dist_info: DistInfo
+) -> RunDir | None:
+    """The run folder rank 0 writes to (None on other ranks). Resumed, after checking that the
+    data rebuilt now is the data it started with; new, with ``config.yaml`` (the config of the
+    checkpoints' ``record``) and ``splits.json``."""
+    assert built.data is not None
+    splits = split_record(built.data, built.config)  # splits.json: what each split holds
+    if resume is not None:
+        check_resume(resume.run_dir, splits)  # before anything is written
+    if not dist_info.is_main:
+        return None
+    if resume is not None:
+        return resume.run_dir
+    run_dir = RunDir.create(built.config.out_dir, built.task.name)
+    run_dir.write_config(record["config"])
+    record_splits(run_dir, splits)
+    return run_dir
+
+
+def metrics_log(run_dir: RunDir | None, resume: SavedRun | None) -> MetricsLog | None:
+    """``metrics.jsonl`` (rank 0); resumed, without the rows of epochs that will be re-run."""
+    if run_dir is None:
+        return None
+    return MetricsLog(run_dir.metrics, resume.checkpoint["epoch"] if resume else None)
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """Where each epoch's row goes on rank 0: ``metrics.jsonl``, a line (unless quiet) and the
+    runner events."""
+
+    log: MetricsLog | None
+    run: Run
+    events: RunEvents
+    echo: Echo | None  # None: quiet
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        if self.log is not None:
+            self.log.append(row)
+        if self.echo is not None:
             shown = {
                 k: v
                 for k, v in row.items()
@@ -157,73 +228,91 @@ def _fit_and_test(
             line = "  ".join(f"{k}={v:.4f}" for k, v in shown.items())
             if row.get("val/unreadable"):
                 line += f"  ({row['val/unreadable']} unreadable val file(s) left out)"
-            echo(f"epoch {row['epoch'] + 1}/{config.train.epochs}  {line}")
-        events.on_epoch_end(run, row["epoch"], row)
+            epochs = self.run.config.train.epochs
+            self.echo(f"epoch {row['epoch'] + 1}/{epochs}  {line}")
+        self.events.on_epoch_end(self.run, row["epoch"], row)
 
-    trainer = Trainer(
-        task,
-        registries,
-        config,
-        model,
-        data,
-        device,
-        dist_info,
-        run_dir,
-        quiet=quiet,
-        on_epoch_end=on_epoch_end,
+
+def announce(built: Built, trainer: Trainer, runtime: Runtime, echo: Echo | None) -> None:
+    """The run's opening line: data, classes, parameters, device, precision, processes."""
+    if echo is None:
+        return
+    data, config = built.data, built.config
+    assert data is not None
+    echo(
+        f"task {config.task}: {len(data.train)} train / {len(data.val)} val / "
+        f"{len(data.test)} test samples, {data.spec.num_classes} classes, "
+        f"{count_parameters(trainer.model):,} parameters, device {runtime.device}, "
+        f"precision {config.train.precision}, {runtime.dist.world_size} process(es)"
     )
-    if checkpoint is not None:
-        trainer.load_state_dict(checkpoint, str((resume_dir or Path()) / "last.pt"))
-    extra = {"config": config.to_dict(), "spec": data.spec.to_dict(), "versions": versions()}
-    if dist_info.is_main:
-        if not quiet:
-            echo(
-                f"task {config.task}: {len(data.train)} train / {len(data.val)} val / "
-                f"{len(data.test)} test samples, {data.spec.num_classes} classes, "
-                f"{count_parameters(model):,} parameters, device {device}, "
-                f"precision {config.train.precision}, {dist_info.world_size} process(es)"
-            )
-            if data.skipped:
-                from rnnvision_kit.data.readable import skipped_note
+    if data.skipped:
+        from rnnvision_kit.data.readable import skipped_note
 
-                echo(f"{skipped_note(data.skipped)}; see summary.json")
-        events.on_run_start(run)
+        echo(f"{skipped_note(data.skipped)}; see summary.json")
+
+
+def checkpoint_record(built: Built, recorded: RunConfig) -> dict[str, Any]:
+    """What every checkpoint holds besides the training state: the config as the run records
+    it (:func:`recorded_config`; ``config.yaml`` is written from this record), the data spec,
+    the input normalisation the task chose and the versions."""
+    record = {
+        "config": recorded.to_dict(),
+        "spec": built.spec.to_dict(),
+        "versions": versions(),
+    }
+    if built.normalisation is not None:
+        record["normalisation"] = built.normalisation.to_dict()
+    return record
+
+
+def fit(
+    trainer: Trainer,
+    checkpoint_extra: dict[str, Any],
+    run: Run,
+    events: RunEvents,
+    log: MetricsLog | None,
+) -> LoopState:
+    """``trainer.fit``; an error goes to the runner events (rank 0), an interruption comes back
+    with the command that resumes the run."""
     try:
-        state = trainer.fit(extra)
+        return trainer.fit(checkpoint_extra)
     except BaseException as error:
-        if dist_info.is_main:
+        if run.dist.is_main:
             events.on_exception(run, error)
-        if isinstance(error, RunInterrupted) and run_dir is not None:
-            raise _resumable(error, run_dir, dist_info) from None
+        if isinstance(error, RunInterrupted) and run.dir is not None:
+            raise _resumable(error, run.dir, run.dist) from None
         raise
     finally:
         if log is not None:
             log.close()
 
-    best_path = (resume_dir or run_dir or Path()) / "best.pt"
-    best = (
-        load_checkpoint(best_path)["model"] if dist_info.is_main and best_path.is_file() else None
-    )
-    if dist_info.enabled:  # rank 0 sends its best weights: nodes need no shared file system
+
+def best_model(model: nn.Module, run_dir: RunDir | None, dist_info: DistInfo) -> nn.Module:
+    """``model`` with the weights of ``best.pt`` (read by rank 0, sent to the others: nodes need
+    no shared file system); as it is when no epoch was validated."""
+    best = None
+    if dist_info.is_main and run_dir is not None and run_dir.best.is_file():
+        best = load_checkpoint(run_dir.best)["model"]
+    if dist_info.enabled:
         best = _from_rank0(best)
     if best is not None:
         model.load_state_dict(best)
-    precision = Precision(config.train.precision, device)
-    test_scalars, test_other = evaluate_model(
-        task,
-        registries,
-        config,
-        model,
-        data.test,
-        data.spec,
-        device,
-        dist_info,
-        precision,
-        "test",
-        unreadable=trainer.unreadable,
-    )
-    skipped = _skipped_files(data.skipped, trainer.unreadable.listed())
-    summary = {
+    return model
+
+
+def summarise(
+    config: RunConfig,
+    run_dir: RunDir | None,
+    state: LoopState,
+    test: dict[str, float],
+    test_details: dict[str, Any],
+    trainer: Trainer,
+    runtime: Runtime,
+) -> dict[str, Any]:
+    """The run's ``summary.json`` (and what ``rnnkit run --json`` prints)."""
+    assert trainer.data is not None
+    skipped = _skipped_files(trainer.data.skipped, trainer.unreadable.listed())
+    return {
         "task": config.task,
         "run_dir": str(run_dir) if run_dir else None,
         "epochs": state.epoch,
@@ -231,8 +320,8 @@ def _fit_and_test(
         "monitor": config.train.monitor,
         "best": state.best,
         "stopped_early": state.stopped_early,
-        "test": test_scalars,
-        "test_details": test_other,
+        "test": test,
+        "test_details": test_details,
         "last_val": {
             k: v
             for k, v in (state.history[-1] if state.history else {}).items()
@@ -240,25 +329,41 @@ def _fit_and_test(
         },
         "skipped_files": len(skipped),
         "skipped": [{"file": f, "reason": r} for f, r in skipped],
-        "parameters": count_parameters(model),
-        "device": str(device),
+        "parameters": count_parameters(trainer.model),
+        "device": str(runtime.device),
         "precision": config.train.precision,
-        "world_size": dist_info.world_size,
+        "world_size": runtime.dist.world_size,
         "train_seconds": round(state.train_seconds, 2),  # all resumes together
         "versions": versions(),
     }
-    if run_dir is not None:
-        write_json(run_dir / "summary.json", summary)
-        plot_curves(state.history, run_dir / "curves.png")
-        results = {**test_scalars, **test_other}
-        with torch.inference_mode():
-            task.report(
-                ReportContext(
-                    run_dir, "test", results, data.spec, config, model.eval(), data.test, device
-                )
+
+
+def write_results(
+    run_dir: RunDir,
+    summary: dict[str, Any],
+    state: LoopState,
+    built: Built,
+    model: nn.Module,
+    results: dict[str, Any],
+    runtime: Runtime,
+) -> None:
+    """``summary.json``, ``curves.png`` and the task's report of the test split."""
+    assert built.data is not None
+    write_json(run_dir.summary, summary)
+    plot_curves(state.history, run_dir.curves)
+    with torch.inference_mode():
+        built.task.report(
+            ReportContext(
+                run_dir.path,
+                "test",
+                results,
+                built.spec,
+                built.config,
+                model.eval(),
+                built.data.test,
+                runtime.device,
             )
-        events.on_run_end(run, to_jsonable(summary))
-    return summary
+        )
 
 
 def _resumable(error: RunInterrupted, run_dir: Path, dist_info: DistInfo) -> RunInterrupted:
@@ -286,42 +391,39 @@ def _from_rank0(value: Any) -> Any:
     return box[0]
 
 
+# ------------------------------------------------------------------ eval, predict, check-data
+
+
 def evaluate_run(
     registries: Registries,
     run_dir: Path,
     *,
     overrides: dict[str, Any] | None = None,
     split: str = "test",
-    checkpoint_name: str = "best.pt",
+    checkpoint: Checkpoint = "best",
     show: Callable[[dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
-    """Re-evaluate a run's checkpoint on a split of its data (or of other data); ``show``
-    receives the result before ``RUN_DIR/eval-SPLIT.json`` is written (a folder that cannot be
-    written is one line, after the metrics were shown)."""
-    saved = load_run(registries, run_dir, checkpoint_name, "evaluate")
+    """Re-evaluate a run's checkpoint (``best``: best.pt, else last.pt; or ``last``) on a split
+    of its data (or of other data); ``show`` receives the result before
+    ``RUN_DIR/eval-SPLIT.json`` is written (a folder that cannot be written is one line, after
+    the metrics were shown)."""
+    saved = load_run(registries, run_dir, checkpoint, "evaluate")
     config = saved.config
     if overrides:
         apply_mapping(config, overrides)
-    built = build(saved.task, registries, config, "eval")
+    built = build(saved.task, registries, config, "eval", normalisation=saved.normalisation)
     assert built.data is not None
     # the data's classes must be the run's before its weights are loaded (issue 17)
     check_class_names(saved.spec.class_names, built.spec.class_names, data_name(config))
     load_weights(built.model, saved.checkpoint["model"], str(saved.checkpoint_path))
-    device = select_device(config.train.device)
+    runtime = Runtime.select(config.train)
+    evaluator = Evaluator(
+        task=saved.task, registries=registries, config=config, spec=built.spec, runtime=runtime
+    )
     dataset = {"train": built.data.train, "val": built.data.val, "test": built.data.test}[split]
     unreadable = UnreadableLedger()
-    scalars, others = evaluate_model(
-        saved.task,
-        registries,
-        config,
-        built.model.to(device),
-        dataset,
-        built.spec,
-        device,
-        DistInfo(),
-        Precision(config.train.precision, device),
-        split,
-        unreadable=unreadable,
+    scalars, others = evaluator.evaluate(
+        built.model.to(runtime.device), dataset, split, unreadable=unreadable
     )
     skipped = _skipped_files(built.data.skipped, unreadable.listed())
     result = {
@@ -336,11 +438,11 @@ def evaluate_run(
     }
     if show is not None:
         show(result)
-    name = f"eval-{split}.json"
+    path = saved.run_dir.eval_file(split)
     try:
-        write_json(Path(run_dir) / name, result)
+        write_json(path, result)
     except OSError as error:
-        raise unwritable(Path(run_dir), error, name) from None
+        raise unwritable(path.parent, error, path.name) from None
     return result
 
 
@@ -369,7 +471,7 @@ def predict_files(
         built.spec,
         device,
         top_k,
-        out_dir if out_dir is not None else Path(run_dir) / "predict",
+        out_dir if out_dir is not None else saved.run_dir.predict_dir,
     )
     records: list[dict[str, Any]] = []
     with torch.inference_mode():
@@ -389,12 +491,19 @@ def _without_prefix(text: str, prefix: str) -> str:
     return text[len(prefix) :] if text.startswith(prefix) else text
 
 
-def check_data(registries: Registries, config: RunConfig, *, deep: bool = False) -> DataCheck:
+def check_data(
+    registries: Registries,
+    config: RunConfig,
+    *,
+    deep: bool = False,
+    task: TaskHandle | None = None,
+) -> DataCheck:
     """The task's scan of its configured data (``rnnkit check-data``), without training;
-    ``deep`` (``--deep``) asks the task to decode every frame, not just probe."""
+    ``deep`` (``--deep``) asks the task to decode every frame, not just probe. ``task``: the
+    task the caller opened for ``config``, else opened here."""
     from rnnvision_kit.config import validate
 
-    task = open_task(registries, config.task)
+    task = task if task is not None else open_task(registries, config.task)
     task.require("check-data")
     validate(config)
     return task.check_data(task.data_context(config, registries, "check-data", deep=deep))

@@ -18,10 +18,10 @@ from typing import Any
 from rnnvision_kit.config import RunConfig
 from rnnvision_kit.errors import DataError, reason, warn
 from rnnvision_kit.runner.records import write_json
+from rnnvision_kit.runner.rundir import RunDir
 from rnnvision_kit.task import DataBundle
 
 SPLITS = ("train", "val", "test")
-FILE_NAME = "splits.json"
 SHOWN = 2  # items named in a message, per change
 
 
@@ -61,9 +61,9 @@ def split_record(bundle: DataBundle, config: RunConfig) -> dict[str, Any]:
     return {"source": config.data.source, "path": config.data.path, "splits": splits}
 
 
-def record_splits(run_dir: Path, record: dict[str, Any]) -> None:
+def record_splits(run_dir: RunDir | Path, record: dict[str, Any]) -> None:
     """Write ``run_dir/splits.json`` (a :func:`split_record` record; at the start of a run, rank 0)."""
-    write_json(run_dir / FILE_NAME, record)
+    write_json(RunDir(run_dir).splits, record)
 
 
 def load_splits(path: Path) -> dict[str, Any] | None:
@@ -79,10 +79,10 @@ def load_splits(path: Path) -> dict[str, Any] | None:
     return saved
 
 
-def check_resume(run_dir: Path, record: dict[str, Any]) -> None:
+def check_resume(run_dir: RunDir | Path, record: dict[str, Any]) -> None:
     """Before a resumed run trains: a DataError naming what changed when the data rebuilt now
     (its :func:`split_record` record) differs from the data recorded in ``run_dir/splits.json``."""
-    path = run_dir / FILE_NAME
+    path = RunDir(run_dir).splits
     saved = load_splits(path)
     if saved is None:
         return

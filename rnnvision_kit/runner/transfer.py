@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from rnnvision_kit.errors import CheckpointError
+from rnnvision_kit.runner.rundir import checkpoint_source
 from rnnvision_kit.safe_load import load_torch_file
 
 SETTING = "model.init_from"
@@ -22,16 +23,8 @@ SHOWN = 4  # tensors named in the warning line before "and N more"
 
 
 def source_file(source: str) -> Path:
-    """``RUN_DIR`` (its ``best.pt``, else ``last.pt``) or a file."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (path / name).is_file():
-                return path / name
-        raise CheckpointError(f"{path}: {SETTING} folder has no best.pt or last.pt")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: {SETTING} not found (a run folder or a weights file)")
-    return path
+    """``RUN_DIR`` (its best checkpoint, else its last) or a file."""
+    return checkpoint_source(source, SETTING, "a weights file")
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:

@@ -33,9 +33,9 @@ def _validated(
 ) -> Any:
     """The run config of these settings, checked as ``rnnkit run`` checks it (one line naming
     the key; torch not imported for a task that declares its defaults)."""
-    from rnnvision_kit.cli import _configure
+    from rnnvision_kit.runconfig import configured
 
-    return _configure(host, task, {**options, "overrides": tuple(sets), "seed": seed})
+    return configured(host.registries, task, {**options, "overrides": tuple(sets), "seed": seed})[0]
 
 
 def _local_plugins(host: Any) -> list[str]:
@@ -85,7 +85,9 @@ def _done_line(outcome: Outcome, offset: int) -> str:
         error_file = slot.folder / ERROR_FILE
         error_file.write_text(f"{slot.label}: exit code {outcome.code}\n{tail}\n")
         return f"FAILED in {outcome.seconds:.1f} s: {_error_line(tail)} (see {error_file})"
-    summary = json.loads((outcome.run_dir / "summary.json").read_text())
+    from rnnvision_kit.runner.rundir import RunDir
+
+    summary = json.loads(RunDir(outcome.run_dir).summary.read_text())
     metrics = scalar_metrics(summary)
     name = main_metric([summary], list(metrics))
     shown = f" ({name.replace('/', ' ')} {metrics[name]:.3f})" if name else ""
@@ -227,6 +229,8 @@ def sweep_command(
 
 def _report(registries: Any, out_dir: Path, configurations: Sequence[dict[str, Any]]) -> None:
     """Measure what is missing, then write and print the comparison of every configuration."""
+    from rnnvision_kit.runner.rundir import RunDir
+
     points = [Point(tuple(c["grid"].items())) for c in configurations]
     results: dict[Point, list[RunResult]] = {}
     for point, entry in zip(points, configurations, strict=True):
@@ -237,7 +241,7 @@ def _report(registries: Any, out_dir: Path, configurations: Sequence[dict[str, A
                 results[point].append(RunResult(slot, error=slot.error()))
                 continue
             try:
-                summary = json.loads((run_dir / "summary.json").read_text())
+                summary = json.loads(RunDir(run_dir).summary.read_text())
             except (OSError, ValueError) as problem:
                 results[point].append(RunResult(slot, error=f"summary.json: {problem}"))
                 continue
@@ -250,7 +254,7 @@ def _report(registries: Any, out_dir: Path, configurations: Sequence[dict[str, A
     headers, cells = table(rows, keys, metrics)
     (out_dir / "results.md").write_text(markdown(headers, cells))
     (out_dir / "results.csv").write_text(csv_text(rows, keys, metrics))
-    from rnnvision_kit.cli import format_table
+    from rnnvision_kit.texttable import format_table
 
     click.echo(format_table(headers, cells))
     main = main_metric(summaries, metrics)

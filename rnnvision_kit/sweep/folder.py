@@ -35,18 +35,24 @@ class Slot:
 
     def run_dirs(self) -> list[Path]:
         """The run folders ``rnnkit run --out`` made here, oldest first."""
-        found = [p for p in self.folder.glob("*/*/config.yaml")]
+        from rnnvision_kit.runner.rundir import RunDir
+
+        found = [p for p in self.folder.glob(f"*/*/{RunDir.CONFIG}")]
         return [p.parent for p in sorted(found, key=lambda p: (p.stat().st_mtime_ns, str(p)))]
 
     def finished(self) -> Path | None:
-        done = [d for d in self.run_dirs() if (d / "summary.json").is_file()]
+        from rnnvision_kit.runner.rundir import RunDir
+
+        done = [d for d in self.run_dirs() if RunDir(d).finished()]
         return done[-1] if done else None
 
     def resumable(self) -> Path | None:
         """The newest run folder without a summary but with ``last.pt``, when it is the newest
         run folder (a later fresh start supersedes it)."""
+        from rnnvision_kit.runner.rundir import RunDir
+
         dirs = self.run_dirs()
-        if dirs and (dirs[-1] / "last.pt").is_file() and not (dirs[-1] / "summary.json").is_file():
+        if dirs and RunDir(dirs[-1]).resumable():
             return dirs[-1]
         return None
 

@@ -137,8 +137,9 @@ def _parameters(result: RunResult) -> float | None:
     run_dir = Path(result.summary.get("run_dir") or "")
     with contextlib.suppress(Exception):
         from rnnvision_kit.runner.checkpoint import load_checkpoint
+        from rnnvision_kit.runner.rundir import RunDir
 
-        state = load_checkpoint(run_dir / "best.pt")["model"]
+        state = load_checkpoint(RunDir(run_dir).best)["model"]
         return sum(t.numel() for t in state.values() if hasattr(t, "numel"))
     return None
 
