@@ -7,9 +7,16 @@ data sets, cache), ``rnnvision_kit.nn`` (sequence layers, recurrent blocks, head
 ``rnnvision_kit.classification`` (metrics and reports of classification tasks),
 ``rnnvision_kit.runner`` (checkpoint reading, record writers) and ``rnnvision_kit.testing``
 (helpers for plugin authors). Importing this module does not import torch.
+
+The Python front door, ``rnnvision_kit.api`` (docs/python.md), is imported on first use:
+``fit`` and ``evaluate`` run what ``rnnkit run`` and ``rnnkit eval`` run, ``load`` reads a run
+folder or checkpoint as a ``Predictor`` (``predict``, ``stream``, ``export``).
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from rnnvision_kit.config import (
     DataConfig,
@@ -54,28 +61,52 @@ from rnnvision_kit.layers import HeadConfig, LayerSettings, build_sequence_head,
 from rnnvision_kit.registry import Entry, Registries, Registry, lazy
 from rnnvision_kit.task import (
     BuiltModel,
+    ChecksData,
     DataBundle,
     DataCheck,
     DataContext,
     Exportable,
     ExportContext,
+    Exports,
     MetricsContext,
     ModelContext,
     Normalisation,
     PredictContext,
+    Predicts,
     ReportContext,
+    Reports,
     StepContext,
     StepOutput,
     StreamContext,
     StreamFrame,
+    Streams,
     Task,
 )
 
 __version__ = "0.1.0"
 
+# The front door's names, imported when first used (PEP 562): torch comes with them. (Not
+# imported under TYPE_CHECKING either: rnnvision_kit.api -> runner -> rnnvision_kit would be
+# an import circle, tests/test_import_graph.py.)
+_FRONT_DOOR = ("Evaluation", "FitResult", "Predictor", "evaluate", "fit", "load")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FRONT_DOOR:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("rnnvision_kit.api"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_FRONT_DOOR])
+
+
 __all__ = [
     "BuiltModel",
     "CheckpointError",
+    "ChecksData",
     "ConfigError",
     "DataBundle",
     "DataCheck",
@@ -85,29 +116,33 @@ __all__ = [
     "DataSpec",
     "Entry",
     "EvalConfig",
+    "Evaluation",
     "ExportContext",
     "Exportable",
+    "Exports",
+    "FitResult",
+    "HeadConfig",
     "ImageSpec",
+    "LayerSettings",
     "MetricsContext",
     "ModelConfig",
     "ModelContext",
     "Normalisation",
     "PluginError",
     "PredictContext",
+    "Predictor",
+    "Predicts",
     "RegisterBackbone",
     "RegisterDataSource",
     "RegisterHead",
     "RegisterLayer",
-    "HeadConfig",
-    "LayerSettings",
-    "build_sequence_head",
-    "layer_settings",
     "RegisterMetric",
     "RegisterTask",
     "Registries",
     "Registry",
     "RegistryError",
     "ReportContext",
+    "Reports",
     "RnnkitError",
     "Rule",
     "RunConfig",
@@ -117,17 +152,23 @@ __all__ = [
     "StepOutput",
     "StreamContext",
     "StreamFrame",
+    "Streams",
     "Task",
     "TaskError",
     "TrainConfig",
     "UnreadableItem",
     "VideoSpec",
-    "__version__",
+    "build_sequence_head",
+    "evaluate",
+    "fit",
     "hookimpl",
+    "layer_settings",
     "lazy",
+    "load",
     "reason",
     "require_classes",
     "setting",
     "split_fractions_rule",
     "warn",
+    "__version__",
 ]

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,9 @@ from rnnvision_kit.plugins import PluginHost, build_host
 from rnnvision_kit.runconfig import configured
 from rnnvision_kit.sweep import sweep_command
 from rnnvision_kit.texttable import format_table
+
+if TYPE_CHECKING:
+    from rnnvision_kit.runner.rundir import Checkpoint
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -90,7 +93,7 @@ def plugins(ctx: click.Context, check: bool) -> None:
         from rnnvision_kit.testing import check_plugin
 
         results = check_plugin(host)
-        rows = [(r.task, r.plugin, r.status, r.error or "") for r in results]
+        rows: list[tuple[str, ...]] = [(r.task, r.plugin, r.status, r.error or "") for r in results]
         click.echo(format_table(["task", "plugin", "status", "error"], rows))
         failed = sum(not r.ok for r in results)
         click.echo(f"{len(results) - failed} passed, {failed} failed")
@@ -493,7 +496,7 @@ def eval_command(
     run_dir: str,
     data: str | None,
     split: str,
-    checkpoint: str,
+    checkpoint: Checkpoint,
     overrides: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -699,7 +702,7 @@ def stream(
 )
 @click.pass_context
 def export_command(
-    ctx: click.Context, run_dir: str, fmt: str, out: str | None, checkpoint: str
+    ctx: click.Context, run_dir: str, fmt: str, out: str | None, checkpoint: Checkpoint
 ) -> None:
     """Export a run's model for deployment, its recurrent state as explicit inputs and outputs.
 

@@ -14,12 +14,13 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, cast
 
 import yaml
+from typing_extensions import TypeVar
 
 from rnnvision_kit.errors import ConfigError, DataError, reason
 
@@ -87,6 +88,7 @@ class Constraint:
                     return f"must be in {low[1]}{_number(low[0])}, {_number(high[0])}{high[1]}"
                 if low[0] is not None:
                     return f"must be {'>=' if low[1] == '[' else '>'} {_number(low[0])}"
+                assert high[0] is not None  # no lower bound: the upper one was crossed
                 return f"must be {'<=' if high[1] == ']' else '<'} {_number(high[0])}"
             if self.odd and isinstance(item, int) and item % 2 == 0:
                 return "must be odd"
@@ -228,15 +230,26 @@ class ModelConfig:
     init_from: str | None = None
 
 
+# The settings types a RunConfig holds: ``RunConfig[VideoModelConfig, VideoActionDataConfig]``;
+# a bare ``RunConfig`` is ``RunConfig[Any, DataConfig]``. Covariant: a config of a task's own
+# settings is a ``RunConfig`` to code that reads only the base settings.
+ModelT = TypeVar("ModelT", default=Any, covariant=True)
+DataT = TypeVar("DataT", bound=DataConfig, default=DataConfig, covariant=True)
+
+
 @dataclass
-class RunConfig:
-    """One run: the task, its data and model settings, and the runner's settings."""
+class RunConfig(Generic[ModelT, DataT]):
+    """One run: the task, its data and model settings, and the runner's settings. Generic in
+    the model settings (``model``) and the data settings (``data``): a task's defaults are a
+    ``RunConfig[VideoModelConfig, VideoActionDataConfig]``, and code that reads
+    ``config.model.head`` declares the types it needs."""
 
     task: str
     seed: int = setting(0, ge=0, lt=2**64)  # torch seeds are 64-bit
     out_dir: str = "runs"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: Any = None  # a task-defined dataclass
+    # the defaults are those of a bare RunConfig; a task's defaults set both
+    data: DataT = field(default_factory=cast("Callable[[], DataT]", DataConfig))
+    model: ModelT = cast(Any, None)  # a task-defined dataclass (a ModelConfig subclass)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -251,6 +264,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     """Convert ``value`` to ``annotation`` (a type hint) or raise ConfigError naming ``key``."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if isinstance(annotation, typing.TypeVar):  # RunConfig's model and data: their bound
+        annotation = annotation.__bound__ or Any
     if annotation is Any:
         return _tree(value, key)
     if origin in (typing.Union, types.UnionType):
@@ -411,6 +426,7 @@ def _unknown(config: Any, key: str, depth: int, known: Iterable[str]) -> ConfigE
     closest key of the whole ``config`` (a misspelt section: the key in the closest section)."""
     known = sorted(known)
     parts = key.split(".")
+    close: str | None
     if depth < len(parts) - 1:  # a section: "modle.head" -> "model.head", else "model"
         section = difflib.get_close_matches(parts[depth], known, n=1)
         fixed = ".".join([*parts[:depth], *section, *parts[depth + 1 :]])

@@ -23,7 +23,30 @@ from rnnvision_kit.errors import CheckpointError, DataError, UnreadableItem
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
-SPEC_TYPES: dict[str, type[DataSpec]] = {}  # kind -> spec class (subclasses register themselves)
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _subclasses() -> list[type[DataSpec]]:
+    """Every ``DataSpec`` subclass defined (at any depth; those of a level in definition order)."""
+    found: list[type[DataSpec]] = []
+    pending = DataSpec.__subclasses__()
+    while pending:
+        cls = pending.pop(0)
+        if cls not in found:
+            found.append(cls)
+            pending.extend(cls.__subclasses__())
+    return found
+
+
+def _declaring(kind: str) -> list[type[DataSpec]]:
+    """The definitions of the spec class of ``kind``, oldest first: the first class that declared
+    ``kind`` itself (not by inheriting it) owns it; a class of the same qualified name defined
+    again (a reloaded module) is a newer definition. (A class refused for a taken kind may live
+    on among the subclasses until garbage-collected: its name differs, so it is left out.)"""
+    declared = [cls for cls in _subclasses() if cls.__dict__.get("kind") == kind]
+    return [cls for cls in declared if _qualified(cls) == _qualified(declared[0])]
 
 
 @dataclass(frozen=True)
@@ -37,19 +60,19 @@ class DataSpec:
     mean: tuple[float, ...]  # per channel, what the model subtracts (items are in [0, 1])
     std: tuple[float, ...]  # per channel, what the model divides by
 
-    kind: ClassVar[str] = ""
+    kind: ClassVar[str] = ""  # the data kind; a subclass that declares one is its spec class
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A kind has one spec class: a second class declaring a taken kind is a TypeError (the
+        same class defined again, as a reloaded module does, takes the kind over)."""
         super().__init_subclass__(**kwargs)
-        if cls.kind:
-            taken = SPEC_TYPES.get(cls.kind)
-            name = f"{cls.__module__}.{cls.__qualname__}"
-            if taken is not None and f"{taken.__module__}.{taken.__qualname__}" != name:
-                raise TypeError(
-                    f"data kind {cls.kind!r} of {name} is already the kind of "
-                    f"{taken.__module__}.{taken.__qualname__}; choose another kind name"
-                )
-            SPEC_TYPES[cls.kind] = cls
+        kind = cls.__dict__.get("kind")
+        owner = _declaring(kind)[0] if kind else cls
+        if _qualified(owner) != _qualified(cls):
+            raise TypeError(
+                f"data kind {kind!r} of {_qualified(cls)} is already the kind of "
+                f"{_qualified(owner)}; choose another kind name"
+            )
 
     def __post_init__(self) -> None:
         for name in ("class_names", "mean", "std"):
@@ -86,10 +109,10 @@ class DataSpec:
     def from_dict(values: dict[str, Any]) -> DataSpec:
         """The spec :meth:`to_dict` wrote (its kind's class must be imported)."""
         kind = values.get("kind")
-        cls = SPEC_TYPES.get(str(kind))
+        cls = spec_type(str(kind))
         if cls is None:
             raise CheckpointError(
-                f"data spec of unknown kind {kind!r} (known: {', '.join(SPEC_TYPES)})"
+                f"data spec of unknown kind {kind!r} (known: {', '.join(spec_kinds())})"
             )
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
@@ -131,6 +154,32 @@ class SegmentationSpec(DataSpec):
     def split_size(self, split: str) -> tuple[int, int]:
         """``H, W`` of the items of ``split``: ``train_size`` for training crops."""
         return self.train_size if split == "train" and self.train_size else self.size
+
+
+# ------------------------------------------------------------------------------ kinds
+
+BUILTIN_SPECS: tuple[type[DataSpec], ...] = (ImageSpec, VideoSpec, SegmentationSpec)
+
+
+def spec_type(kind: str) -> type[DataSpec] | None:
+    """The spec class of data kind ``kind``: a built-in one (``BUILTIN_SPECS``), else the
+    ``DataSpec`` subclass that declares ``kind`` (a plugin's own kind: defining the class, on
+    importing its module, is all it takes); None when no class declares it."""
+    for cls in BUILTIN_SPECS:
+        if cls.kind == kind:
+            return cls
+    definitions = _declaring(kind)
+    return definitions[-1] if definitions else None  # the newest one
+
+
+def spec_kinds() -> list[str]:
+    """The data kinds that have a spec class: the built-in ones, then the plugins' own."""
+    kinds = [cls.kind for cls in BUILTIN_SPECS]
+    for cls in _subclasses():
+        kind = cls.__dict__.get("kind")
+        if kind and kind not in kinds:
+            kinds.append(kind)
+    return kinds
 
 
 # ------------------------------------------------------------------------------ item checks
@@ -244,7 +293,7 @@ class DataBundle:
 def check_bundle(bundle: DataBundle, kind: str, source: str) -> None:
     """Check the spec's kind, the classes of a classification kind and the first item of each
     split against the kind's contract; a DataError naming ``source`` and the problem otherwise."""
-    expected = SPEC_TYPES.get(kind)
+    expected = spec_type(kind)
     if expected is not None and not isinstance(bundle.spec, expected):
         raise DataError(
             f"data source {source!r}: its spec is {type(bundle.spec).__name__}; {kind} data "

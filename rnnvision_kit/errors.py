@@ -42,8 +42,10 @@ class UnreadableItem(DataError):
 
 
 class TaskError(RnnkitError):
-    """Task code (a plugin's) raised an unexpected exception; the message names task, plugin and
-    method, the original exception is the cause (shown with ``--debug``)."""
+    """Task code (a plugin's) raised an unexpected exception, or a task was asked for a
+    capability it does not declare; the message names task, plugin and method (``method``: the
+    Task method or the capability), the original exception, if any, is the cause (shown with
+    ``--debug``)."""
 
     def __init__(self, message: str, method: str = "") -> None:
         super().__init__(message)

@@ -271,7 +271,7 @@ def build_sequence_head(
     or a registered whole head called with the five head settings."""
     from rnnvision_kit.nn.heads import SequenceHead
 
-    options = {
+    options: dict[str, Any] = {
         "hidden_size": model.hidden_size,
         "num_layers": model.num_layers,
         "bidirectional": model.bidirectional,

@@ -2,8 +2,9 @@
 
 ``python -m rnnvision_kit.reference --write docs/plugins.md`` rewrites the sections between the
 markers: the table of the public API (from the packages' ``__all__``), the hook reference (from
-``rnnvision_kit.hookspecs``) and the contract reference (Task methods, context records, data
-specs and item formats, settings, the video-source contract, public helpers, errors). A test
+``rnnvision_kit.hookspecs``) and the contract reference (Task methods, the capabilities'
+Protocols, context records, data specs and item formats, settings, the video-source contract,
+public helpers, errors). A test
 checks that the file is up to date.
 """
 
@@ -46,7 +47,7 @@ def signature(spec: Callable[..., object], name: str | None = None) -> str:
     for param in inspect.signature(spec).parameters.values():
         if param.kind is param.KEYWORD_ONLY and not any(p.startswith("*") for p in params):
             params.append("*")
-        stars = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}.get(param.kind, "")
+        stars = {"VAR_POSITIONAL": "*", "VAR_KEYWORD": "**"}.get(param.kind.name, "")
         text = stars + param.name
         if param.annotation is not inspect.Parameter.empty:
             text += f": {_annotation(param.annotation)}"
@@ -74,7 +75,7 @@ def register_protocol(spec: Callable[..., object]) -> type | None:
 
 def register_signature(protocol: type) -> str:
     """``register(name: str, factory: ..., *, kind: str, ...) -> ...`` of a register Protocol."""
-    call = protocol.__call__  # type: ignore[operator]
+    call = protocol.__call__
     text = signature(call).removeprefix("def __call__(").removeprefix("self, ")
     return f"register({text}"
 
@@ -180,7 +181,7 @@ def record_reference(cls: type, methods: Sequence[str] = (), *, defaults: bool =
 
 def protocol_reference(protocol: type, attributes: Sequence[str], methods: Sequence[str]) -> str:
     """A Protocol's heading, docstring, its attributes (with their comments) and methods."""
-    text = f"#### `{protocol.__name__}`\n\n{inspect.getdoc(protocol) or ''}\n\n```python\n"
+    text = f"#### `{protocol.__name__}`\n\n{inspect.getdoc(protocol) or ''}\n\n"
     source = inspect.getsource(protocol)
     hints = protocol.__annotations__
     lines = []
@@ -188,7 +189,8 @@ def protocol_reference(protocol: type, attributes: Sequence[str], methods: Seque
         found = re.search(rf"^\s+#\s*(.*)\n\s+{name}:", source, re.M)
         comment = f"  # {found.group(1)}" if found else ""
         lines.append(f"{name}: {_annotation(hints[name])}{comment}")
-    text += "\n".join(lines) + "\n```\n\n"
+    if lines:
+        text += "```python\n" + "\n".join(lines) + "\n```\n\n"
     return text + _methods(protocol, methods)
 
 
@@ -210,8 +212,10 @@ def contract_reference() -> str:
         _methods(task.Task, ["default_config", "build_data", "build_model", "step", "metrics"])
     )
     parts.append(_methods(task.Task, ["update_metrics"]))
+    parts.append(_capabilities_reference())
     parts.append("### Context records\n")
     parts.append(record_reference(task.DataContext, ["source", "open_source"]))
+    record: type
     for record in (task.ModelContext, task.StepContext):
         parts.append(record_reference(record))
     parts.append(record_reference(task.MetricsContext, ["metric"]))
@@ -265,6 +269,27 @@ def contract_reference() -> str:
         doc = " ".join((inspect.getdoc(getattr(errors, name)) or "").split())
         rows.append(f"| `{name}` | {doc} |")
     parts.append("| error | when |\n|---|---|\n" + "\n".join(rows) + "\n")
+    return "\n".join(parts)
+
+
+def _capabilities_reference() -> str:
+    """The optional capabilities: the Protocol of each one's method."""
+    from rnnvision_kit import task
+
+    parts = [
+        "### Capabilities\n",
+        "A task declares what it supports beyond training at registration "
+        "(`capabilities=[...]`) and defines the method of each; a Protocol of "
+        "`rnnvision_kit.task` gives its signature (the runner calls it through that type).\n",
+    ]
+    for protocol, method in (
+        (task.Predicts, "predict"),
+        (task.ChecksData, "check_data"),
+        (task.Reports, "report"),
+        (task.Streams, "stream"),
+        (task.Exports, "export"),
+    ):
+        parts.append(protocol_reference(protocol, [], [method]))
     return "\n".join(parts)
 
 
@@ -334,6 +359,7 @@ PUBLIC_GROUPS = {
     "rnnvision_kit.layers": "sequence heads as settings",
     "rnnvision_kit.registry": "registries",
     "rnnvision_kit.errors": "errors and messages",
+    "rnnvision_kit.api": "the Python front door (load, fit, evaluate)",
 }
 PACKAGES = (  # the public packages besides rnnvision_kit (its docstring names them)
     "rnnvision_kit.data",
@@ -400,7 +426,7 @@ def _classification_reference() -> str:
     parts = []
     for node in tree.body:
         if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
-            header = ast.get_source_segment(path.read_text(), node).split(":\n", 1)[0]
+            header = (ast.get_source_segment(path.read_text(), node) or "").split(":\n", 1)[0]
             header = " ".join(header.replace("(\n", "(").split()).replace(", )", ")")
             header = header.replace("( ", "(").replace(" )", ")")
             parts.append(

@@ -200,7 +200,9 @@ class Registry:
     def __len__(self) -> int:
         return sum(len(v) for v in self._entries.values())
 
-    def __contains__(self, name: str) -> bool:
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
         try:
             self.get(name)
         except RegistryError:

@@ -41,7 +41,7 @@ def configured(
         "seed": options.get("seed"),
         "out_dir": options.get("out"),
     }
-    parts = {
+    parts: dict[str, Any] = {
         "config_file": options.get("config_file"),
         "settings": shortcuts,
         "overrides": options.get("overrides") or (),

@@ -2,16 +2,18 @@
 
 A task is stateless: every method receives what it needs through a frozen context record (which
 may gain fields in later versions, as pluggy's records do) and keeps nothing on ``self`` from one
-call to the next. What a task supports beyond training (``predict``, ``check-data``, ``report``)
-is declared when it is registered, and the methods of exactly those capabilities are defined.
+call to the next. What a task supports beyond training (``predict``, ``check-data``, ``report``,
+``stream``, ``export``) is declared when it is registered, and the methods of exactly those
+capabilities are defined: one Protocol each says the method's signature (:class:`Predicts`,
+:class:`ChecksData`, :class:`Reports`, :class:`Streams`, :class:`Exports`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from rnnvision_kit.config import RunConfig
 from rnnvision_kit.dataspec import DataBundle, DataSpec
@@ -220,6 +222,16 @@ class PredictContext:
     device: torch.device  # where the model is; move inputs here
     top_k: int  # labels per record a classification task returns
     out_dir: Path  # where files a task writes go: --out, else RUN_DIR/predict (may not exist yet)
+    # every input of this call (``files`` may be one of them at a time): output names use it
+    every_file: tuple[Path, ...] = ()
+
+    def output_path(self, file: Path | str, suffix: str) -> Path:
+        """Where a file written for input ``file`` goes: ``out_dir/<name><suffix>``, ``<name>``
+        being the input's file name with its extension (``test.mp4``), prefixed by as many of
+        its folders as needed (``left-0.mp4``, ``right-0.mp4``) so that no two inputs of this
+        call share an output."""
+        inputs = (*self.every_file, *self.files)
+        return self.out_dir / f"{unique_names(inputs)[str(Path(file))]}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -311,11 +323,13 @@ class Task:
     schedule, checkpoints and logging; a task owns its data, model, forward step and metrics.
 
     Optional capabilities, declared at registration (``capabilities=[...]``), each with its
-    method: ``predict(ctx: PredictContext) -> list[dict]``, ``check_data(ctx: DataContext) ->
-    DataCheck``, ``report(ctx: ReportContext) -> None``, ``stream(ctx: StreamContext) ->
-    Iterator[dict]`` (one JSON-able record per frame or per ``ctx.every`` frames; a model that
-    cannot stream raises a one-line ``ConfigError`` saying why and how to train one that can),
-    ``export(ctx: ExportContext) -> Exportable`` (the module ``rnnkit export`` writes and checks).
+    method, whose signature a Protocol gives (see Capabilities below): ``predict(ctx:
+    PredictContext) -> list[dict]`` (``Predicts``), ``check_data(ctx: DataContext) ->
+    DataCheck`` (``ChecksData``), ``report(ctx: ReportContext) -> None`` (``Reports``),
+    ``stream(ctx: StreamContext) -> Iterator[dict]`` (``Streams``: one JSON-able record per frame
+    or per ``ctx.every`` frames; a model that cannot stream raises a one-line ``ConfigError``
+    saying why and how to train one that can), ``export(ctx: ExportContext) -> Exportable``
+    (``Exports``: the module ``rnnkit export`` writes and checks).
     """
 
     def default_config(self) -> RunConfig:
@@ -351,6 +365,54 @@ class Task:
 TaskFactory = Callable[[], Task]
 
 
+# ------------------------------------------------------------------- optional capabilities
+
+
+class Predicts(Protocol):
+    """A task registered with capability ``predict`` (``rnnkit predict RUN FILES``)."""
+
+    def predict(self, ctx: PredictContext) -> list[dict[str, Any]]:
+        """One JSON-able record per input (a file, a clip, a folder of frames: whatever the
+        task reads), e.g. ``{"file": ..., "top": [{"label": ..., "score": ...}]}``."""
+        ...
+
+
+class ChecksData(Protocol):
+    """A task registered with capability ``check-data`` (``rnnkit check-data --task T``)."""
+
+    def check_data(self, ctx: DataContext) -> DataCheck:
+        """What the data of ``ctx.config`` holds and what is wrong with it, without training
+        (``ctx.deep``: decode every frame, not just probe)."""
+        ...
+
+
+class Reports(Protocol):
+    """A task registered with capability ``report``: files after a split is evaluated."""
+
+    def report(self, ctx: ReportContext) -> None:
+        """Write report files (overlays, per-sample records) into ``ctx.run_dir``."""
+        ...
+
+
+class Streams(Protocol):
+    """A task registered with capability ``stream`` (``rnnkit stream RUN SOURCE``)."""
+
+    def stream(self, ctx: StreamContext) -> Iterator[dict[str, Any]]:
+        """One JSON-able record per frame, or per ``ctx.every`` frames, as ``ctx.frames``
+        arrive; a model that cannot stream raises a one-line ``ConfigError`` saying why and how
+        to train one that can."""
+        ...
+
+
+class Exports(Protocol):
+    """A task registered with capability ``export`` (``rnnkit export RUN``)."""
+
+    def export(self, ctx: ExportContext) -> Exportable:
+        """The module ``rnnkit export`` writes (ONNX or an exported program) and checks against
+        PyTorch, with its tensors' names and sample inputs."""
+        ...
+
+
 def declared_defaults(entry: Entry, requested: str = "") -> RunConfig | None:
     """The defaults task ``entry`` declared at registration (``config=``, a light factory such
     as ``lazy("my_plugin.config:defaults")``), ``task`` set to ``requested`` (the name as the
@@ -366,3 +428,16 @@ def declared_defaults(entry: Entry, requested: str = "") -> RunConfig | None:
         raise PluginError(f"{where}: its config= returned {type(config).__name__}, not a RunConfig")
     config.task = requested or entry.name
     return config
+
+
+def unique_names(files: Sequence[Path | str]) -> dict[str, str]:
+    """``str(path) -> name`` for output files: each path's file name, with as many of its
+    parent folders as needed (joined by ``-``) for no two different paths to share a name."""
+    paths = [Path(f) for f in dict.fromkeys(str(Path(f)) for f in files)]
+    depth = 1
+    while True:
+        names = {str(p): "-".join(p.parts[-depth:]) for p in paths}
+        taken = list(names.values())
+        if len(set(taken)) == len(taken) or depth >= max((len(p.parts) for p in paths), default=1):
+            return names
+        depth += 1

@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import cast
 
 from rnnvision_kit.errors import PluginError, RegistryError, TaskError, one_line
 from rnnvision_kit.plugins import PluginHost
@@ -175,10 +176,11 @@ def check_task(
         if kept:
             raise ValueError(f"the task keeps state on self between calls: {', '.join(kept)}")
     except Exception as error:  # report, never raise: one broken task must not hide the others
+        failure: BaseException = error
         if isinstance(error, TaskError) and error.__cause__ is not None:
-            stage, error = error.method, error.__cause__  # the task method and what it raised
-        message = one_line(error)
-        if isinstance(error, RegistryError) and "unknown" in message:
+            stage, failure = error.method, error.__cause__  # the task method and what it raised
+        message = one_line(failure)
+        if isinstance(failure, RegistryError) and "unknown" in message:
             message += " (the host holds only the core and the plugins given to plugin_host; "
             message += "plugin_host(..., builtins=True) adds the built-in ones)"
         elapsed = time.perf_counter() - started
@@ -192,11 +194,10 @@ def _tiny(data: DataBundle, samples: int) -> DataBundle:
     from torch.utils.data import Subset
 
     splits = {"train": data.train, "val": data.val, "test": data.test}
+    cut = {}
     for split, dataset in splits.items():
-        if len(dataset) == 0:
+        length = len(cast(Sized, dataset))  # map-style (torch's Dataset declares no len)
+        if length == 0:
             raise ValueError(f"the {split} split is empty")
-    return DataBundle(
-        *(Subset(d, range(min(samples, len(d)))) for d in splits.values()),
-        spec=data.spec,
-        skipped=data.skipped,
-    )
+        cut[split] = Subset(dataset, range(min(samples, length)))
+    return DataBundle(cut["train"], cut["val"], cut["test"], spec=data.spec, skipped=data.skipped)

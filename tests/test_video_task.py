@@ -137,20 +137,28 @@ def test_predict_gives_top5_and_a_timeline_for_long_videos(
     assert len(timeline) >= 3
     assert timeline[0]["start_s"] == 0.0 and timeline[-1]["end_s"] == pytest.approx(4.0)
     assert all(len(window["top"]) == 5 for window in timeline)
-    png = run_dir / "predict" / "long_timeline.png"
+    png = run_dir / "predict" / "long.mp4_timeline.png"
     assert Path(long_record["timeline_png"]) == png and png.stat().st_size > 0
     assert "timeline" not in short_record and len(short_record["top"]) == 5
 
     out = tmp_path / "plots"
     result = rnnkit("predict", str(run_dir), str(long_video), "--out", str(out))
-    assert result.returncode == 0 and (out / "long_timeline.png").is_file()
+    assert result.returncode == 0 and (out / "long.mp4_timeline.png").is_file()
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"{long_video}: ") and len(lines[0].split(", ")) == 5
     assert len(lines) == 1 + len(timeline) + 1
     assert (
         lines[1].startswith("  0.00-")
-        and lines[-1] == f"  timeline plot: {out / 'long_timeline.png'}"
+        and lines[-1] == f"  timeline plot: {out / 'long.mp4_timeline.png'}"
     )
+
+    # two inputs of one name never share an output (issue 20: nothing overwritten silently)
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    twins = [_noise_video(tmp_path / folder / "long.mp4", 40) for folder in ("a", "b")]
+    result = rnnkit("predict", str(run_dir), *map(str, twins), "--json", "--out", str(out))
+    plots = [Path(record["timeline_png"]) for record in json.loads(result.stdout)]
+    assert [p.name for p in plots] == ["a-long.mp4_timeline.png", "b-long.mp4_timeline.png"]
+    assert all(p.is_file() for p in plots)
 
 
 def test_predict_names_a_bad_file(

@@ -84,7 +84,11 @@ class ClassifyModelConfig(HeadConfig):
     )
 
 
-def defaults() -> RunConfig:
+# image-classify's run config: its defaults, and what the contexts of an image-classify run hold
+ClassifyConfig = RunConfig[ClassifyModelConfig, ClassifyDataConfig]
+
+
+def defaults() -> ClassifyConfig:
     """image-classify's defaults (registered as ``config=``: no torch import)."""
     return RunConfig(
         task="image-classify",

@@ -12,11 +12,13 @@ import hashlib
 import shutil
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from rnnkit_classify.config import ClassifyDataConfig
 from rnnvision_kit import DataBundle, DataError, ImageSpec, RunConfig, require_classes, warn
 from rnnvision_kit.data import cache_dir
 
@@ -25,6 +27,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 # size): MemoryError (a size below PIL's limit), EOFError or struct.error (truncated data).
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError)
 SPLITS = ("train", "val", "test")
+# what these sources read: image-classify's data settings (ClassifyDataConfig)
+ImageRunConfig = RunConfig[Any, ClassifyDataConfig]
 
 
 class ImageTensors(Dataset):
@@ -67,7 +71,8 @@ def stratified_split(
         parts[2] += idx[:n_test].tolist()
         parts[1] += idx[n_test : n_test + n_val].tolist()
         parts[0] += idx[n_test + n_val :].tolist()
-    return tuple(np.sort(np.array(p, dtype=np.int64)) for p in parts)  # type: ignore[return-value]
+    train, val, test = (np.sort(np.array(p, dtype=np.int64)) for p in parts)
+    return train, val, test
 
 
 def _bundle(
@@ -92,7 +97,7 @@ def _content_ids(images: torch.Tensor) -> list[str]:
     return [f"{i}:{hashlib.sha1(row.tobytes()).hexdigest()[:10]}" for i, row in enumerate(rows)]
 
 
-def digits(config: RunConfig) -> DataBundle:
+def digits(config: ImageRunConfig) -> DataBundle:
     """scikit-learn's bundled handwritten digits (1,797 8x8 images), fixed stratified split."""
     from sklearn.datasets import load_digits
 
@@ -155,7 +160,7 @@ def _link_root(raw: Path, folder: str) -> Path:
     return root
 
 
-def _mnist_like(config: RunConfig, source: str, folder: str, cls_name: str) -> DataBundle:
+def _mnist_like(config: ImageRunConfig, source: str, folder: str, cls_name: str) -> DataBundle:
     import torchvision.datasets as tvd
 
     root = _idx_root(config.data.require_path("~/data"), folder)
@@ -174,17 +179,17 @@ def _mnist_like(config: RunConfig, source: str, folder: str, cls_name: str) -> D
     return _bundle(images, labels, splits, list(train.classes))
 
 
-def mnist(config: RunConfig) -> DataBundle:
+def mnist(config: ImageRunConfig) -> DataBundle:
     """MNIST from ``PATH`` (torchvision layout ``PATH/MNIST/raw``; download disabled)."""
     return _mnist_like(config, "mnist", "MNIST", "MNIST")
 
 
-def fashion_mnist(config: RunConfig) -> DataBundle:
+def fashion_mnist(config: ImageRunConfig) -> DataBundle:
     """Fashion-MNIST from ``PATH`` (torchvision layout ``PATH/FashionMNIST/raw``)."""
     return _mnist_like(config, "fashion-mnist", "FashionMNIST", "FashionMNIST")
 
 
-def cifar10(config: RunConfig) -> DataBundle:
+def cifar10(config: ImageRunConfig) -> DataBundle:
     """CIFAR-10 from ``PATH`` (``PATH/cifar-10-batches-py``; download disabled)."""
     import torchvision.datasets as tvd
 
@@ -218,7 +223,7 @@ def load_image(path: Path, channels: int, size: tuple[int, int]) -> torch.Tensor
     try:
         with Image.open(path) as image:
             image = image.convert("L" if channels == 1 else "RGB")
-            image = image.resize((size[1], size[0]), Image.BILINEAR)
+            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(image, dtype=np.uint8)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
@@ -272,7 +277,7 @@ def _load_folder(
     return torch.stack(images), torch.tensor(labels), found
 
 
-def imagefolder(config: RunConfig) -> DataBundle:
+def imagefolder(config: ImageRunConfig) -> DataBundle:
     """``PATH/<class>/<image>``; or ``PATH/train``, ``PATH/test`` (and ``PATH/val``) each so laid out.
 
     Unreadable files are skipped with a warning naming them and counted in the run summary.
@@ -285,7 +290,7 @@ def imagefolder(config: RunConfig) -> DataBundle:
     skipped: list[tuple[str, str]] = []
     files: list[str] = []
     if (root / "train").is_dir() and (root / "test").is_dir():
-        parts = {}
+        parts: dict[str, tuple[torch.Tensor, torch.Tensor, list[str]]] = {}
         for split in ("train", "val", "test"):
             if (root / split).is_dir():
                 known = parts["train"][2] if "train" in parts else None

@@ -21,6 +21,10 @@ class RowSequenceClassifier(nn.Module):
     (``columns``), each reordered by ``order`` (a permutation of ``H*W``, kept as a buffer) when
     given: sequential and permuted sequential MNIST."""
 
+    mean: torch.Tensor  # buffers: 1,C,1,1 (C: 3 with an encoder of gray images)
+    std: torch.Tensor
+    order: torch.Tensor | None  # a permutation of H*W, or None
+
     def __init__(
         self,
         heads: dict[str, nn.Module],
@@ -38,7 +42,7 @@ class RowSequenceClassifier(nn.Module):
         self.heads = nn.ModuleDict(heads)
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
-        self.encoder = encoder
+        self.encoder: Any = encoder  # a backbone with feature_map(), or None
         self.gray = gray and encoder is not None
         self.pretrained_lr = pretrained_lr
 
@@ -49,7 +53,7 @@ class RowSequenceClassifier(nn.Module):
         if self.encoder is not None:
             x = self.encoder.feature_map(x)
         b, c, h, w = x.shape
-        logits = 0
+        logits: Any = 0  # the heads' logits, summed
         if self.pixels:
             for scan, head in self.heads.items():
                 grid = x if scan == "rows" else x.transpose(2, 3)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MetricCollection
 
-from rnnkit_classify.config import ClassifyModelConfig, defaults
+from rnnkit_classify.config import ClassifyConfig, ClassifyModelConfig, defaults
 from rnnkit_classify.model import RowSequenceClassifier, random_shift
 from rnnvision_kit import (
     BuiltModel,
@@ -21,7 +21,6 @@ from rnnvision_kit import (
     Normalisation,
     PredictContext,
     ReportContext,
-    RunConfig,
     StepContext,
     StepOutput,
     Task,
@@ -41,7 +40,7 @@ class ImageClassifyTask(Task):
     """Rows and/or columns of an image (or its pixels one by one, ``data.sequence=pixels``,
     optionally permuted) read by sequence heads built from ``model.head``, logits summed."""
 
-    def default_config(self) -> RunConfig:
+    def default_config(self) -> ClassifyConfig:
         """``rnnkit_classify.config.defaults()`` (also registered as ``config=``)."""
         return defaults()
 
@@ -61,7 +60,7 @@ class ImageClassifyTask(Task):
                     encoder.eval().feature_map(torch.zeros(1, 3, spec.height, spec.width)).shape[1:]
                 )
             encoder.train()
-        d = ctx.config.data
+        d = cast(ClassifyConfig, ctx.config).data  # an image-classify run's
         pixels = d.sequence == "pixels"
         if pixels and encoder is not None:
             raise ConfigError(
@@ -97,7 +96,8 @@ class ImageClassifyTask(Task):
         return BuiltModel(model, chosen)
 
     @staticmethod
-    def _encoder(ctx: ModelContext) -> tuple[nn.Module, Normalisation]:
+    def _encoder(ctx: ModelContext) -> tuple[Any, Normalisation]:
+        """The backbone ``model.encoder`` (one with ``feature_map()``) and the normalisation."""
         m: ClassifyModelConfig = ctx.config.model
         encoder = ctx.registries.backbones.create(
             m.encoder,

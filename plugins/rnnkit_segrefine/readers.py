@@ -113,10 +113,13 @@ def _natural_key(name: str) -> list[Any]:
 
 
 def _palette_table(palette: Palette) -> dict[int, int]:
-    items = palette.items() if isinstance(palette, Mapping) else enumerate(palette)
+    pairs = (
+        palette.items()
+        if isinstance(palette, Mapping)
+        else ((colour, cls) for cls, colour in enumerate(palette))
+    )
     table: dict[int, int] = {}
-    for a, b in items:
-        colour, cls = (a, b) if isinstance(palette, Mapping) else (b, a)
+    for colour, cls in pairs:
         r, g, bl = (int(v) for v in colour)
         table[(r << 16) | (g << 8) | bl] = int(cls)
     return table
@@ -660,9 +663,15 @@ def _scan_video(
     first: Size | None = None
     for pair in _pairs(frames_dir, masks_dir, problems):
         frame_size = None if pair is None else checker.scan(*pair)
-        if frame_size is not None and size is None and first is not None and frame_size != first:
+        if (
+            frame_size is not None
+            and first is not None
+            and pair is not None  # None only where frame_size is
+            and size is None
+            and frame_size != first
+        ):
             problems.add(
-                pair[0],  # type: ignore[index]
+                pair[0],
                 f"frame is {frame_size[1]}x{frame_size[0]} but the video's first frame is "
                 f"{first[1]}x{first[0]}; pass size=(H, W)",
             )
@@ -815,13 +824,14 @@ def davis(
                 f"{folder}: no such resolution folder (found: {', '.join(found) or 'none'}); "
                 "set data.resolution"
             )
+    listed_in: Path | None = None  # the split file's folder
     if split is None:
         names = sorted(
             (p.name for p in frames_root.iterdir() if p.is_dir() and not p.name.startswith(".")),
             key=_natural_key,
         )
     else:
-        lists, folder = davis_splits(root)
+        lists, listed_in = davis_splits(root)
         if split not in lists:
             raise DataError(f"{root / 'ImageSets'}: no {split}.txt split file ({DAVIS_LAYOUT})")
         names = lists[split]
@@ -830,7 +840,7 @@ def davis(
     scanned: list[list[Pair | None]] = []
     for name in names:
         if not (frames_root / name).is_dir():
-            where = "" if split is None else f", listed in {folder / (split + '.txt')}"
+            where = "" if listed_in is None else f", listed in {listed_in / f'{split}.txt'}"
             problems.add(frames_root / name, f"video folder does not exist{where}")
             continue
         scanned.append(_scan_video(frames_root / name, masks_root / name, checker, size_))

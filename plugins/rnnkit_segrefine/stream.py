@@ -10,12 +10,12 @@ source's size) or, with ``--out FILE.mp4``, a frame of an overlay video at the m
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
-from rnnkit_segrefine.model import upsample_logits
+from rnnkit_segrefine.model import SegRefiner, upsample_logits
 from rnnkit_segrefine.readers import write_index_png
 from rnnkit_segrefine.report import overlay, palette
 from rnnvision_kit import ConfigError, StreamContext
@@ -32,7 +32,7 @@ def streamable(model: Any) -> None:
 def stream(ctx: StreamContext) -> Iterator[dict[str, Any]]:
     """Records ``{"frame", "time_s", "mask" (or "video"), "class_fractions"}``, one every
     ``ctx.every`` frames; then ``{"frames": n, "masks" | "video": where}``."""
-    model, spec = ctx.model, ctx.spec
+    model, spec = cast(SegRefiner, ctx.model), ctx.spec  # this task's model
     streamable(model)
     names = spec.class_names
     colours = palette(spec.num_classes)

@@ -5,18 +5,19 @@ temporal flicker. Stateless: everything comes from the contexts."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from torch import nn
 from torchmetrics import MetricCollection
 
-from rnnkit_segrefine.config import SegModelConfig, defaults
+from rnnkit_segrefine.config import SegModelConfig, SegRefineConfig, defaults
 from rnnkit_segrefine.metrics import NAMES
 from rnnvision_kit import (
     BuiltModel,
     ConfigError,
     DataCheck,
     DataContext,
+    DataSpec,
     Exportable,
     ExportContext,
     MetricsContext,
@@ -24,22 +25,23 @@ from rnnvision_kit import (
     Normalisation,
     PredictContext,
     ReportContext,
-    RunConfig,
-    SegmentationSpec,
     StepContext,
     StepOutput,
     StreamContext,
     Task,
 )
 
+if TYPE_CHECKING:
+    from rnnkit_segrefine.model import SegRefiner
 
-def _unwrapped(model: nn.Module) -> nn.Module:
+
+def _unwrapped(model: nn.Module) -> SegRefiner:
     """The SegRefiner itself, also when the runner wraps it (DistributedDataParallel)."""
-    return getattr(model, "module", model)
+    return cast("SegRefiner", getattr(model, "module", model))
 
 
 class SegRefineTask(Task):
-    def default_config(self) -> RunConfig:
+    def default_config(self) -> SegRefineConfig:
         """``rnnkit_segrefine.config.defaults()`` (also registered as ``config=``)."""
         return defaults()
 
@@ -63,7 +65,8 @@ class SegRefineTask(Task):
         spec = ctx.spec
         segmenter = create_segmenter(m, spec.num_classes)
         probe_segmenter(segmenter, m, spec.height, spec.width)
-        crop = ctx.config.data.crop_size  # training crops (data.augment): probed too
+        # training crops (data.augment): probed too
+        crop = cast(SegRefineConfig, ctx.config).data.crop_size
         if crop is not None:
             probe_segmenter(segmenter, m, crop[0], crop[1], "data.crop_size")
         if ctx.fresh:  # eval and predict: the runner loads the run's checkpoint after
@@ -113,7 +116,8 @@ class SegRefineTask(Task):
         """Clips and frames per split, pixels per class, and the files a run would skip."""
         from rnnkit_segrefine.check import check_segmentation
 
-        return check_segmentation(ctx.source().factory, ctx.config, deep=ctx.deep)
+        config = cast(SegRefineConfig, ctx.config)  # a seg-refine run's
+        return check_segmentation(ctx.source().factory, config, deep=ctx.deep)
 
     def stream(self, ctx: StreamContext) -> Iterator[dict[str, Any]]:
         """A mask per frame (or every ``ctx.every``), the refinement stepped once per frame
@@ -131,15 +135,18 @@ class SegRefineTask(Task):
 
     def predict(self, ctx: PredictContext) -> list[dict[str, Any]]:
         """One mask PNG per frame (video file, frame folder) or image, under ``ctx.out_dir``."""
+        from rnnkit_segrefine.model import SegRefiner
         from rnnkit_segrefine.predict import predict_file
 
+        model = cast(SegRefiner, ctx.model)  # this task's model, of a seg-refine run
+        config = cast(SegRefineConfig, ctx.config)
         return [
-            predict_file(ctx.model, file, ctx.config, ctx.spec, ctx.out_dir, ctx.device)
+            predict_file(model, file, config, ctx.spec, ctx.out_dir, ctx.device)
             for file in ctx.files
         ]
 
 
-def class_weights(m: SegModelConfig, spec: SegmentationSpec) -> list[float] | None:
+def class_weights(m: SegModelConfig, spec: DataSpec) -> list[float] | None:
     """``model.class_weights``, one per class of the data (a one-line error otherwise)."""
     if m.class_weights is None:
         return None

@@ -5,7 +5,7 @@ downloaded; every file is read with ``torch.load(weights_only=True)``."""
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ def checkpoint_path(source: str) -> Path:
 
 
 def load_segmenter_checkpoint(
-    segmenter: nn.Module, source: str, m: SegModelConfig, class_names: list[str]
+    segmenter: nn.Module, source: str, m: SegModelConfig, class_names: Sequence[str]
 ) -> Path:
     """Copy the segmenter of a seg-refine run's checkpoint into ``segmenter``; return its path."""
     path = checkpoint_path(source)
@@ -123,7 +123,7 @@ def load_encoder_weights(segmenter: nn.Module, m: SegModelConfig) -> str:
 
     name, tag = m.encoder, str(m.encoder_weights)
     what = f"model.encoder_weights={tag} of encoder {name}"
-    encoder = segmenter.encoder
+    encoder: Any = segmenter.encoder  # smp's encoder; a tu- one holds timm's model as .model
     if name.startswith("tu-"):
         _, file = timm_weights_file(name[3:], "pretrained" if tag == "imagenet" else tag)
         target = encoder.model

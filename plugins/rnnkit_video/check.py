@@ -4,9 +4,12 @@ frame) and tabulate findings."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from typing import cast
 
-from rnnkit_video.data import SPLITS
-from rnnvision_kit import DataCheck, DataContext, RunConfig
+from rnnkit_video.config import VideoActionConfig
+from rnnkit_video.data import SPLITS, VideoRunConfig
+from rnnvision_kit import DataCheck, DataContext
 from rnnvision_kit.data import (
     Listing,
     ProbeCache,
@@ -21,11 +24,12 @@ from rnnvision_kit.data import (
 def check_data(ctx: DataContext) -> DataCheck:
     """The scan of ``data.source``'s listing (its ``list_samples``): nothing is trained."""
     entry = ctx.source()
-    listing = listing_of(entry.qualified_name, entry.meta.get("list_samples"), ctx.config)
-    return check_listing(listing, ctx.config, deep=ctx.deep)
+    config = cast(VideoActionConfig, ctx.config)  # a video-action run's
+    listing = listing_of(entry.qualified_name, entry.meta.get("list_samples"), config)
+    return check_listing(listing, config, deep=ctx.deep)
 
 
-def check_listing(listing: Listing, config: RunConfig, *, deep: bool = False) -> DataCheck:
+def check_listing(listing: Listing, config: VideoRunConfig, *, deep: bool = False) -> DataCheck:
     """Rows: readable videos per class and split, unreadable files with the reason, files the
     listing did not take (not a video file, dangling link, FIFO...), with ``deep`` files that
     fail to decode part-way with the frame and time, videos shorter than a clip (the
@@ -48,7 +52,7 @@ def check_listing(listing: Listing, config: RunConfig, *, deep: bool = False) ->
         split: Counter(label for path, label in listed[split] if path in report.frames)
         for split in SPLITS
     }
-    rows: list[tuple[str, str, str]] = []
+    rows: list[Sequence[str]] = []
     for label, name in enumerate(listing.class_names):
         counts = ", ".join(f"{split} {per_split[split][label]}" for split in SPLITS)
         rows.append(("class", name, counts))

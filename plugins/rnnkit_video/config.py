@@ -66,7 +66,11 @@ class VideoModelConfig(HeadConfig):
     )
 
 
-def defaults() -> RunConfig:
+# video-action's run config: its defaults, and what the contexts of a video-action run hold
+VideoActionConfig = RunConfig[VideoModelConfig, VideoActionDataConfig]
+
+
+def defaults() -> VideoActionConfig:
     """video-action's defaults (registered as ``config=``: no torch import)."""
     return RunConfig(
         task="video-action",

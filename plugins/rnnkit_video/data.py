@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from rnnvision_kit import DataBundle, DataContext, DataError, RunConfig, require
 from rnnvision_kit.data import (
     Listing,
     ListSamples,
+    VideoDataConfig,
     VideoSample,
     build_clip_bundle,
     check_video_source,
@@ -26,6 +28,8 @@ from rnnvision_kit.data import (
 )
 
 SPLITS = ("train", "val", "test")
+# what these sources read: the data settings of video tasks (VideoDataConfig)
+VideoRunConfig = RunConfig[Any, VideoDataConfig]
 
 # list_videofolder / list_framefolder: ``lister(folder, skipped=list)`` -> (samples, classes)
 Lister = Callable[..., tuple[list[VideoSample], list[str]]]
@@ -72,17 +76,17 @@ def _relabel(
     return [VideoSample(s.path, index[names[s.label]]) for s in samples]
 
 
-def _folders(root: Path, lister: Lister, config: RunConfig) -> Listing:
+def _folders(root: Path, lister: Lister, config: VideoRunConfig) -> Listing:
     """``root/<class>/...`` split by class-stratified fractions, or ``root/train|val|test/``."""
     d = config.data
     skipped: list[tuple[str, str]] = []
     if not (root / "train").is_dir():
         samples, classes = lister(root, skipped=skipped)
         val, test, train = _carve(samples, (d.val_fraction, d.test_fraction))
-        splits = {"train": train, "val": val, "test": test}
+        splits: dict[str, list[VideoSample]] = {"train": train, "val": val, "test": test}
         return Listing(splits, classes, str(root), skipped=skipped)
     train, classes = lister(root / "train", skipped=skipped)
-    splits: dict[str, list[VideoSample]] = {"train": train}
+    splits = {"train": train}
     for split in ("val", "test"):
         if (root / split).is_dir():
             samples, names = lister(root / split, skipped=skipped)
@@ -106,25 +110,26 @@ def checked(listing: Listing) -> Listing:
     return listing
 
 
-def moving_digits_listing(config: RunConfig) -> Listing:
+def moving_digits_listing(config: VideoRunConfig) -> Listing:
     """moving-digits: generated once into the cache (``data.videos_per_class``), then listed as
     a video folder with train/val/test folders."""
     from rnnkit_video.moving_digits import FPS, ensure_moving_digits
 
     counts = config.data.videos_per_class
     size = 32 if config.data.size <= 32 else 64  # rendering at 32 px is 3x faster
-    root = ensure_moving_digits(counts[0] if len(counts) == 1 else tuple(counts), size=size)
+    per_split = counts[0] if len(counts) == 1 else (counts[0], counts[1], counts[2])  # 1 or 3
+    root = ensure_moving_digits(per_split, size=size)
     listing = _folders(root, list_videofolder, config)  # train/val/test folders: no fractions
     listing.fps = float(FPS)
     return checked(listing)
 
 
-def videofolder_listing(config: RunConfig) -> Listing:
+def videofolder_listing(config: VideoRunConfig) -> Listing:
     """videofolder: ``PATH/<class>/<video>`` or ``PATH/train|val|test/<class>/<video>``."""
     return checked(_folders(config.data.require_path("~/videos"), list_videofolder, config))
 
 
-def ucf101_listing(config: RunConfig) -> Listing:
+def ucf101_listing(config: VideoRunConfig) -> Listing:
     """ucf101: ``classInd.txt`` and the split files of ``data.fold``; val carved out of train."""
     root = config.data.require_path("~/UCF101")
     fold = config.data.fold
@@ -134,18 +139,18 @@ def ucf101_listing(config: RunConfig) -> Listing:
     return checked(Listing({"train": train, "val": val, "test": test}, classes, str(root)))
 
 
-def framefolder_listing(config: RunConfig) -> Listing:
+def framefolder_listing(config: VideoRunConfig) -> Listing:
     """framefolder: ``PATH/<class>/<video>/<frame>.jpg|png`` (or split folders)."""
     return checked(_folders(config.data.require_path("~/frames"), list_framefolder, config))
 
 
-def open_listing(list_samples: ListSamples, config: RunConfig) -> DataBundle:
+def open_listing(list_samples: ListSamples, config: VideoRunConfig) -> DataBundle:
     """The ``DataBundle`` of a source given by its listing function: the factory each source of
     this plugin registers, its ``list_samples`` bound."""
     return build_clip_bundle(list_samples(config), config)
 
 
-def open_source(name: str, config: RunConfig) -> DataBundle:
+def open_source(name: str, config: VideoRunConfig) -> DataBundle:
     """The ``DataBundle`` of this plugin's source ``name`` (a key of ``plugin.SOURCES``)."""
     from rnnkit_video.plugin import SOURCES
     from rnnvision_kit import lazy

@@ -10,13 +10,16 @@ frame and the next state out; fed frame after frame with the state passed back, 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
-from rnnvision_kit import Exportable, ExportContext
+from rnnkit_video.model import ClipClassifier
+from rnnvision_kit import Exportable, ExportContext, VideoSpec
 
 
-def _features(model: nn.Module, frames: torch.Tensor, frame: tuple[int, ...]) -> torch.Tensor:
+def _features(model: ClipClassifier, frames: torch.Tensor, frame: tuple[int, ...]) -> torch.Tensor:
     """``encode_frame`` on every frame of ``frames B,T,C,H,W``: ``B,T,F``. The frames are
     flattened with the frame's own size written out, so that the exporter knows ``C,H,W``
     (a pooling layer needs them) while ``B`` and ``T`` stay dynamic."""
@@ -28,7 +31,7 @@ class ChunkStep(nn.Module):
     """``(frames B,T,C,H,W in [0, 1], *state) -> (logits B,T,K, *state_out)``: one encoder call
     per frame (``encode_frame``) and the head's ``scan`` over the chunk."""
 
-    def __init__(self, model: nn.Module, frame: tuple[int, ...]) -> None:
+    def __init__(self, model: ClipClassifier, frame: tuple[int, ...]) -> None:
         super().__init__()
         self.model, self.frame = model, frame
 
@@ -41,7 +44,7 @@ class WholeClip(nn.Module):
     """``frames B,T,C,H,W in [0, 1] -> (logits B,K,)``: the model's forward (``encode_frame``
     per frame, then the head over the clip)."""
 
-    def __init__(self, model: nn.Module, frame: tuple[int, ...]) -> None:
+    def __init__(self, model: ClipClassifier, frame: tuple[int, ...]) -> None:
         super().__init__()
         self.model, self.frame = model, frame
 
@@ -49,10 +52,11 @@ class WholeClip(nn.Module):
         return (self.model.head(_features(self.model, frames, self.frame)),)
 
 
-def frame_by_frame(model: nn.Module, frames: torch.Tensor, *state: torch.Tensor) -> tuple:
+def frame_by_frame(model: ClipClassifier, frames: torch.Tensor, *state: torch.Tensor) -> tuple:
     """The reference: ``encode_frame`` and ``step`` one frame at a time, as ``rnnkit stream``
     runs the model."""
-    logits, carried = [], tuple(state)
+    logits: list[torch.Tensor] = []
+    carried = tuple(state)
     for t in range(frames.shape[1]):
         step_logits, carried = model.step(model.encode_frame(frames[:, t]), carried)
         logits.append(step_logits)
@@ -68,7 +72,8 @@ def export_model(ctx: ExportContext) -> Exportable:
     streams, else the whole clip. ``torch.export`` unrolls ``nn.GRU``/``LSTM`` over time, so
     an exported program has a fixed time axis: one frame per call (stream) or the training
     clip's length (clip); its batch axis is dynamic."""
-    model, spec = ctx.model, ctx.spec
+    # this task's model and the spec of its video data
+    model, spec = cast(ClipClassifier, ctx.model), cast(VideoSpec, ctx.spec)
     frame = (spec.channels, spec.height, spec.width)
     stride = max(1, int(spec.stride or 1))
     program = ctx.format == "exported-program"
@@ -97,7 +102,7 @@ def export_model(ctx: ExportContext) -> Exportable:
         return torch.rand(batch(n), fixed_time or n, *frame, generator=generator)
 
     frames_axes = {0: "batch"} if fixed_time else {0: "batch", 1: "time"}
-    common = {"vary": "batch" if fixed_time else "time"}
+    vary = "batch" if fixed_time else "time"
     if stream:
         specs = model.head.state_spec()
         names = [f"state_{spec.name}" for spec in specs]
@@ -141,7 +146,7 @@ def export_model(ctx: ExportContext) -> Exportable:
                 ),
                 "state_layout": layout,
             },
-            **common,
+            vary=vary,
         )
     clip = f"{fixed_time} frames" if fixed_time else "any number of frames"
     return Exportable(
@@ -159,5 +164,5 @@ def export_model(ctx: ExportContext) -> Exportable:
                 f"(trained on {spec.num_frames}; {read}) -> logits B,K; no state"
             ),
         },
-        **common,
+        vary=vary,
     )

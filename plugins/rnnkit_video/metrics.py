@@ -26,6 +26,7 @@ class VideoPredictions(Metric):
     """
 
     full_state_update = False
+    rows: list[torch.Tensor]  # the state: row blocks; one tensor once synchronised (DDP)
 
     def __init__(self, k: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)

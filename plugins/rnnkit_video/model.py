@@ -29,6 +29,9 @@ class ClipClassifier(nn.Module):
     rounding): ``step(encode_frame(x[:, t]), state)`` from ``initial_state`` at ``t = 0``.
     """
 
+    mean: torch.Tensor  # buffers: 1,C,1,1
+    std: torch.Tensor
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -39,7 +42,7 @@ class ClipClassifier(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder = encoder
-        self.head = head
+        self.head: Any = head  # a SequenceHead (per-step API), or a whole head (mean)
         self.pretrained_lr = pretrained_lr  # learning-rate multiplier of the encoder's trunk
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))

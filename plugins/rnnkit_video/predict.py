@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
-from rnnvision_kit import PredictContext, RunConfig, VideoSpec, reason, warn
+from rnnkit_video.config import VideoActionConfig
+from rnnvision_kit import PredictContext, VideoSpec, reason, warn
 from rnnvision_kit.classification import top_k as top_labels
 from rnnvision_kit.data import (
     FrameSource,
@@ -36,7 +37,7 @@ def _logits(
     source: FrameSource,
     info: VideoInfo,
     clips: list[list[int]],
-    config: RunConfig,
+    config: VideoActionConfig,
     spec: VideoSpec,
     device: torch.device,
 ) -> torch.Tensor:
@@ -71,7 +72,8 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
 
     Clip length and stride are the model's (``ctx.spec``); sampling, test clips and the short
     policy are the run's ``data.*`` settings."""
-    d, spec, k = ctx.config.data, ctx.spec, ctx.top_k
+    config = cast(VideoActionConfig, ctx.config)  # a video-action run's
+    d, spec, k = config.data, ctx.spec, ctx.top_k
     assert isinstance(spec, VideoSpec)
     source = FrameSource(path)
     info = source.probe()
@@ -84,7 +86,7 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
     }
 
     def logits_of(clips: list[list[int]]) -> torch.Tensor:
-        return _logits(ctx.model, source, info, clips, ctx.config, spec, ctx.device)
+        return _logits(ctx.model, source, info, clips, config, spec, ctx.device)
 
     if n <= span:
         if d.sampling == "segment":
@@ -105,7 +107,7 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
         }
         for s, row in zip(starts, logits, strict=True)
     ]
-    png = ctx.out_dir / f"{path.stem}_timeline.png"
+    png = ctx.output_path(path, "_timeline.png")
     centres = [(s + span / 2) / info.fps for s in starts]
     try:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)

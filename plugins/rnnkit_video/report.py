@@ -8,7 +8,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from rnnvision_kit import ReportContext
+from rnnvision_kit import ReportContext, warn
 from rnnvision_kit.classification import write_classification_report
 
 
@@ -18,7 +18,7 @@ def split_files(dataset: Dataset) -> list[str] | None:
     while not hasattr(dataset, "samples") and hasattr(dataset, "dataset"):
         dataset = dataset.dataset
     samples = getattr(dataset, "samples", None)
-    return None if samples is None else [str(s.path) for s in samples]
+    return None if samples is None else [str(sample[0]) for sample in samples]  # (path, label)
 
 
 def prediction_records(
@@ -48,5 +48,11 @@ def write_report(ctx: ReportContext) -> None:
     files = split_files(ctx.dataset)
     if rows is None or not files:
         return
-    lines = [json.dumps(record) for record in prediction_records(rows, files, names)]
+    records = prediction_records(rows, files, names)
+    if records and all(record["file"] is None for record in records):
+        warn(
+            f"predictions_{ctx.split}.jsonl names no files: the data source's {ctx.split} items "
+            "carry no index ((clips, label, index), see 'Video sources' in docs/plugins.md)"
+        )
+    lines = [json.dumps(record) for record in records]
     (ctx.run_dir / f"predictions_{ctx.split}.jsonl").write_text("".join(f"{x}\n" for x in lines))

@@ -10,10 +10,13 @@ after each frame it read, the logits equal the offline model's on all the frames
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rnnvision_kit import ConfigError, StreamContext
 from rnnvision_kit.classification import top_k as top_labels
+
+if TYPE_CHECKING:
+    from rnnkit_video.model import ClipClassifier
 
 
 def streamable(model: Any) -> None:
@@ -26,7 +29,7 @@ def streamable(model: Any) -> None:
 def stream(ctx: StreamContext) -> Iterator[dict[str, Any]]:
     """Records ``{"frame", "time_s", "top"}`` every ``ctx.every`` frames the model reads, then
     ``{"timeline": [{"label", "start_s", "end_s", "steps"}, ...], "steps": n}``."""
-    model, spec = ctx.model, ctx.spec
+    model, spec = cast("ClipClassifier", ctx.model), ctx.spec
     streamable(model)
     if ctx.video_out is not None:
         raise ConfigError(

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric, MetricCollection
 
-from rnnkit_video.config import VideoModelConfig, defaults
+from rnnkit_video.config import VideoActionConfig, VideoModelConfig, defaults
 from rnnvision_kit import (
     BuiltModel,
     DataCheck,
@@ -28,7 +28,6 @@ from rnnvision_kit import (
     Normalisation,
     PredictContext,
     ReportContext,
-    RunConfig,
     StepContext,
     StepOutput,
     StreamContext,
@@ -55,7 +54,7 @@ class VideoActionTask(Task):
     ``predictions`` keeps each video's top 5 for ``predictions_<split>.jsonl``.
     """
 
-    def default_config(self) -> RunConfig:
+    def default_config(self) -> VideoActionConfig:
         """``rnnkit_video.config.defaults()`` (also registered as ``config=``)."""
         return defaults()
 
@@ -118,7 +117,9 @@ class VideoActionTask(Task):
         """The core's ``acc``, ``top5``, ``mean_class_acc``, ``per_class_acc``, ``confmat`` on
         videos (averaged clip logits); ``clip_acc`` and ``clip_top5`` on single clips;
         ``predictions`` per video."""
-        metrics: dict[str, Metric] = dict(classification_metrics(ctx).items(keep_base=True))
+        metrics: dict[str, Metric | MetricCollection] = dict(
+            classification_metrics(ctx).items(keep_base=True)
+        )
         names = ["clip_acc", "clip_top5", "predictions"]
         if ctx.spec.num_classes < 5:
             names.remove("clip_top5")

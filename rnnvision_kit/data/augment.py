@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import overload
 
 import torch
 from torch import Tensor
@@ -101,6 +102,16 @@ class ClipAugment:
         else:
             h, w = height, width
         return (height - h) // 2, (width - w) // 2, h, w
+
+    @overload
+    def __call__(
+        self, frames: Tensor, generator: torch.Generator, masks: None = None
+    ) -> tuple[Tensor, None]: ...
+
+    @overload
+    def __call__(
+        self, frames: Tensor, generator: torch.Generator, masks: Tensor
+    ) -> tuple[Tensor, Tensor]: ...
 
     def __call__(
         self, frames: Tensor, generator: torch.Generator, masks: Tensor | None = None

@@ -9,7 +9,7 @@ yields one clip ``(T,3,H,W)`` per video (a random clip or TSN segments, augmente
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rnnvision_kit.data.augment import ClipAugment
 from rnnvision_kit.data.framecache import FrameCache
@@ -21,6 +21,7 @@ from rnnvision_kit.errors import DataError
 
 if TYPE_CHECKING:
     from rnnvision_kit.config import RunConfig
+    from rnnvision_kit.data.settings import VideoDataConfig
 
 # The model normalises frames with ImageNet statistics (what torchvision encoders expect).
 MEAN = (0.485, 0.456, 0.406)
@@ -31,7 +32,7 @@ STD = (0.229, 0.224, 0.225)
 FRAMES_PER_CLIP_DECODE = 100
 
 
-def frame_cache(config: RunConfig) -> FrameCache | None:
+def frame_cache(config: RunConfig[Any, VideoDataConfig]) -> FrameCache | None:
     """The frame cache of ``data.frame_cache`` (true: the rnnkit cache folder, a string: a
     folder of its own, ``rnnkit-frames/``, inside that folder, false: none), bounded by
     ``data.frame_cache_gb``. Training videos are cached whole
@@ -44,7 +45,7 @@ def frame_cache(config: RunConfig) -> FrameCache | None:
     return FrameCache(folder, max_bytes=int(d.frame_cache_gb * 2**30), whole_max_frames=whole)
 
 
-def clip_augment(config: RunConfig) -> ClipAugment | None:
+def clip_augment(config: RunConfig[Any, VideoDataConfig]) -> ClipAugment | None:
     """The training clips' augmentation (``data.augment``, ``crop_scale``, ``hflip``,
     ``jitter``), or None when it is off."""
     d = config.data
@@ -54,7 +55,9 @@ def clip_augment(config: RunConfig) -> ClipAugment | None:
 
 
 def clip_datasets(
-    listing: Listing, config: RunConfig, probe_cache: ProbeCache | None = None
+    listing: Listing,
+    config: RunConfig[Any, VideoDataConfig],
+    probe_cache: ProbeCache | None = None,
 ) -> dict[str, VideoClipDataset]:
     """One clip data set per split: training clips sampled by ``data.sampling`` (and augmented),
     evaluation clips uniform (``data.test_clips`` per video; segment centres when training used
@@ -97,14 +100,16 @@ def build_clip_bundle(listing: Listing, config: RunConfig) -> DataBundle:
     skipped files and each split's video paths as ``items``. The three splits share one
     ``skipped`` list, so files found unreadable while training or testing reach the run summary
     too. Reads the ``CLIP_SETTINGS`` of ``config.data`` (a ``VideoDataConfig``)."""
-    sets = clip_datasets(listing, config, ProbeCache())
+    # a source built with it declares CLIP_SETTINGS in reads= (DataContext.source checks them)
+    video = cast("RunConfig[Any, VideoDataConfig]", config)
+    sets = clip_datasets(listing, video, ProbeCache())
     skipped = [*listing.skipped, *(item for split in SPLITS for item in sets[split].skipped)]
     for dataset in sets.values():
         dataset.skipped = skipped
     for split in SPLITS:
         if len(sets[split]) == 0:
             raise DataError(f"{listing.root}: no readable video in the {split} split")
-    d = config.data
+    d = video.data
     spec = VideoSpec(
         class_names=tuple(listing.class_names),
         channels=3,

@@ -68,7 +68,8 @@ class Frame(NamedTuple):
     """One decoded frame: what :func:`open_frames` yields (``rnnkit stream`` gives tasks the
     same fields as :class:`~rnnvision_kit.StreamFrame`)."""
 
-    index: int  # position in the source, counting frames skipped as corrupt
+    # position in the source, counting frames skipped as corrupt (the field hides tuple.index)
+    index: int  # type: ignore[assignment]
     time_s: float  # presentation time, seconds from the stream's first frame
     image: torch.Tensor  # 3,H,W float32 in [0, 1] at the size asked for, on the stream's device
 

@@ -56,11 +56,30 @@ class SkipUnreadable(Dataset):
     ``replace=True`` (training) reads the next readable index instead of a bad one, so batches
     keep their size; ``replace=False`` (evaluation) gives ``(None, failures)``: the item is left
     out and nothing stands in for it. Only :class:`UnreadableItem` is caught; other errors rise.
+
+    :meth:`set_epoch` reaches the wrapped data set's own ``set_epoch`` in this process and in
+    persistent DataLoader workers (through shared memory, before a worker's next item), so a
+    source's data set needs no shared memory of its own to draw new clips each epoch.
     """
 
     def __init__(self, dataset: Dataset, *, replace: bool) -> None:
         self.dataset, self.replace = dataset, replace
         self.bad = torch.zeros(len(dataset), dtype=torch.bool).share_memory_()  # type: ignore[arg-type]
+        self._epoch = torch.full((1,), -1, dtype=torch.int64).share_memory_()
+        self._epoch_seen = -1  # the epoch this process's copy of ``dataset`` was last told
+
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the wrapped data set (if it has ``set_epoch``) the epoch, here and in workers."""
+        self._epoch.fill_(int(epoch))
+        self._pass_epoch()
+
+    def _pass_epoch(self) -> None:
+        epoch = int(self._epoch.item())
+        if epoch != self._epoch_seen and epoch >= 0:
+            self._epoch_seen = epoch
+            set_epoch = getattr(self.dataset, "set_epoch", None)
+            if callable(set_epoch):
+                set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.bad)
@@ -72,6 +91,7 @@ class SkipUnreadable(Dataset):
                 self.bad[index] = True
 
     def __getitem__(self, index: int) -> tuple[Any, tuple[Failure, ...]]:
+        self._pass_epoch()  # a persistent worker learns a new epoch here
         failures: list[Failure] = []
         count = len(self.bad)
         for step in range(count if self.replace else 1):

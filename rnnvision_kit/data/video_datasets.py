@@ -321,7 +321,7 @@ class VideoClipDataset(Dataset):
                 raise ConfigError(f"{key} must be >= 1, got {value}")
         self.num_frames, self.stride, self.mode = int(num_frames), int(stride), mode
         self.num_clips = int(num_clips) if mode == "uniform" else 1
-        self.size = tuple(size) if size is not None else None
+        self.size: tuple[int, int] | None = None if size is None else (size[0], size[1])
         self.short_policy, self.seed, self.on_error = short_policy, seed, on_error
         self.class_names = list(class_names) if class_names is not None else None
         self.threads = threads

@@ -61,6 +61,7 @@ def copy_naive_to_fused(naive: NaiveConvGRUCell, cell: ConvGRUCell) -> None:
         torch.cat([naive.W_xr.weight, naive.W_xz.weight, naive.W_xn.weight])
     )
     if cell.input_conv.bias is not None:
-        cell.input_conv.bias.copy_(torch.cat([naive.W_xr.bias, naive.W_xz.bias, naive.W_xn.bias]))
+        biases = [naive.W_xr.bias, naive.W_xz.bias, naive.W_xn.bias]
+        cell.input_conv.bias.copy_(torch.cat([b for b in biases if b is not None]))
     cell.gate_conv.weight.copy_(torch.cat([naive.W_hr.weight, naive.W_hz.weight]))
     cell.candidate_conv.weight.copy_(naive.W_hn.weight)

@@ -23,6 +23,7 @@ frame (zeros, or the learned one), for exporters that need a tensor; ``None`` me
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +40,7 @@ def _pair(value: _IntPair, name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or any(not isinstance(v, int) or v < 1 for v in pair):
         raise ConfigError(f"{name} must be a positive int or a pair of them, got {value!r}")
-    return pair  # type: ignore[return-value]
+    return pair
 
 
 def _same_conv(
@@ -125,7 +126,7 @@ class ConvLSTMCell(nn.Module):
         self.hidden_channels = hid = _check_channels(hidden_channels, "hidden_channels")
         self.input_conv = _same_conv(input_channels, 4 * hid, kernel_size, dilation, bias)
         self.hidden_conv = _same_conv(hid, 4 * hid, kernel_size, dilation, False)
-        if bias:
+        if self.input_conv.bias is not None:  # bias
             with torch.no_grad():
                 self.input_conv.bias[hid : 2 * hid].fill_(1.0)
 
@@ -216,7 +217,7 @@ class _ConvRNN(nn.Module):
         return None
 
     def _run_direction(
-        self, cell: nn.Module, x: Tensor, state: tuple[Tensor, ...] | None, reverse: bool
+        self, cell: Any, x: Tensor, state: tuple[Tensor, ...] | None, reverse: bool
     ) -> tuple[Tensor, tuple[Tensor, ...]]:
         batch, steps = x.shape[:2]
         batched = self.batch_input_conv
@@ -228,7 +229,8 @@ class _ConvRNN(nn.Module):
         else:
             xg = [cell.input_conv(xt) for xt in x.unbind(1)]
         order = range(steps - 1, -1, -1) if reverse else range(steps)
-        st = None if state is None else (state[0] if self._state_parts == 1 else state)
+        # the cell's state: h (ConvGRUCell) or (h, c) (ConvLSTMCell)
+        st: Any = None if state is None else (state[0] if self._state_parts == 1 else state)
         outputs: list[Tensor] = [x] * steps  # placeholders, all overwritten
         for t in order:
             st = cell.step(xg[t], st)
@@ -272,7 +274,7 @@ class _ConvRNN(nn.Module):
         for layer in range(self.num_layers):
             parts = self._initial(layer, state, x.unsqueeze(1))
             st = None if parts is None else (parts[0] if self._state_parts == 1 else parts)
-            cell = self.cells[layer]
+            cell: Any = self.cells[layer]  # a ConvGRUCell or a ConvLSTMCell
             st = cell.step(cell.input_conv(layer_input), st)
             layer_input = st if self._state_parts == 1 else st[0]
             states.append(st if self._state_parts == 1 else tuple(st))

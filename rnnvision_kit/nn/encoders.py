@@ -177,7 +177,8 @@ class FrameEncoder(nn.Module):
         raise ConfigError(f"backbone {self.name or 'encoder'}: no feature map found")
 
     def _timm_map(self, images: torch.Tensor) -> torch.Tensor:
-        out = self.trunk.forward_features(images)
+        timm_model: Any = self.trunk  # timm's models have forward_features
+        out = timm_model.forward_features(images)
         if out.dim() == 4 and "NHWC" in str(getattr(self.trunk, "output_fmt", "NCHW")):
             out = out.permute(0, 3, 1, 2)
         if out.dim() != 4:
@@ -450,6 +451,7 @@ def resnet18(
     """torchvision's ResNet-18 without its classifier (512 features): random, a local file
     (``weights``) or torchvision weights by name (``pretrained``: DEFAULT, IMAGENET1K_V1)."""
     _check_rgb(in_channels, "resnet18")
+    trunk: Any  # a torchvision ResNet: .fc
     trunk, info = torchvision_model("resnet18", pretrained)
     if weights:
         load_weights(trunk, weights, "resnet18", ignore=("fc.",))
@@ -473,6 +475,7 @@ def mobilenet_v3_small(
 ) -> FrameEncoder:
     """torchvision's MobileNetV3-Small features and pooling (576 features), no classifier."""
     _check_rgb(in_channels, "mobilenet_v3_small")
+    full: Any  # a torchvision MobileNetV3: .features, .avgpool, .classifier
     full, info = torchvision_model("mobilenet_v3_small", pretrained)
     if weights:
         load_weights(full, weights, "mobilenet_v3_small", ignore=("classifier.",))

@@ -156,6 +156,8 @@ def _timm_file(full: str, tag: str) -> str:
 
     cfg = timm.models.get_pretrained_cfg(full)
     what = f"model.weights={tag} of timm:{full}"
+    if cfg is None:  # _timm_tag checked the tag: not met
+        raise ConfigError(f"{what}: timm knows no such weights")
     if cfg.hf_hub_id:
         repo, _, revision = cfg.hf_hub_id.partition("@")
         if cfg.hf_hub_filename:
@@ -169,7 +171,7 @@ def _timm_file(full: str, tag: str) -> str:
                 alternatives=("pytorch_model.bin",),
             )
         )
-    if cfg.url:
+    if isinstance(cfg.url, str) and cfg.url:
         return str(cached_url(cfg.url, what))
     raise ConfigError(f"{what}: timm names no file for these weights")
 
@@ -227,6 +229,7 @@ def timm_encoder(
         full = _timm_tag(model_name, pretrained)
         file = _timm_file(full, pretrained)
         options.update(pretrained=True, pretrained_cfg_overlay={"file": file})
+    model: Any  # a timm model: .pretrained_cfg, .num_features
     try:
         model = timm.create_model(full, **options)
     except RuntimeError as error:  # timm's strict load of the cached file

@@ -73,7 +73,7 @@ def freeze_encoder(encoder: nn.Module, stages: int | str, setting: str = "model.
         return 0
     trunk = encoder_trunk(encoder)
     if stages == "all":
-        modules: list[nn.Module] = [trunk]
+        modules: list[nn.Module | _Direct] = [trunk]
     else:
         found = encoder_stages(encoder)
         n = int(stages)

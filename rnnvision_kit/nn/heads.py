@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor, nn
@@ -63,7 +63,7 @@ class TorchRNN(SequenceLayer):
     operators, whose time axis is dynamic.
     """
 
-    CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+    CELLS: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
     def __init__(self, input_size: int, hidden_size: int, *, cell: str = "gru") -> None:
         super().__init__()
@@ -97,10 +97,10 @@ class Bidirectional(nn.Module):
 
     stream_blocker = "its head is bidirectional (it reads each clip backwards too)"
 
-    def __init__(self, forward_layer: nn.Module, backward_layer: nn.Module, merge: bool) -> None:
+    def __init__(self, forward_layer: Any, backward_layer: Any, merge: bool) -> None:
         super().__init__()
         self.forward_layer, self.backward_layer = forward_layer, backward_layer
-        width = forward_layer.hidden_size
+        width: int = forward_layer.hidden_size
         self.merge = nn.Linear(2 * width, width) if merge else None
         self.hidden_size = width if merge else 2 * width
 
@@ -126,10 +126,10 @@ class _Residual(nn.Module):
     """``x + dropout(out(layer(norm(x))))``: a pre-norm residual block; ``out`` is a
     :class:`GLU` (block ``glu``) or nothing (block ``residual``)."""
 
-    def __init__(self, layer: nn.Module, width: int, dropout: float, glu: bool = False) -> None:
+    def __init__(self, layer: Any, width: int, dropout: float, glu: bool = False) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(width)
-        self.layer = layer
+        self.layer = layer  # a sequence layer, or a Bidirectional pair (no per-step API)
         self.out = GLU(width) if glu else nn.Identity()
         self.dropout = nn.Dropout(dropout)
 
@@ -144,9 +144,9 @@ class _Residual(nn.Module):
 class _Plain(nn.Module):
     """``dropout(layer(x))`` (dropout only between layers, as the fused RNN kernels)."""
 
-    def __init__(self, layer: nn.Module, dropout: float) -> None:
+    def __init__(self, layer: Any, dropout: float) -> None:
         super().__init__()
-        self.layer = layer
+        self.layer = layer  # a sequence layer, or a Bidirectional pair (no per-step API)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -195,10 +195,10 @@ class SequenceHead(nn.Module):
             else nn.Identity()
         )
         width = input_size if plain else hidden_size
-        blocks = []
+        blocks: list[_Plain | _Residual] = []
         for index in range(num_layers):
             if bidirectional:
-                layer: nn.Module = Bidirectional(
+                layer: Any = Bidirectional(  # a sequence layer or a pair: .hidden_size
                     make_layer(width, hidden_size), make_layer(width, hidden_size), not plain
                 )
             else:
@@ -239,14 +239,18 @@ class SequenceHead(nn.Module):
         elif self.pooling == "mean":
             pooled = y.mean(dim=1)
         else:
+            assert self.attention is not None  # pooling == "attention"
             weights = torch.softmax(self.attention(y), dim=1)
             pooled = (weights * y).sum(dim=1)
         return self.classifier(self.dropout(pooled))
 
     # ------------------------------------------------------------------ per-step API
 
-    def _layers(self) -> list[nn.Module]:
-        return [block.layer for block in self.layers]
+    def _blocks(self) -> Sequence[_Plain | _Residual]:
+        return cast("Sequence[_Plain | _Residual]", self.layers)
+
+    def _layers(self) -> list[Any]:
+        return [block.layer for block in self._blocks()]
 
     @property
     def stream_blocker(self) -> str | None:
@@ -299,8 +303,9 @@ class SequenceHead(nn.Module):
             raise ValueError(f"this head cannot stream: {blocker}")
         if state is None:
             state = self.initial_state(features.shape[0], features.device, features.dtype)
-        x, rest, after = self.project(features), tuple(state), []
-        for block in self.layers:
+        x, rest = self.project(features), tuple(state)
+        after: list[Tensor] = []
+        for block in self._blocks():
             count = len(block.layer.state_spec())
             x, layer_state = block.scan(x, rest[:count])
             rest = rest[count:]

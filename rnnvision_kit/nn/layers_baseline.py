@@ -18,6 +18,8 @@ or compiling).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -331,7 +333,7 @@ class TCN(SequenceLayer):
                     window[:, i * dilation : i * dilation - length or None]
                     for i in range(self.kernel_size)
                 ]
-                conv = self.convs[j]
+                conv = cast(nn.Conv1d, self.convs[j])  # maybe weight-normed
                 z = F.linear(torch.stack(taps, -1).flatten(2), conv.weight.flatten(1), conv.bias)
                 z = F.dropout(torch.relu(z), p)
             skip = self.skips[level]

@@ -48,7 +48,7 @@ class _MinGRUCoefficients(torch.autograd.Function):
     and ``chunk``)."""
 
     @staticmethod
-    def forward(ctx, u: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    def forward(ctx, u: Tensor) -> tuple[Tensor, Tensor]:
         k, pre = u.chunk(2, dim=-1)
         z = torch.sigmoid(k)
         a = torch.sigmoid(-k)
@@ -57,7 +57,7 @@ class _MinGRUCoefficients(torch.autograd.Function):
         return a, z * g
 
     @staticmethod
-    def backward(ctx, grad_a: Tensor, grad_b: Tensor):  # type: ignore[override]
+    def backward(ctx, grad_a: Tensor, grad_b: Tensor):
         z, a, g, slope = ctx.saved_tensors
         n = z.shape[-1]
         grad_u = z.new_empty((*z.shape[:-1], 2 * n))
@@ -72,7 +72,7 @@ class _MinLSTMCoefficients(torch.autograd.Function):
     ``a = f' = sigmoid(d)``, ``b = i' g(pre) = sigmoid(-d) g(pre)``, hand-written backward."""
 
     @staticmethod
-    def forward(ctx, u: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    def forward(ctx, u: Tensor) -> tuple[Tensor, Tensor]:
         kf, ki, pre = u.chunk(3, dim=-1)
         d = _log_sigmoid(kf).sub_(_log_sigmoid(ki))
         a = torch.sigmoid(d)
@@ -82,7 +82,7 @@ class _MinLSTMCoefficients(torch.autograd.Function):
         return a, i * g
 
     @staticmethod
-    def backward(ctx, grad_a: Tensor, grad_b: Tensor):  # type: ignore[override]
+    def backward(ctx, grad_a: Tensor, grad_b: Tensor):
         sf, si, a, i, g, slope = ctx.saved_tensors
         n = a.shape[-1]
         grad_u = a.new_empty((*a.shape[:-1], 3 * n))

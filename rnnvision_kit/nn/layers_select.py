@@ -85,7 +85,7 @@ class _SelectiveScan(torch.autograd.Function):
     (``g_t = C_t dy_t + a_{t+1} g_{t+1}``, ``g_T`` also gets the last state's gradient)."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx, u: Tensor, delta: Tensor, A: Tensor, Bm: Tensor, Cm: Tensor, h0: Tensor, chunk: int
     ) -> tuple[Tensor, Tensor]:
         batch, length, inner = u.shape
@@ -104,7 +104,7 @@ class _SelectiveScan(torch.autograd.Function):
         return y, last
 
     @staticmethod
-    def backward(ctx, dy: Tensor, dlast: Tensor):  # type: ignore[override]
+    def backward(ctx, dy: Tensor, dlast: Tensor):
         u, delta, A, Bm, Cm, h0 = ctx.saved_tensors
         batch, length, inner = u.shape
         Bm, Cm = Bm.contiguous(), Cm.contiguous()
@@ -304,7 +304,7 @@ def _mlstm_chunkwise(
     v: Tensor,
     i_pre: Tensor,
     log_f: Tensor,
-    state: tuple[Tensor, Tensor, Tensor],
+    state: State,
     chunk: int | None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
     """The stabilised mLSTM over ``q, k: B,h,T,dk``, ``v: B,h,T,dv``, gates ``i_pre, log_f:

@@ -79,6 +79,9 @@ class _ComplexDiagonal(SequenceLayer):
     ``out_scale`` (2 for a conjugate-symmetric S5)."""
 
     out_scale = 1.0
+    C_re: nn.Parameter  # set by the subclass, as C_im and D
+    C_im: nn.Parameter
+    D: nn.Parameter
     hint = "lower the learning rate"
 
     def __init__(self, input_size: int, hidden_size: int, modes: int, chunk: int | None) -> None:

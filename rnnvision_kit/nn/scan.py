@@ -116,14 +116,14 @@ def chunked_scan(a: Tensor, b: Tensor, h0: Tensor, chunk: int, reverse: bool = F
 
 class _LinearScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor, chunk: int) -> Tensor:  # type: ignore[override]
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor, chunk: int) -> Tensor:
         h = chunked_scan(a, b, h0, chunk)
         ctx.save_for_backward(a, h, h0)
         ctx.chunk = chunk
         return h
 
     @staticmethod
-    def backward(ctx, grad_h: Tensor):  # type: ignore[override]
+    def backward(ctx, grad_h: Tensor):
         a, h, h0 = ctx.saved_tensors
         # g_t = dy_t + conj(a_{t+1}) g_{t+1}: the same scan, backwards in time.
         a_next = torch.empty_like(a)

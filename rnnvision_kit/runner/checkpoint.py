@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -20,7 +20,8 @@ REQUIRED_KEYS = ("format", "format_version", "model", "epoch", "config", "spec")
 
 def capture_rng() -> dict[str, Any]:
     """Python, NumPy and torch (CPU and CUDA) random states as plain values and tensors."""
-    np_state = np.random.get_state()
+    # the legacy tuple (numpy's stubs pick the dict of legacy=False for a call without arguments)
+    np_state = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
     return {
         "python": random.getstate(),
         "numpy": {

@@ -6,7 +6,7 @@ import contextlib
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -107,7 +107,7 @@ def compiled(model: nn.Module) -> tuple[nn.Module, bool]:
     """``torch.compile(model)``, or the model itself and a one-line warning when this torch
     cannot compile (the compiler also fails lazily, at the first step: the loop falls back)."""
     try:
-        return torch.compile(model), True
+        return cast(nn.Module, torch.compile(model)), True  # an OptimizedModule
     except Exception as error:  # RuntimeError on unsupported Python versions, missing compilers
         warn(
             f"train.compile: torch.compile is not available ({one_line(error)}); training without it"

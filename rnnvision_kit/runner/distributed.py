@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -105,4 +106,4 @@ class SkipSampler(Sampler[int]):
         return iterator
 
     def __len__(self) -> int:
-        return max(0, len(self.base) - self.skip)  # type: ignore[arg-type]
+        return max(0, len(cast(Sized, self.base)) - self.skip)  # a DistributedSampler's

@@ -5,7 +5,8 @@ every epoch and the run tests with it at the end (``rnnkit eval`` makes its own)
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections.abc import Sized
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -95,7 +96,7 @@ class Evaluator:
         loader = DataLoader(
             ledger.guard(split, dataset, replace=False),
             batch_size=d.eval_batch_size or d.batch_size,
-            sampler=ShardSampler(len(dataset), dist.rank, dist.world_size),
+            sampler=ShardSampler(len(cast(Sized, dataset)), dist.rank, dist.world_size),
             collate_fn=collate_readable,
             **loader_options(d.num_workers, d.prefetch_factor, device, persistent=False),
         )

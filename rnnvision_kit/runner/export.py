@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -185,6 +185,9 @@ class FixedAdaptiveAvgPool2d(nn.Module):
     """``nn.AdaptiveAvgPool2d`` for one input size, as two matrix products: the TorchScript
     exporter cannot write an adaptive pool whose output is not 1x1 once the batch is dynamic."""
 
+    rows: torch.Tensor  # buffers: out_H x H, and W x out_W
+    columns: torch.Tensor
+
     def __init__(self, size: tuple[int, int], out: tuple[int, int]) -> None:
         super().__init__()
         self.register_buffer("rows", pooling_matrix(size[0], out[0]))
@@ -215,10 +218,11 @@ def fixed_adaptive_pools(module: nn.Module, args: tuple[torch.Tensor, ...]) -> n
         for hook in hooks:
             hook.remove()
     for name, size in seen.items():
-        pool = module.get_submodule(name)
-        wanted = pool.output_size
-        wanted = (wanted, wanted) if isinstance(wanted, int) else tuple(wanted)
-        out = tuple(s if w is None else int(w) for w, s in zip(wanted, size, strict=True))
+        pool = cast(nn.AdaptiveAvgPool2d, module.get_submodule(name))  # hooked above
+        given = pool.output_size
+        wanted = (given, given) if given is None or isinstance(given, int) else tuple(given)
+        pair = [s if w is None else int(w) for w, s in zip(wanted, size, strict=True)]
+        out = (pair[0], pair[1])
         if out == (1, 1):
             continue  # exported as GlobalAveragePool
         parent, _, attr = name.rpartition(".")
@@ -259,7 +263,7 @@ def export_program(exportable: Exportable, path: Path) -> None:
     ``dynamic_axes`` dynamic."""
     args = tuple(exportable.sample(TRACE_SIZE, torch.Generator().manual_seed(TRACE_SIZE)))
     dims: dict[str, Any] = {}
-    shapes = []
+    shapes: list[Any] = []  # per input its dims; forward(x, *states): the states' as a tuple
     for name in exportable.inputs:
         axes = exportable.dynamic_axes.get(name, {})
         shapes.append(

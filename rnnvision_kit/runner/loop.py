@@ -14,16 +14,16 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from rnnvision_kit.config import RunConfig
-from rnnvision_kit.data.readable import collate_readable
+from rnnvision_kit.data.readable import SkipUnreadable, collate_readable
 from rnnvision_kit.errors import (
     CheckpointError,
     RnnkitError,
@@ -222,7 +222,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def _batches_per_epoch(self) -> int:
-        per_rank = math.ceil(len(self.data.train) / self.dist.world_size)
+        per_rank = math.ceil(len(cast(Sized, self.data.train)) / self.dist.world_size)
         batches = math.ceil(per_rank / self.config.data.batch_size)
         if self.cfg.max_steps_per_epoch:  # optimizer steps: accumulate batches each
             batches = min(batches, self.cfg.max_steps_per_epoch * self.cfg.accumulate)
@@ -234,7 +234,7 @@ class Trainer:
         which skips the samples its epoch already used."""
         if self._persistent_loader is None:
             # DistributedSampler also serves one process: its order depends only on (seed, epoch)
-            base = DistributedSampler(
+            base: DistributedSampler = DistributedSampler(
                 self.data.train,
                 num_replicas=self.dist.world_size,
                 rank=self.dist.rank,
@@ -373,10 +373,10 @@ class Trainer:
 
     def _train_epoch(self, checkpoint_extra: dict[str, Any]) -> float:
         s = self.state
-        set_epoch = getattr(self.data.train, "set_epoch", None)
-        if callable(set_epoch):  # data sets with per-epoch random choices (e.g. video clips)
-            set_epoch(s.epoch)
         loader = self._train_loader(s.epoch, skip=s.batch_in_epoch * self.config.data.batch_size)
+        # data sets with per-epoch random choices (e.g. video clips): here and in the workers
+        assert isinstance(loader.dataset, SkipUnreadable)
+        loader.dataset.set_epoch(s.epoch)
         self.train_model.train()
         remaining = self.batches_per_epoch - s.batch_in_epoch
         loss_sum = torch.zeros((), device=self.device)  # of the finite optimizer steps

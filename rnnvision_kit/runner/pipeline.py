@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -47,20 +47,25 @@ from rnnvision_kit.runner.rundir import Checkpoint, RunDir
 from rnnvision_kit.task import (
     CAPABILITY_METHODS,
     BuiltModel,
+    ChecksData,
     DataBundle,
     DataCheck,
     DataContext,
     Exportable,
     ExportContext,
+    Exports,
     MetricsContext,
     ModelContext,
     Normalisation,
     PredictContext,
+    Predicts,
     Purpose,
     ReportContext,
+    Reports,
     StepContext,
     StepOutput,
     StreamContext,
+    Streams,
     Task,
     declared_defaults,
 )
@@ -89,9 +94,10 @@ class TaskHandle:
     def require(self, capability: str) -> None:
         if not self.supports(capability):
             offered = ", ".join(self.capabilities) or "training and evaluation only"
-            raise RnnkitError(
+            raise TaskError(
                 f"task {self.name!r} (plugin {self.plugin!r}) does not support {capability} "
-                f"(it supports: {offered})"
+                f"(it supports: {offered})",
+                capability,
             )
 
     # The task's methods, each behind blame().
@@ -162,31 +168,38 @@ class TaskHandle:
         with self.blame("update_metrics"):
             self.task.update_metrics(metrics, output)
 
+    # The optional capabilities: open_task checked that a task defines the method of each
+    # capability it declares, so that require() makes the task that capability's Protocol.
     def predict(self, ctx: PredictContext) -> list[dict[str, Any]]:
         self.require("predict")
+        task = cast(Predicts, self.task)
         with self.blame("predict"):
-            return self.task.predict(ctx)  # type: ignore[attr-defined]
+            return task.predict(ctx)
 
     def check_data(self, ctx: DataContext) -> DataCheck:
         self.require("check-data")
+        task = cast(ChecksData, self.task)
         with self.blame("check_data"):
-            return self.task.check_data(ctx)  # type: ignore[attr-defined]
+            return task.check_data(ctx)
 
     def report(self, ctx: ReportContext) -> None:
         if self.supports("report"):
+            task = cast(Reports, self.task)
             with self.blame("report"):
-                self.task.report(ctx)  # type: ignore[attr-defined]
+                task.report(ctx)
 
     def stream(self, ctx: StreamContext) -> Iterator[dict[str, Any]]:
         """The task's stream records, each ``next`` behind blame()."""
         self.require("stream")
+        task = cast(Streams, self.task)
         with self.blame("stream"):
-            yield from self.task.stream(ctx)  # type: ignore[attr-defined]
+            yield from task.stream(ctx)
 
     def export(self, ctx: ExportContext) -> Exportable:
         self.require("export")
+        task = cast(Exports, self.task)
         with self.blame("export"):
-            exportable = self.task.export(ctx)  # type: ignore[attr-defined]
+            exportable = task.export(ctx)
         if not isinstance(exportable, Exportable):
             raise TaskError(
                 f"task {self.name!r} (plugin {self.plugin!r}) failed in export: it returned "

@@ -12,10 +12,10 @@ import copy
 import dataclasses
 import platform
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -239,9 +239,13 @@ def announce(built: Built, trainer: Trainer, runtime: Runtime, echo: Echo | None
         return
     data, config = built.data, built.config
     assert data is not None
+
+    def count(dataset: object) -> int:  # map-style data sets (torch's Dataset declares no len)
+        return len(cast(Sized, dataset))
+
     echo(
-        f"task {config.task}: {len(data.train)} train / {len(data.val)} val / "
-        f"{len(data.test)} test samples, {data.spec.num_classes} classes, "
+        f"task {config.task}: {count(data.train)} train / {count(data.val)} val / "
+        f"{count(data.test)} test samples, {data.spec.num_classes} classes, "
         f"{count_parameters(trainer.model):,} parameters, device {runtime.device}, "
         f"precision {config.train.precision}, {runtime.dist.world_size} process(es)"
     )
@@ -472,6 +476,7 @@ def predict_files(
         device,
         top_k,
         out_dir if out_dir is not None else saved.run_dir.predict_dir,
+        every_file=files_of(files),  # for output names no two inputs share
     )
     records: list[dict[str, Any]] = []
     with torch.inference_mode():

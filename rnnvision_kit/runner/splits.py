@@ -63,7 +63,7 @@ def split_record(bundle: DataBundle, config: RunConfig) -> dict[str, Any]:
 
 def record_splits(run_dir: RunDir | Path, record: dict[str, Any]) -> None:
     """Write ``run_dir/splits.json`` (a :func:`split_record` record; at the start of a run, rank 0)."""
-    write_json(RunDir(run_dir).splits, record)
+    write_json(RunDir(Path(run_dir)).splits, record)
 
 
 def load_splits(path: Path) -> dict[str, Any] | None:
@@ -82,7 +82,7 @@ def load_splits(path: Path) -> dict[str, Any] | None:
 def check_resume(run_dir: RunDir | Path, record: dict[str, Any]) -> None:
     """Before a resumed run trains: a DataError naming what changed when the data rebuilt now
     (its :func:`split_record` record) differs from the data recorded in ``run_dir/splits.json``."""
-    path = RunDir(run_dir).splits
+    path = RunDir(Path(run_dir)).splits
     saved = load_splits(path)
     if saved is None:
         return

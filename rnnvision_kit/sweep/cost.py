@@ -45,7 +45,7 @@ def stream_cost(
     try:
         _, built = load_for_inference(registries, run_dir, "time streaming", require=False)
         torch.set_num_threads(1)
-        model = built.model.eval()
+        model: Any = built.model.eval()  # duck-typed: encode_frame, step, initial_state
         blocker = getattr(model, "stream_blocker", "it has no per-step API (encode_frame, step)")
         if blocker is not None:
             return {**result, "note": f"cannot stream: {blocker}"}

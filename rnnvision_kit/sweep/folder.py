@@ -17,7 +17,7 @@ ERROR_FILE = "sweep-error.txt"
 LOG_FILE = "sweep-run.log"
 # Settings that change where or how fast a run goes, not its results: they may differ between
 # invocations on one sweep folder (the others must not: the rows would mix two experiments).
-VOLATILE = ("seed", "out_dir", "train.threads", "train.device", "data.num_workers")
+VOLATILE: tuple[str, ...] = ("seed", "out_dir", "train.threads", "train.device", "data.num_workers")
 VOLATILE += ("train.checkpoint_every",)
 
 

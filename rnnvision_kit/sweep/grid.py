@@ -18,7 +18,9 @@ RESERVED = {"seed": "--seeds", "out_dir": "--out", "train.threads": "--threads"}
 def split_values(text: str) -> list[str]:
     """``"gru,lstm"`` -> ``["gru", "lstm"]``; commas inside brackets or quotes stay
     (``"[8],[16,4]"`` -> ``["[8]", "[16,4]"]``)."""
-    values, depth, quote, current = [], 0, "", []
+    values: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, ""
     for char in text:
         if quote:
             quote = "" if char == quote else quote

@@ -100,6 +100,7 @@ def build_rows(
     for point in points:
         done = [r for r in results[point] if r.summary is not None]
         failed = [r for r in results[point] if r.error is not None]
+        summaries = [r.summary for r in done if r.summary is not None]  # all of done's
         costs = [r.cost or {} for r in done]
         notes = sorted({_first_words(c["note"]) for c in costs if c.get("note")})
         if failed:
@@ -108,14 +109,12 @@ def build_rows(
             Row(
                 point=point,
                 metrics={
-                    m: [
-                        scalar_metrics(r.summary)[m] for r in done if m in scalar_metrics(r.summary)
-                    ]
+                    m: [scalar_metrics(s)[m] for s in summaries if m in scalar_metrics(s)]
                     for m in metrics
                 },
                 seeds=len(done),
                 parameters=_mean([_parameters(r) for r in done]),
-                train_seconds=_mean([r.summary.get("train_seconds") for r in done]),
+                train_seconds=_mean([s.get("train_seconds") for s in summaries]),
                 ms_per_frame=_mean([c.get("ms_per_frame") for c in costs]),
                 state_bytes=max(
                     (c["state_bytes"] for c in costs if c.get("state_bytes") is not None),
