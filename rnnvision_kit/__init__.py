@@ -15,9 +15,6 @@ folder or checkpoint as a ``Predictor`` (``predict``, ``stream``, ``export``).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from rnnvision_kit.config import (
     DataConfig,
     EvalConfig,
@@ -58,6 +55,7 @@ from rnnvision_kit.hookspecs import (
     hookimpl,
 )
 from rnnvision_kit.layers import HeadConfig, LayerSettings, build_sequence_head, layer_settings
+from rnnvision_kit.lazyexports import lazy_exports
 from rnnvision_kit.registry import Entry, Registries, Registry, lazy
 from rnnvision_kit.task import (
     BuiltModel,
@@ -91,16 +89,7 @@ __version__ = "0.1.0"
 _FRONT_DOOR = ("Evaluation", "FitResult", "Predictor", "evaluate", "fit", "load")
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _FRONT_DOOR:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module("rnnvision_kit.api"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_FRONT_DOOR])
+__getattr__, __dir__ = lazy_exports(globals(), dict.fromkeys(_FRONT_DOOR, "rnnvision_kit.api"))
 
 
 __all__ = [

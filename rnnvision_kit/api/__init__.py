@@ -10,8 +10,9 @@ torch is imported, as the CLI does.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rnnvision_kit.lazyexports import lazy_exports
 
 if TYPE_CHECKING:
     from rnnvision_kit.api.predictor import Prediction, Predictor, load
@@ -30,13 +31,4 @@ _WHERE = {
 __all__ = ["Evaluation", "FitResult", "Prediction", "Predictor", "evaluate", "fit", "load"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+__getattr__, __dir__ = lazy_exports(globals(), _WHERE)

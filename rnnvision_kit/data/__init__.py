@@ -11,8 +11,9 @@ imports no torch; the data sets, video I/O and caches import torch and PyAV when
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rnnvision_kit.lazyexports import lazy_exports
 
 # module of this package -> the public names it defines (the type checker reads the imports
 # under TYPE_CHECKING below; tests/test_video_source_contract.py keeps the three lists equal)
@@ -80,18 +81,9 @@ _MODULES: dict[str, tuple[str, ...]] = {
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
 
 
-def __getattr__(name: str) -> Any:
-    """Import the module that defines public ``name`` on its first use."""
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_HOME})
+__getattr__, __dir__ = lazy_exports(
+    globals(), {name: f"{__name__}.{module}" for name, module in _HOME.items()}
+)
 
 
 if TYPE_CHECKING:

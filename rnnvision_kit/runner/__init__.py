@@ -9,8 +9,9 @@ folder's record writers. Names are imported when first used: importing this pack
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rnnvision_kit.lazyexports import lazy_exports
 
 if TYPE_CHECKING:
     from rnnvision_kit.runner.checkpoint import load_checkpoint
@@ -54,13 +55,4 @@ __all__ = [
 ]  # the keys of _WHERE
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+__getattr__, __dir__ = lazy_exports(globals(), _WHERE)
