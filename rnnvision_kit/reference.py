@@ -318,6 +318,30 @@ def _video_source_reference() -> str:
     return "\n".join(parts)
 
 
+def _record_fields(cls: type) -> str:
+    """``(name: type, ...)`` of a dataclass or NamedTuple (a record users read the fields of),
+    else ``""`` (settings classes too: their fields have a table of their own)."""
+    if cls.__name__.endswith("Config"):
+        return ""
+    if dataclasses.is_dataclass(cls):
+        names = [f.name for f in dataclasses.fields(cls) if f.init and not f.name.startswith("_")]
+    elif issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        names = list(cls._fields)
+    else:
+        return ""
+    hints = {
+        k: v for c in reversed(cls.__mro__) for k, v in getattr(c, "__annotations__", {}).items()
+    }
+
+    def text(hint: object) -> str:
+        if isinstance(hint, str):
+            return hint
+        return str(getattr(hint, "__forward_arg__", getattr(hint, "__name__", hint)))
+
+    shown = [f"{n}: {text(hints[n])}" if n in hints else n for n in names]
+    return f"({', '.join(shown)})"
+
+
 def _package_reference() -> str:
     """What ``rnnvision_kit.data``, ``.nn`` and ``.runner`` export, with a line each."""
     import importlib
@@ -333,7 +357,7 @@ def _package_reference() -> str:
             if inspect.isfunction(value):
                 call = signature(value).removeprefix("def ").replace("|", "\\|")
             elif inspect.isclass(value):
-                call = f"class {export}"
+                call = f"class {export}{_record_fields(value)}".replace("|", "\\|")
             else:
                 call = f"{export}: {type(value).__name__}"
             rows.append(f"| `{call}` | {first or 'constant'} |")
