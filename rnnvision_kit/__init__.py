@@ -56,6 +56,7 @@ from rnnvision_kit.hookspecs import (
 )
 from rnnvision_kit.layers import HeadConfig, LayerSettings, build_sequence_head, layer_settings
 from rnnvision_kit.lazyexports import lazy_exports
+from rnnvision_kit.progress import Progress, track
 from rnnvision_kit.registry import Entry, Registries, Registry, lazy
 from rnnvision_kit.task import (
     BuiltModel,
@@ -119,6 +120,7 @@ __all__ = [
     "Normalisation",
     "PluginError",
     "PredictContext",
+    "Progress",
     "Predictor",
     "Predicts",
     "RegisterBackbone",
@@ -157,6 +159,7 @@ __all__ = [
     "reason",
     "require_classes",
     "setting",
+    "track",
     "split_fractions_rule",
     "warn",
     "__version__",

@@ -63,8 +63,7 @@ def write_classification_report(
     if matrix is not None:
         plot_confusion(matrix, class_names, run_dir / f"confusion_{split}.png")
     per_class = results.get(f"{split}/per_class_acc")
-    if per_class is not None:
-        write_json(
-            run_dir / f"per_class_{split}.json",
-            dict(zip(class_names, per_class, strict=True)),
-        )
+    if per_class is not None:  # by class name (the evaluator's form), or one value per class
+        if not isinstance(per_class, dict):
+            per_class = dict(zip(class_names, per_class, strict=True))
+        write_json(run_dir / f"per_class_{split}.json", per_class)

@@ -341,9 +341,56 @@ def _check_eval_settings(host: PluginHost, run_dir: Path, values: dict[str, Any]
 SHOWN_SKIPPED = 20  # unreadable files listed under the final table (all are in summary.json)
 
 
+def _print_results(split: str, scalars: dict[str, Any], details: dict[str, Any]) -> None:
+    """The metrics table, each beside its trivial baseline (``SPLIT/baseline`` of the details,
+    rnnvision_kit.baselines) when the task has one; per-class figures by class name
+    (segmentation; classification with at most 10 classes); one warning line when the model
+    does not beat its baseline."""
+    from rnnvision_kit.baselines import SHOWN_CLASSES, Baseline, collapse_warning
+    from rnnvision_kit.errors import warn
+
+    found = details.get(f"{split}/baseline")
+    if not isinstance(found, dict):
+        rows = [(key, _fmt(value)) for key, value in scalars.items()]
+        click.echo(format_table([f"{split} metric", "value"], rows))
+        return
+    base = Baseline(
+        found["kind"], found["predicts"], found["majority_of"], found["metrics"], found["per_class"]
+    )
+
+    def trivial(key: str) -> str:
+        value = base.metrics.get(key.removeprefix(f"{split}/"))
+        return "-" if value is None else _fmt(float(value))
+
+    beside = [(key, _fmt(value), trivial(key)) for key, value in scalars.items()]
+    click.echo(format_table([f"{split} metric", "value", "trivial baseline"], beside))
+    where = "train" if base.majority_of == "train" else f"the {split} split"
+    click.echo(f"trivial baseline: predicts class {base.majority!r} (the majority of {where})")
+    per_class_key, label = (
+        (f"{split}/per_class_iou", "IoU")
+        if base.kind == "segmentation"
+        else (f"{split}/per_class_acc", "accuracy")
+    )
+    per_class = details.get(per_class_key)
+    if isinstance(per_class, dict) and (
+        base.kind == "segmentation" or len(per_class) <= SHOWN_CLASSES
+    ):
+        classes = [
+            (str(name), _optional(v), _optional(base.per_class.get(name)))
+            for name, v in per_class.items()
+        ]
+        click.echo(format_table(["class", f"{split} {label}", "trivial baseline"], classes))
+    line = collapse_warning({**scalars, **details}, split, base)
+    if line is not None:
+        warn(line)
+
+
+def _optional(value: Any) -> str:
+    return "-" if value is None else _fmt(float(value))
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
-    rows = [(key, _fmt(value)) for key, value in summary["test"].items()]
-    click.echo(format_table(["test metric", "value"], rows))
+    _print_results("test", summary["test"], summary.get("test_details") or {})
     best = summary.get("best")
     click.echo(
         f"best {summary['monitor']} = {_fmt(best)} at epoch {summary['best_epoch']}; "
@@ -392,7 +439,8 @@ def run(
     as_json: bool,
     **options: Any,
 ) -> None:
-    """Train a task's model, keep the best checkpoint and evaluate it on the test split.
+    """Train a task's model, keep the best checkpoint and evaluate it on the test split; the
+    final table shows each metric beside its trivial baseline (the majority class).
 
     \b
     Examples:
@@ -441,6 +489,11 @@ def run(
     )
     if int(os.environ.get("RANK", "0")) != 0:
         return
+    if summary.get("run_dir") and not quiet:
+        from rnnvision_kit.runner.health import run_notices
+
+        for line in run_notices(summary["run_dir"], config):  # training-health notices
+            click.echo(f"rnnkit: notice: {line}", err=True)
     if as_json:
         from rnnvision_kit.runner.records import to_jsonable
 
@@ -500,8 +553,9 @@ def eval_command(
     overrides: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Re-evaluate a run's checkpoint: print the metrics, then write RUN_DIR/eval-SPLIT.json
-    (a run folder that cannot be written is one error line after the metrics, exit code 2).
+    """Re-evaluate a run's checkpoint: print the metrics beside the trivial baseline, then
+    write RUN_DIR/eval-SPLIT.json (eval-SPLIT-last.json for --checkpoint last; a run folder that
+    cannot be written is one error line after the metrics, exit code 2).
 
     \b
     Example:
@@ -525,8 +579,7 @@ def eval_command(
 
             click.echo(json.dumps(to_jsonable(result), indent=2))
             return
-        rows = [(k, _fmt(v)) for k, v in result["metrics"].items()]
-        click.echo(format_table([f"{split} metric", "value"], rows))
+        _print_results(split, result["metrics"], result.get("details") or {})
 
     evaluate_run(
         _host(ctx).registries,

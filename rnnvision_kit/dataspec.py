@@ -280,7 +280,10 @@ class DataBundle:
     """Train, validation and test data sets (map-style) plus their spec, the files a source
     skipped as unreadable (``(file, reason)``; they are counted in the run summary) and,
     optionally, what each split holds (``items``: the run folder's ``splits.json`` records it and
-    ``rnnkit run --resume`` refuses data that changed; without it only the counts are compared)."""
+    ``rnnkit run --resume`` refuses data that changed; without it only the counts are compared)
+    and where each split comes from (``origins``: split -> one line, e.g. ``"carved from
+    clips/train/ (20% per class, split seed 0)"``; the run's first lines, ``summary.json``,
+    ``splits.json`` and ``rnnkit check-data`` show it)."""
 
     train: Dataset  # map-style; items by the kind's format (rnnvision_kit.dataspec)
     val: Dataset  # map-style
@@ -288,6 +291,7 @@ class DataBundle:
     spec: DataSpec  # the kind's typed spec, saved in checkpoints
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason) not read
     items: dict[str, list[str]] | None = None  # split -> each item's file path or stable id
+    origins: dict[str, str] | None = None  # split -> where it comes from, in one line
 
 
 def check_bundle(bundle: DataBundle, kind: str, source: str) -> None:

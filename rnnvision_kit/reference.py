@@ -307,6 +307,7 @@ def _video_source_reference() -> str:
         f"{inspect.getdoc(call)}\n"
     )
     parts.append(record_reference(data.Listing, ["all_samples"]))
+    parts.append(record_reference(data.ScanReport, ["decode_note"]))
     for function in (data.build_clip_bundle, data.check_video_source, data.listing_of):
         parts.append(function_reference(function, f"rnnvision_kit.data.{function.__name__}"))
     parts.append(
@@ -383,6 +384,7 @@ PUBLIC_GROUPS = {
     "rnnvision_kit.layers": "sequence heads as settings",
     "rnnvision_kit.registry": "registries",
     "rnnvision_kit.errors": "errors and messages",
+    "rnnvision_kit.progress": "progress on long work",
     "rnnvision_kit.api": "the Python front door (load, fit, evaluate)",
 }
 PACKAGES = (  # the public packages besides rnnvision_kit (its docstring names them)

@@ -1,6 +1,6 @@
 """Dependencies point down only (DESIGN.md): plugins -> core; the core never imports a plugin;
 ``data`` and ``nn`` import nothing else from the core but ``errors`` (and the leaf
-utilities ``safe_load``, ``atomicfile``, ``lazyexports``; ``data`` also the torch-free records it fills:
+utilities ``safe_load``, ``atomicfile``, ``lazyexports``, ``progress``; ``data`` also the torch-free records it fills:
 ``config`` for its settings, ``dataspec`` for specs and bundles); the CLI imports no torch at
 module level."""
 
@@ -49,6 +49,7 @@ def test_data_and_nn_depend_on_nothing_else_in_the_core(layer: str) -> None:
         "rnnvision_kit.safe_load",
         "rnnvision_kit.atomicfile",
         "rnnvision_kit.lazyexports",
+        "rnnvision_kit.progress",
         f"rnnvision_kit.{layer}",
         *(("rnnvision_kit.config", "rnnvision_kit.dataspec") if layer == "data" else ()),
     )

@@ -16,6 +16,7 @@ from rnnvision_kit import ConfigError, DataError, RunConfig
 from tests.conftest import CliRunner
 
 H, W = 24, 32
+SPLITS = ("train", "val", "test")
 VIDEOS = ("bear", "boat", "car", "dog", "elk", "fox", "goat", "hare")
 VAL = ("goat", "hare")
 
@@ -192,7 +193,9 @@ def test_check_data_on_davis_2016_reports_two_classes_and_the_mapping(
     assert result.returncode == 0, result.stderr
     table = _table(result.stdout)
     assert [name for kind, name in table if kind == "class"] == ["background", "foreground"]
-    assert table[("split", "test")] == "2 clips, 16 frames"  # the 2 val videos
+    test = table[("split", "test")]  # the 2 val videos, and where they come from (issue 20)
+    assert test.startswith("2 clips, 16 frames: the videos of split file ")
+    assert test.endswith("val.txt (DAVIS publishes no test annotations in this layout)")
     assert "mask values -> class ids: {0: 0, 255: 1} (detected binary masks" in result.stdout
     assert "read as classes 0/1" in result.stderr
 
@@ -255,3 +258,17 @@ def test_mask_values_setting_forms() -> None:
     }.items():
         with pytest.raises(ConfigError, match=message):
             set_value(data, "mask_values", bad)
+
+
+def test_check_data_on_davis_without_imagesets_names_the_carved_videos(
+    tmp_path: Path, rnnkit: CliRunner
+) -> None:
+    """No ImageSets/: check-data says so and which videos went to each split (issue 20)."""
+    root = make_davis(tmp_path / "DAVIS", 2016, frames=8, imagesets=False)
+    result = rnnkit("check-data", "--task", "seg-refine", "--data", f"davis:{root}")
+    assert result.returncode == 0, result.stderr
+    table = _table(result.stdout)
+    assert "(no ImageSets/ split files)" in table[("split", "test")]
+    named = [table[("carved", split)].split(": ", 1)[1].split(", ") for split in SPLITS]
+    assert sorted(name for names in named for name in names) == sorted(VIDEOS)
+    assert "the 'carved' rows name what the fixed split seed put in each" in result.stdout

@@ -66,7 +66,11 @@ def _read_only(folder: Path) -> Iterator[str]:
 
 
 def _one_error(result: object) -> str:
-    lines = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    lines = [  # one error line (a barely trained model's baseline warning may come before it)
+        line
+        for line in result.stderr.strip().splitlines()  # type: ignore[attr-defined]
+        if not line.startswith(("rnnkit: warning: ", "rnnkit: notice: "))
+    ]
     assert result.returncode == 2 and len(lines) == 1, result.stderr  # type: ignore[attr-defined]
     assert lines[0].startswith("rnnkit: error: ")
     return lines[0]

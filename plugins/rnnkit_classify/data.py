@@ -27,6 +27,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 # size): MemoryError (a size below PIL's limit), EOFError or struct.error (truncated data).
 IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, MemoryError)
 SPLITS = ("train", "val", "test")
+SPLIT_SEED = 0  # the seed of every carved split (fixed: every run gets the same split)
 # what these sources read: image-classify's data settings (ClassifyDataConfig)
 ImageRunConfig = RunConfig[Any, ClassifyDataConfig]
 
@@ -54,7 +55,7 @@ def _spec(train: ImageTensors, class_names: list[str]) -> ImageSpec:
 
 
 def stratified_split(
-    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int = 0
+    labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int = SPLIT_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Train/val/test indices with each class split in the same proportions (fixed seed)."""
     if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
@@ -82,13 +83,28 @@ def _bundle(
     class_names: list[str],
     skipped: list[tuple[str, str]] | None = None,
     ids: list[str] | None = None,
+    origins: dict[str, str] | None = None,
 ) -> DataBundle:
     train, val, test = (
         ImageTensors(images[torch.from_numpy(s)], labels[torch.from_numpy(s)]) for s in splits
     )
     ids = ids if ids is not None else _content_ids(images)  # items: each split's identities
     items = {name: [ids[i] for i in s] for name, s in zip(SPLITS, splits, strict=True)}
-    return DataBundle(train, val, test, _spec(train, class_names), skipped or [], items)
+    spec = _spec(train, class_names)
+    return DataBundle(train, val, test, spec, skipped or [], items, origins)
+
+
+def carved_from(where: str, fraction: float) -> str:
+    """The origin of a split carved by :func:`stratified_split` (``DataBundle.origins``)."""
+    return f"carved from {where} ({fraction:.0%} per class, split seed {SPLIT_SEED})"
+
+
+def _carved_origins(where: str, val_fraction: float, test_fraction: float) -> dict[str, str]:
+    return {
+        "train": f"{where}, less the images carved for val and test",
+        "val": carved_from(where, val_fraction),
+        "test": carved_from(where, test_fraction),
+    }
 
 
 def _content_ids(images: torch.Tensor) -> list[str]:
@@ -108,8 +124,10 @@ def digits(config: ImageRunConfig) -> DataBundle:
         images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear")
         images = images.clamp(0, 1)
     labels = torch.from_numpy(bunch.target)
-    splits = stratified_split(bunch.target, config.data.val_fraction, config.data.test_fraction)
-    return _bundle(images, labels, splits, [str(i) for i in range(10)])
+    d = config.data
+    splits = stratified_split(bunch.target, d.val_fraction, d.test_fraction)
+    origins = _carved_origins("scikit-learn's 1,797 digits", d.val_fraction, d.test_fraction)
+    return _bundle(images, labels, splits, [str(i) for i in range(10)], origins=origins)
 
 
 # ----------------------------------------------------------------------------- torchvision sets
@@ -173,10 +191,16 @@ def _mnist_like(config: ImageRunConfig, source: str, folder: str, cls_name: str)
     images = torch.cat([train.data, test.data]).unsqueeze(1)
     labels = torch.cat([train.targets, test.targets])
     n_train = len(train.data)
-    order = np.random.default_rng(0).permutation(n_train)
+    order = np.random.default_rng(SPLIT_SEED).permutation(n_train)
     n_val = n_train // 12  # 5,000 of MNIST's 60,000 training images validate
     splits = (np.sort(order[n_val:]), np.sort(order[:n_val]), np.arange(n_train, len(labels)))
-    return _bundle(images, labels, splits, list(train.classes))
+    files = f"{folder}'s train-*-ubyte files"
+    origins = {
+        "train": f"{files}, less the {n_val:,} images carved for val",
+        "val": f"{n_val:,} images carved at random from {files} (split seed {SPLIT_SEED})",
+        "test": f"{folder}'s t10k-*-ubyte files (its test set)",
+    }
+    return _bundle(images, labels, splits, list(train.classes), origins=origins)
 
 
 def mnist(config: ImageRunConfig) -> DataBundle:
@@ -208,9 +232,15 @@ def cifar10(config: ImageRunConfig) -> DataBundle:
     )
     labels = torch.tensor(list(train.targets) + list(test.targets))
     n_train = len(train.data)
-    order = np.random.default_rng(0).permutation(n_train)
+    order = np.random.default_rng(SPLIT_SEED).permutation(n_train)
     splits = (np.sort(order[5000:]), np.sort(order[:5000]), np.arange(n_train, len(labels)))
-    return _bundle(images, labels, splits, list(train.classes))
+    files = "cifar-10-batches-py/data_batch_1..5"
+    origins = {
+        "train": f"{files}, less the 5,000 images carved for val",
+        "val": f"5,000 images carved at random from {files} (split seed {SPLIT_SEED})",
+        "test": "cifar-10-batches-py/test_batch (its test set)",
+    }
+    return _bundle(images, labels, splits, list(train.classes), origins=origins)
 
 
 # ------------------------------------------------------------------------------- image folders
@@ -299,12 +329,21 @@ def imagefolder(config: ImageRunConfig) -> DataBundle:
         labels = torch.cat([parts[s][1] for s in parts])
         bounds = np.cumsum([0] + [len(parts[s][1]) for s in parts])
         ranges = {s: np.arange(bounds[i], bounds[i + 1]) for i, s in enumerate(parts)}
+        origins = {s: f"the {root / s}/ folder" for s in parts}
         if "val" not in ranges:  # carve a validation split out of train
             train_labels = labels[ranges["train"]].numpy()
-            tr, va, _ = stratified_split(train_labels, config.data.val_fraction or 0.1, 0.0001)
+            fraction = config.data.val_fraction or 0.1
+            tr, va, _ = stratified_split(train_labels, fraction, 0.0001)
             ranges["val"], ranges["train"] = ranges["train"][va], ranges["train"][tr]
+            origins["val"] = carved_from(f"{root / 'train'}/", fraction)
+            # (stratified_split keeps at least one image per class for its unused third part)
+            origins["train"] += ", less the images carved for val and 1 per class left unused"
         splits = (ranges["train"], ranges["val"], ranges["test"])
-        return _bundle(images, labels, splits, parts["train"][2], skipped, files)
+        origins = {s: origins[s] for s in SPLITS}
+        return _bundle(images, labels, splits, parts["train"][2], skipped, files, origins)
     images, labels, classes = _load_folder(root, None, channels, size, skipped, files)
-    splits = stratified_split(labels.numpy(), config.data.val_fraction, config.data.test_fraction)
-    return _bundle(images, labels, splits, classes, skipped, files)
+    d = config.data
+    splits = stratified_split(labels.numpy(), d.val_fraction, d.test_fraction)
+    where = f"{root}/<class>/ (no train/ and test/ folders)"
+    origins = _carved_origins(where, d.val_fraction, d.test_fraction)
+    return _bundle(images, labels, splits, classes, skipped, files, origins)

@@ -15,22 +15,25 @@ from typing import Any, cast
 import torch
 from torch.utils.data import Dataset
 
-from rnnkit_segrefine.data import SegRunConfig, describe_masks
-from rnnvision_kit import DataCheck, DataError
+from rnnkit_segrefine.data import AugmentedClips, CarvedSplit, SegRunConfig, describe_masks
+from rnnvision_kit import DataBundle, DataCheck, DataError, Progress
 
 SPLITS = ("train", "val", "test")
 HEADERS = ["kind", "name", "detail"]
+NAMED = 50  # videos (or images) a 'carved' row names
 MANY_CLASSES = 32  # beyond this, classes without pixels get no row of their own
 
 
 def _pixel_counts(
-    dataset: Dataset, num_classes: int, unreadable: dict[str, str]
+    dataset: Dataset, num_classes: int, unreadable: dict[str, str], progress: Progress
 ) -> tuple[int, int, torch.Tensor]:
     """Clips read, frames and per-class pixel counts (values outside the classes, e.g. an
-    ignore index, are left out); a clip that fails to decode adds its file to ``unreadable``."""
+    ignore index, are left out); a clip that fails to decode adds its file to ``unreadable``.
+    Each clip read counts one on ``progress``."""
     counts = torch.zeros(num_classes, dtype=torch.int64)
     frames = clips = 0
     for index in range(len(cast(Sized, dataset))):  # map-style (torch's Dataset declares no len)
+        progress.update()
         try:
             masks = dataset[index][1]
         except DataError as error:
@@ -58,11 +61,17 @@ def check_segmentation(factory: Any, config: SegRunConfig, *, deep: bool = False
     totals = torch.zeros(len(names), dtype=torch.int64)
     unreadable: dict[str, str] = {}
     read: dict[str, int] = {}
-    for split in SPLITS:
-        clips, frames, counts = _pixel_counts(getattr(bundle, split), len(names), unreadable)
-        totals += counts
-        read[split] = clips
-        rows.append(("split", split, f"{clips} clips, {frames} frames"))
+    total = sum(len(cast(Sized, getattr(bundle, split))) for split in SPLITS)
+    with Progress(total, "reading clips", "clip") as progress:
+        for split in SPLITS:
+            dataset = getattr(bundle, split)
+            clips, frames, counts = _pixel_counts(dataset, len(names), unreadable, progress)
+            totals += counts
+            read[split] = clips
+            origin = (bundle.origins or {}).get(split)
+            detail = f"{clips} clips, {frames} frames" + (f": {origin}" if origin else "")
+            rows.append(("split", split, detail))
+    rows += carved_rows(bundle)
     pixels = max(int(totals.sum()), 1)
     for k, name in enumerate(names):
         if totals[k] or len(names) <= MANY_CLASSES:  # many classes: the empty ones in a note
@@ -77,6 +86,11 @@ def check_segmentation(factory: Any, config: SegRunConfig, *, deep: bool = False
         )
     if not notes:
         notes.append("no bad files")
+    if any(row[0] == "carved" for row in rows):
+        notes.append(
+            "no split folder or split file for every split: the 'carved' rows name what the "
+            "fixed split seed put in each (the 'split' rows say where each split comes from)"
+        )
     if deep:
         notes.append(
             "--deep: every frame image and mask was decoded in full (check-data reads every "
@@ -92,6 +106,23 @@ def check_segmentation(factory: Any, config: SegRunConfig, *, deep: bool = False
     if read["train"] == 0:
         notes.append("no readable training clip: nothing to train on")
     return DataCheck(HEADERS, rows, notes, usable=read["train"] > 0)
+
+
+def carved_rows(bundle: DataBundle) -> list[Sequence[str]]:
+    """For each split carved by the seeded split (no split folder or split file), a row naming
+    the videos (or images) it took."""
+    rows: list[Sequence[str]] = []
+    for split in SPLITS:
+        dataset = getattr(bundle, split)
+        if isinstance(dataset, AugmentedClips):
+            dataset = dataset.clips
+        if isinstance(dataset, CarvedSplit):
+            shown = ", ".join(dataset.groups[:NAMED])
+            if len(dataset.groups) > NAMED:
+                more = len(dataset.groups) - NAMED
+                shown += f", and {more} more (a run's splits.json lists every clip)"
+            rows.append(("carved", split, f"{len(dataset.groups)}: {shown}"))
+    return rows
 
 
 def _short(names: list[str], limit: int = 12) -> list[str]:

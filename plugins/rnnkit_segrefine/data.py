@@ -28,6 +28,7 @@ from rnnvision_kit import DataBundle, DataError, RunConfig, SegmentationSpec, Un
 from rnnvision_kit.data import ClipAugment, clip_generator
 
 SPLITS = ("train", "val", "test")
+SPLIT_SEED = 0  # the seed of every carved split (fixed: every run gets the same split)
 # what these sources read: seg-refine's data settings (SegDataConfig)
 SegRunConfig = RunConfig[Any, SegDataConfig]
 STAT_CLIPS = 16  # training clips used for the normalisation mean and std
@@ -63,15 +64,42 @@ def _image_of(clip: Sequence[seg.Pair]) -> Hashable:
     return clip[0][0]
 
 
+class CarvedSplit(Subset):
+    """A split carved out of a reader by :func:`carve`; ``groups`` names the videos (or images)
+    it took, for ``rnnkit check-data``."""
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int], groups: Sequence[str]) -> None:
+        super().__init__(dataset, indices)
+        self.groups = list(groups)
+
+
+def carved_from(where: str, fraction: float, unit: str = "video") -> str:
+    """The origin of a split carved by :func:`carve` (``DataBundle.origins``)."""
+    return f"carved from {where} by {unit} ({fraction:.0%} of the {unit}s, split seed {SPLIT_SEED})"
+
+
+def _carved_origins(where: str, fractions: Sequence[float], unit: str) -> dict[str, str]:
+    """The origins of val, test and train carved from ``where`` by ``fractions`` (val, test)."""
+    return {
+        "train": f"{where}, less the {unit}s carved for val and test",
+        "val": carved_from(where, fractions[0], unit),
+        "test": carved_from(where, fractions[1], unit),
+    }
+
+
+def _group_name(key: Hashable) -> str:
+    return key.name if isinstance(key, Path) else str(key)
+
+
 def carve(
     dataset: seg.SegmentationClips,
     fractions: Sequence[float],
     group: Callable[[Sequence[seg.Pair]], Hashable],
-) -> list[Subset]:
+) -> list[CarvedSplit]:
     """Split ``dataset`` into ``len(fractions) + 1`` parts by group (video or image), the last one
     taking the rest; the order is fixed (seed 0) so every run gets the same split."""
     keys = sorted({group(c) for c in dataset.clips}, key=str)
-    order = np.random.default_rng(0).permutation(len(keys))
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(keys))
     counts = [max(1, round(len(keys) * f)) if f > 0 else 0 for f in fractions]
     if sum(counts) >= len(keys):
         raise DataError(
@@ -86,7 +114,10 @@ def carve(
     indices: list[list[int]] = [[] for _ in range(len(counts) + 1)]
     for i, clip in enumerate(dataset.clips):
         indices[part_of[group(clip)]].append(i)
-    return [Subset(dataset, idx) for idx in indices]
+    names: list[list[str]] = [[] for _ in range(len(counts) + 1)]
+    for key in keys:
+        names[part_of[key]].append(_group_name(key))
+    return [CarvedSplit(dataset, idx, n) for idx, n in zip(indices, names, strict=True)]
 
 
 def _split_folders(
@@ -94,22 +125,30 @@ def _split_folders(
     config: SegRunConfig,
     read: Callable[..., seg.SegmentationClips],
     group: Callable[[Sequence[seg.Pair]], Hashable],
-) -> tuple[dict[str, Dataset], list[seg.SegmentationClips]]:
-    """Read ``root/{train,val,test}`` where present, else ``root``; carve what is missing."""
+    unit: str = "video",
+) -> tuple[dict[str, Dataset], list[seg.SegmentationClips], dict[str, str]]:
+    """Read ``root/{train,val,test}`` where present, else ``root``; carve what is missing (by
+    ``unit``, what ``group`` gives). Also each split's origin (``DataBundle.origins``)."""
     d = config.data
     if not (root / "train").is_dir():
         whole = read(root, None)
         val, test, train = carve(whole, (d.val_fraction, d.test_fraction), group)
-        return {"train": train, "val": val, "test": test}, [whole]
+        where = f"{root} (no train/ folder)"
+        origins = _carved_origins(where, (d.val_fraction, d.test_fraction), unit)
+        return {"train": train, "val": val, "test": test}, [whole], origins
     found = {s: read(root, s) for s in SPLITS if (root / s).is_dir()}
     splits: dict[str, Dataset] = dict(found)
+    origins = {s: f"the {root / s}/ folder" for s in found}
     missing = [s for s in ("val", "test") if s not in found]
     if missing:
         fractions = [d.val_fraction if s == "val" else d.test_fraction for s in missing]
         *held, train = carve(found["train"], fractions, group)
         splits.update(zip(missing, held, strict=True))
         splits["train"] = train
-    return splits, list(found.values())
+        for split, fraction in zip(missing, fractions, strict=True):
+            origins[split] = carved_from(f"{root / 'train'}/", fraction, unit)
+        origins["train"] += f", less the {unit}s carved for {' and '.join(missing)}"
+    return splits, list(found.values()), {s: origins[s] for s in SPLITS}
 
 
 def _base(dataset: Dataset) -> seg.SegmentationClips:
@@ -255,8 +294,10 @@ def bundle(
     readers: list[seg.SegmentationClips],
     config: SegRunConfig,
     default_names: Sequence[str] | None = None,
+    origins: dict[str, str] | None = None,
 ) -> DataBundle:
-    """A DataBundle with one class count and frame size for all splits, and the spec."""
+    """A DataBundle with one class count and frame size for all splits, the spec and each
+    split's ``origins``."""
     d = config.data
     for split in SPLITS:
         if len(cast(Sized, splits[split])) == 0:
@@ -305,7 +346,7 @@ def bundle(
     skipped = [item for r in readers for item in r.skipped]
     items = {split: clip_ids(splits[split]) for split in SPLITS}
     train = augmented(splits["train"], config)
-    return DataBundle(train, splits["val"], splits["test"], spec, skipped, items)
+    return DataBundle(train, splits["val"], splits["test"], spec, skipped, items, origins)
 
 
 def synthetic_seg(config: SegRunConfig) -> DataBundle:
@@ -317,27 +358,28 @@ def synthetic_seg(config: SegRunConfig) -> DataBundle:
     root = ensure_synthetic_seg(videos, num_frames=d.clip_len)
     options = {**_reader_options(config), "num_classes": len(CLASSES)}
     splits = {s: seg.videomasks(root, s, clip_len=d.clip_len, **options) for s in SPLITS}
-    return bundle(splits, list(splits.values()), config, CLASSES)
+    origins = {s: f"generated synthetic-seg, its {s}/ folder ({root / s})" for s in SPLITS}
+    return bundle(splits, list(splits.values()), config, CLASSES, origins)
 
 
 def maskfolder(config: SegRunConfig) -> DataBundle:
     """``PATH/images`` + ``PATH/masks`` (or each split so laid out), one image per item."""
     root = config.data.require_path("~/data/shapes")
     options = {**_reader_options(config), **_mask_options(config)}
-    splits, readers = _split_folders(
-        root, config, lambda p, s: seg.maskfolder(p, s, **options), _image_of
+    splits, readers, origins = _split_folders(
+        root, config, lambda p, s: seg.maskfolder(p, s, **options), _image_of, "image"
     )
-    return bundle(splits, readers, config)
+    return bundle(splits, readers, config, origins=origins)
 
 
 def videomasks(config: SegRunConfig) -> DataBundle:
     """``PATH/<video>/frames`` + ``PATH/<video>/masks`` (or each split so laid out), as clips."""
     root = config.data.require_path("~/data/videos")
     options = {**_reader_options(config), **_mask_options(config), **_clip_options(config)}
-    splits, readers = _split_folders(
+    splits, readers, origins = _split_folders(
         root, config, lambda p, s: seg.videomasks(p, s, **options), _video_of
     )
-    return bundle(splits, readers, config)
+    return bundle(splits, readers, config, origins=origins)
 
 
 def camvid(config: SegRunConfig) -> DataBundle:
@@ -348,7 +390,8 @@ def camvid(config: SegRunConfig) -> DataBundle:
     if options["ignore_index"] is None:
         options["ignore_index"] = seg.CAMVID_CLASSES.index("void")
     splits = {s: seg.camvid(root, s, **options) for s in SPLITS}
-    return bundle(splits, list(splits.values()), config, seg.CAMVID_CLASSES)
+    origins = {s: f"the {root / s}/ and {root / s}annot/ folders" for s in SPLITS}
+    return bundle(splits, list(splits.values()), config, seg.CAMVID_CLASSES, origins)
 
 
 def davis(config: SegRunConfig) -> DataBundle:
@@ -367,19 +410,28 @@ def davis(config: SegRunConfig) -> DataBundle:
         **_clip_options(config),
         "resolution": d.resolution,
     }
-    lists, _ = seg.davis_splits(root)
-    if {"train", "val"} <= set(lists):
+    lists, folder = seg.davis_splits(root)
+    if {"train", "val"} <= set(lists) and folder is not None:
         train_all = seg.davis(root, "train", **options)
         test_all = seg.davis(root, "val", **options)
         val, train = carve(train_all, fractions[:1], _davis_video_of)
         splits: dict[str, Dataset] = {"train": train, "val": val, "test": test_all}
         readers = [train_all, test_all]
+        listed = f"the videos of split file {folder / 'train.txt'}"
+        origins = {
+            "train": f"{listed}, less the videos carved for val",
+            "val": carved_from(listed, d.val_fraction),
+            "test": f"the videos of split file {folder / 'val.txt'} (DAVIS publishes no test "
+            "annotations in this layout)",
+        }
     else:
         whole = seg.davis(root, None, **options)
         val, test, train = carve(whole, fractions, _davis_video_of)
         splits, readers = {"train": train, "val": val, "test": test}, [whole]
+        where = f"every video of {root / 'JPEGImages' / d.resolution} (no ImageSets/ split files)"
+        origins = _carved_origins(where, fractions, "video")
     num_classes = d.num_classes or max(max(r.num_classes for r in readers), 2)
     names = ["background", *(f"object{i}" for i in range(1, num_classes))]
     if num_classes == 2:
         names[1] = "foreground"
-    return bundle(splits, readers, config, names)
+    return bundle(splits, readers, config, names, origins)

@@ -43,11 +43,10 @@ def write_per_class_iou(run_dir: Path, split: str, results: dict[str, Any], spec
     values = results.get(f"{split}/per_class_iou")
     if values is None:
         return
-    values = values if isinstance(values, list) else [values]
-    write_json(
-        run_dir / f"per_class_iou_{split}.json",
-        dict(zip(spec.class_names, values, strict=True)),
-    )
+    if not isinstance(values, dict):  # the evaluator names them by class; a bare list here
+        values = values if isinstance(values, list) else [values]
+        values = dict(zip(spec.class_names, values, strict=True))
+    write_json(run_dir / f"per_class_iou_{split}.json", values)
 
 
 @torch.inference_mode()

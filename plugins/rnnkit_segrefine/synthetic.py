@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from rnnkit_segrefine.readers import write_index_png
+from rnnvision_kit import Progress
 from rnnvision_kit.data import generate_once
 
 __all__ = [
@@ -234,11 +235,15 @@ def generate_synthetic_seg(
     num_frames: int = 8,
     size: int | Sequence[int] = 64,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> Path:
-    """Write the data set under ``root/<split>/<video>/{frames,masks}/NNNN.png``; return root."""
+    """Write the data set under ``root/<split>/<video>/{frames,masks}/NNNN.png``; return root.
+    ``progress``: as :class:`rnnvision_kit.Progress` (None: a bar on a terminal, else a
+    line every 30 s; True: a bar; False: none)."""
     counts = _split_counts(videos)
     h, w = _check_size(size)
     root = Path(root)
+    shown = Progress(sum(counts.values()), "generating synthetic-seg", "video", show=progress)
     for split_index, split in enumerate(SPLITS):
         for number in range(counts[split]):
             rng = np.random.default_rng([seed, split_index, number])
@@ -249,6 +254,8 @@ def generate_synthetic_seg(
             for t, (image, mask) in enumerate(zip(images, masks, strict=True)):
                 Image.fromarray(image).save(video / "frames" / f"{t:04d}.png", compress_level=0)
                 write_index_png(video / "masks" / f"{t:04d}.png", mask)
+            shown.update()
+    shown.close()
     return root
 
 

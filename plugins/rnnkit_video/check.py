@@ -20,6 +20,8 @@ from rnnvision_kit.data import (
     scan_videos,
 )
 
+NAMED = 50  # videos a 'carved' row names
+
 
 def check_data(ctx: DataContext) -> DataCheck:
     """The scan of ``data.source``'s listing (its ``list_samples``): nothing is trained."""
@@ -52,7 +54,7 @@ def check_listing(listing: Listing, config: VideoRunConfig, *, deep: bool = Fals
         split: Counter(label for path, label in listed[split] if path in report.frames)
         for split in SPLITS
     }
-    rows: list[Sequence[str]] = []
+    rows: list[Sequence[str]] = split_rows(listing)
     for label, name in enumerate(listing.class_names):
         counts = ", ".join(f"{split} {per_split[split][label]}" for split in SPLITS)
         rows.append(("class", name, counts))
@@ -65,9 +67,37 @@ def check_listing(listing: Listing, config: VideoRunConfig, *, deep: bool = Fals
     )
     rows.append(("total", "readable", f"{report.num_ok}/{report.num_files} ({readable})"))
     notes = _notes(report, span, d.short_policy, listing.skipped)
+    if listing.carved:
+        notes.append(
+            f"no split {'folder' if len(listing.carved) == 1 else 'folders'} for "
+            f"{' and '.join(listing.carved)}: carved by the fixed split seed (the 'carved' rows "
+            "name each video; a run's splits.json lists every split)"
+        )
     if len(samples) > len(videos):
         notes.insert(1, f"{len(samples)} samples list {len(videos)} videos (each counted once)")
     return DataCheck(list(ScanReport.HEADER), rows, notes, usable=report.num_ok > 0)
+
+
+def split_rows(listing: Listing) -> list[Sequence[str]]:
+    """Rows saying where each split comes from (``Listing.origins``) and, for each split carved
+    by the seeded split rather than read from folders or split files, which videos it took."""
+    rows: list[Sequence[str]] = []
+    for split in SPLITS:
+        origin = listing.origins.get(split)
+        count = len(listing.splits[split])
+        rows.append(("split", split, f"{count} videos: {origin}" if origin else f"{count} videos"))
+    for split in listing.carved:
+        names = [_relative(s.path, listing.root) for s in listing.splits[split]]
+        shown = ", ".join(names[:NAMED])
+        if len(names) > NAMED:
+            shown += f", and {len(names) - NAMED} more (a run's splits.json lists them all)"
+        rows.append(("carved", split, shown))
+    return rows
+
+
+def _relative(path: str, root: str) -> str:
+    prefix = root.rstrip("/") + "/"
+    return path[len(prefix) :] if root and path.startswith(prefix) else path
 
 
 def _notes(report: ScanReport, span: int, policy: str, skipped: list[tuple[str, str]]) -> list[str]:

@@ -8,7 +8,7 @@ bundle, checked against the video-source contract.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from rnnvision_kit.data import (
 )
 
 SPLITS = ("train", "val", "test")
+SPLIT_SEED = 0  # the seed of every carved split (fixed: every run gets the same split)
 # what these sources read: the data settings of video tasks (VideoDataConfig)
 VideoRunConfig = RunConfig[Any, VideoDataConfig]
 
@@ -36,7 +37,7 @@ Lister = Callable[..., tuple[list[VideoSample], list[str]]]
 
 
 def stratified_split(
-    labels: list[int], fractions: tuple[float, ...], seed: int = 0
+    labels: list[int], fractions: tuple[float, ...], seed: int = SPLIT_SEED
 ) -> list[list[int]]:
     """Indices for ``len(fractions)`` held-out parts and the rest (last), class by class.
 
@@ -76,6 +77,15 @@ def _relabel(
     return [VideoSample(s.path, index[names[s.label]]) for s in samples]
 
 
+def carved_from(where: str | Path, fraction: float) -> str:
+    """The origin of a split carved by :func:`stratified_split` (``DataBundle.origins``)."""
+    return f"carved from {where} ({fraction:.0%} per class, split seed {SPLIT_SEED})"
+
+
+def _less(where: str | Path, carved: Sequence[str]) -> str:
+    return f"{where}, less the videos carved for {' and '.join(carved)}" if carved else str(where)
+
+
 def _folders(root: Path, lister: Lister, config: VideoRunConfig) -> Listing:
     """``root/<class>/...`` split by class-stratified fractions, or ``root/train|val|test/``."""
     d = config.data
@@ -84,19 +94,39 @@ def _folders(root: Path, lister: Lister, config: VideoRunConfig) -> Listing:
         samples, classes = lister(root, skipped=skipped)
         val, test, train = _carve(samples, (d.val_fraction, d.test_fraction))
         splits: dict[str, list[VideoSample]] = {"train": train, "val": val, "test": test}
-        return Listing(splits, classes, str(root), skipped=skipped)
+        where = f"{root}/<class>/ (no train/ folder)"
+        origins = {
+            "train": _less(where, ("val", "test")),
+            "val": carved_from(where, d.val_fraction),
+            "test": carved_from(where, d.test_fraction),
+        }
+        return Listing(
+            splits, classes, str(root), skipped=skipped, origins=origins, carved=["val", "test"]
+        )
     train, classes = lister(root / "train", skipped=skipped)
     splits = {"train": train}
+    origins = {}
     for split in ("val", "test"):
         if (root / split).is_dir():
             samples, names = lister(root / split, skipped=skipped)
             splits[split] = _relabel(samples, names, classes, root / split)
+            origins[split] = f"the {root / split}/ folder"
     missing = tuple(s for s in ("val", "test") if s not in splits)
     if missing:
         fractions = tuple(d.val_fraction if s == "val" else d.test_fraction for s in missing)
         *held_out, splits["train"] = _carve(splits["train"], fractions)
         splits.update(zip(missing, held_out, strict=True))
-    return Listing({s: splits[s] for s in SPLITS}, classes, str(root), skipped=skipped)
+        for split, fraction in zip(missing, fractions, strict=True):
+            origins[split] = carved_from(f"{root / 'train'}/", fraction)
+    origins["train"] = _less(f"the {root / 'train'}/ folder", missing)
+    return Listing(
+        {s: splits[s] for s in SPLITS},
+        classes,
+        str(root),
+        skipped=skipped,
+        origins={s: origins[s] for s in SPLITS},
+        carved=list(missing),
+    )
 
 
 def checked(listing: Listing) -> Listing:
@@ -121,6 +151,7 @@ def moving_digits_listing(config: VideoRunConfig) -> Listing:
     root = ensure_moving_digits(per_split, size=size)
     listing = _folders(root, list_videofolder, config)  # train/val/test folders: no fractions
     listing.fps = float(FPS)
+    listing.origins = {s: f"generated moving-digits, its {s}/ folder ({root / s})" for s in SPLITS}
     return checked(listing)
 
 
@@ -136,7 +167,14 @@ def ucf101_listing(config: VideoRunConfig) -> Listing:
     train, classes = list_ucf101(root, fold, "train")
     test, _ = list_ucf101(root, fold, "test")
     val, train = _carve(train, (config.data.val_fraction,))
-    return checked(Listing({"train": train, "val": val, "test": test}, classes, str(root)))
+    train_file, test_file = f"trainlist{fold:02d}.txt", f"testlist{fold:02d}.txt"
+    origins = {
+        "train": f"split file {train_file} (data.fold={fold}), less the videos carved for val",
+        "val": carved_from(f"split file {train_file}", config.data.val_fraction),
+        "test": f"split file {test_file} (data.fold={fold})",
+    }
+    splits = {"train": train, "val": val, "test": test}
+    return checked(Listing(splits, classes, str(root), origins=origins, carved=["val"]))
 
 
 def framefolder_listing(config: VideoRunConfig) -> Listing:

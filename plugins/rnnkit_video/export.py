@@ -90,8 +90,15 @@ def export_model(ctx: ExportContext) -> Exportable:
         "preprocessing": {"mean": _buffer(model, "mean"), "std": _buffer(model, "std")},
         "stride": stride,
         "fps": spec.fps,
+        # the rate of the frames the model saw: one in stride of the videos' frames
+        "model_fps": round(spec.fps / stride, 6) if spec.fps else None,
         "clip_frames": spec.num_frames,
     }
+    if spec.fps is None:
+        info["fps_note"] = (
+            "the training videos had no single frame rate (the data spec recorded none); "
+            f"the model saw one frame in {stride} of each video at its own rate"
+        )
 
     def batch(n: int) -> int:  # the varied size is the time axis, or the batch when T is fixed
         if fixed_time is not None:

@@ -8,6 +8,7 @@ core's ``acc``, ``top5``, ...) the average of a video's clips; added to another 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -53,6 +54,30 @@ class VideoPredictions(Metric):
         if not blocks:
             return torch.zeros((0, width))
         return torch.cat(blocks)
+
+    def labelled(self, rows: Any, class_names: Sequence[str]) -> list[dict[str, Any]]:
+        """The computed rows as JSON records, by data set index: ``{"index", "label",
+        "predicted", "top": [{"label", "score"}, ...]}`` (``index`` -1: the source gave none)."""
+        return prediction_rows(rows, class_names)
+
+
+def prediction_rows(rows: Any, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Records of ``predictions`` rows ``[index, label, k classes, k probabilities]`` (a list
+    of lists or a tensor), sorted by index; already labelled records pass through."""
+    rows = rows.tolist() if hasattr(rows, "tolist") else list(rows)
+    if rows and isinstance(rows[0], dict):
+        return rows
+    k = (len(rows[0]) - 2) // 2 if rows else 0
+    records = []
+    for row in sorted(rows, key=lambda r: r[0]):
+        top = [
+            {"label": class_names[int(c)], "score": round(float(s), 6)}
+            for c, s in zip(row[2 : 2 + k], row[2 + k :], strict=True)
+        ]
+        label = class_names[int(row[1])]
+        records.append({"index": int(row[0]), "label": label, "predicted": top[0]["label"]})
+        records[-1]["top"] = top
+    return records
 
 
 def create_metric(name: str, spec: DataSpec, **options: Any) -> Metric:

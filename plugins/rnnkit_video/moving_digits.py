@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from rnnvision_kit import Progress
 from rnnvision_kit.data import generate_once, write_video
 
 __all__ = [
@@ -157,6 +158,7 @@ def generate_moving_digits(
     num_frames: int = 16,
     size: int = 64,
     seed: int = 0,
+    progress: bool | None = None,
 ) -> Path:
     """Write the data set as H.264 mp4 files in ``root/{train,val,test}/<class>/NNNN.mp4``.
 
@@ -165,6 +167,8 @@ def generate_moving_digits(
     the same arguments write byte-identical files.
     Labels follow the sorted class names (:data:`CLASSES`): appear, disappear, down, grow, left,
     right, rotate_ccw, rotate_cw, shrink, up; :data:`PAIRS` lists the time-reversed pairs.
+    ``progress``: as :class:`rnnvision_kit.Progress` (None: a bar on a terminal, else a
+    line every 30 s; True: a bar; False: none).
     """
     if size % 2 or size < 16:
         raise ValueError(f"size must be even and >= 16, got {size}")
@@ -173,6 +177,8 @@ def generate_moving_digits(
     counts = _split_counts(videos_per_class)
     root = Path(root)
     digits = _load_digits()
+    total = sum(counts.values()) * len(CLASSES)
+    shown = Progress(total, "generating moving-digits", "video", show=progress)
     for split_id, split in enumerate(SPLITS):
         lo, hi = _DIGIT_RANGES[split]
         for class_id, kind in enumerate(CLASSES):
@@ -184,6 +190,8 @@ def generate_moving_digits(
                 digit = digits[rng.integers(lo, hi)]
                 frames = _render_video(digit, kind, rng, num_frames, size)
                 write_video(folder / f"{number:04d}.mp4", frames, fps=FPS)
+                shown.update()
+    shown.close()
     return root
 
 

@@ -111,7 +111,8 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
     centres = [(s + span / 2) / info.fps for s in starts]
     try:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
-        plot_timeline(centres, torch.softmax(logits, dim=-1), spec.class_names, png, path.name)
+        title = png.name.removesuffix("_timeline.png")  # the name it is told apart by
+        plot_timeline(centres, torch.softmax(logits, dim=-1), spec.class_names, png, title)
     except OSError as error:  # a read-only run folder: the prediction still counts
         warn(
             f"{ctx.out_dir}: timeline plot of {path.name} not written ({reason(error)}); --out DIR"

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from torch.utils.data import Dataset
 
+from rnnkit_video.metrics import prediction_rows
 from rnnvision_kit import ReportContext, warn
 from rnnvision_kit.classification import write_classification_report
 
@@ -22,21 +24,17 @@ def split_files(dataset: Dataset) -> list[str] | None:
 
 
 def prediction_records(
-    rows: Any, files: list[str], class_names: tuple[str, ...]
+    rows: Any, files: list[str], class_names: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """Records of ``predictions`` rows ``[index, label, k classes, k probabilities]``, by index;
-    ``file`` is None for rows without a data set index."""
-    k = (len(rows[0]) - 2) // 2 if len(rows) else 0
+    """Records of ``predictions`` (rows ``[index, label, k classes, k probabilities]``, or the
+    labelled records the evaluator makes of them), by index; ``file`` is None for rows without
+    a data set index."""
     records = []
-    for row in sorted(rows, key=lambda r: r[0]):
-        index, label = int(row[0]), int(row[1])
-        top = [
-            {"label": class_names[int(c)], "score": round(float(s), 6)}
-            for c, s in zip(row[2 : 2 + k], row[2 + k :], strict=True)
-        ]
+    for row in prediction_rows(rows, class_names):
+        index = row["index"]
         file = files[index] if 0 <= index < len(files) else None  # -1: the source gave no index
-        record = {"file": file, "label": class_names[label], "predicted": top[0]["label"]}
-        records.append({**record, "top5": top})
+        record = {"file": file, "label": row["label"], "predicted": row["predicted"]}
+        records.append({**record, "top5": row["top"]})
     return records
 
 

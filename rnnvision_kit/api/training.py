@@ -156,4 +156,4 @@ def evaluate(
         result = evaluate_run(
             host.registries, folder, overrides=values, split=split, checkpoint=checkpoint
         )
-    return Evaluation(result, RunDir(folder).eval_file(split))
+    return Evaluation(result, RunDir(folder).eval_file(split, checkpoint))

@@ -97,7 +97,7 @@ def clip_datasets(
 def build_clip_bundle(listing: Listing, config: RunConfig) -> DataBundle:
     """The ``DataBundle`` of a listing: a ``VideoClipDataset`` per split (items float in
     [0, 1]; the model normalises with the spec's ImageNet mean/std), a ``VideoSpec``, the
-    skipped files and each split's video paths as ``items``. The three splits share one
+    skipped files, each split's video paths as ``items`` and the listing's ``origins``. The three splits share one
     ``skipped`` list, so files found unreadable while training or testing reach the run summary
     too. Reads the ``CLIP_SETTINGS`` of ``config.data`` (a ``VideoDataConfig``)."""
     # a source built with it declares CLIP_SETTINGS in reads= (DataContext.source checks them)
@@ -122,4 +122,20 @@ def build_clip_bundle(listing: Listing, config: RunConfig) -> DataBundle:
         fps=listing.fps,
     )
     items = {split: [sample.path for sample in sets[split].samples] for split in SPLITS}
-    return DataBundle(sets["train"], sets["val"], sets["test"], spec, skipped, items)
+    origins = dict(listing.origins) or None
+    return DataBundle(sets["train"], sets["val"], sets["test"], spec, skipped, items, origins)
+
+
+def cold_videos(dataset: Any) -> int:
+    """How many videos of a training ``VideoClipDataset`` its frame cache does not hold yet (the
+    first epoch decodes them whole into it); 0 for other data sets, or without a cache."""
+    if not isinstance(dataset, VideoClipDataset) or dataset.frame_cache is None:
+        return 0
+    if dataset.seed is None or dataset.mode == "uniform":  # fixed clips: not cached whole
+        return 0
+    cache = dataset.frame_cache
+    held = (
+        cache.holds_whole(sample.path, info, dataset.size)
+        for sample, info in zip(dataset.samples, dataset.infos, strict=True)
+    )
+    return sum(1 for h in held if h is False)

@@ -2,20 +2,19 @@
 folder) and say where decoding fails, for files that probe fine but are corrupt part-way.
 
 Each kind of source decodes itself whole (:meth:`FrameSource.decode`); this module checks one
-source or many (in threads, with a progress bar)."""
+source or many (in threads, with progress: :mod:`rnnvision_kit.progress`)."""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
 
 from rnnvision_kit.data.decoded import DecodeResult
 from rnnvision_kit.data.frames import FrameSource
 from rnnvision_kit.data.video import VideoInfo
 from rnnvision_kit.errors import DataError
+from rnnvision_kit.progress import Progress
 
 __all__ = ["DecodeResult", "decode_file", "decode_files", "default_workers"]
 
@@ -53,16 +52,15 @@ def decode_files(
 ) -> list[DecodeResult]:
     """:func:`decode_file` for every path (``infos``: their probes, where known), ``workers``
     files at a time (threads: PyAV decodes without the GIL; default ``min(8, cpu_count)``), with
-    a progress bar on stderr when it is a terminal (``progress=None``). Results are in the order
-    of ``paths``."""
+    progress on stderr (``progress=None``: a bar on a terminal, else a line every 30 s; True: a
+    bar; False: none). Results are in the order of ``paths``."""
     items = [str(p) for p in paths]
     known = list(infos) if infos is not None else [None] * len(items)
     if len(known) != len(items):
         raise ValueError(f"{len(items)} paths but {len(known)} infos")
     workers = default_workers(workers)
-    show = sys.stderr.isatty() if progress is None else progress
     results: list[DecodeResult | None] = [None] * len(items)
-    bar = _bar(len(items), show)
+    bar = Progress(len(items), "decoding", "file", show=progress)
     try:
         if workers == 1 or len(items) < 2:
             for k, (path, info) in enumerate(zip(items, known, strict=True)):
@@ -80,11 +78,3 @@ def decode_files(
     finally:
         bar.close()
     return [r for r in results if r is not None]
-
-
-def _bar(total: int, show: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total, desc="decoding", unit="file", file=sys.stderr, leave=False, disable=not show
-    )

@@ -291,6 +291,15 @@ class FrameCache:
             rows = [position[i] for i in wanted]
         return torch.from_numpy(np.ascontiguousarray(array[rows]))
 
+    def holds_whole(self, path: str, info: VideoInfo, size: tuple[int, int] | None) -> bool | None:
+        """Whether the entry of ``path``'s whole frame range is on disk (a random clip of it is
+        read without decoding); None when the video would not be cached whole (too long, or
+        the cache is off)."""
+        if self.directory is None or info.num_frames > self.whole_max_frames:
+            return None
+        key = self.key(path, info, size, "all")
+        return None if key is None else self._file(key).is_file()
+
     # ---------------------------------------------------------------- writing
 
     def _store(self, key: str, array: np.ndarray) -> None:

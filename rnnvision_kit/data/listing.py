@@ -27,6 +27,10 @@ class Listing:
     fps: float | None = None  # frame rate of every video, where the source knows one
     # (path, reason) of the files in the class folders that were not taken (never opened)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # split -> where it comes from, in one line (DataBundle.origins): "the val/ folder", "carved
+    # from train/ (20% per class, split seed 0)", "split file testlist01.txt"
+    origins: dict[str, str] = field(default_factory=dict)
+    carved: list[str] = field(default_factory=list)  # splits drawn by a seeded split, not files
 
     def all_samples(self) -> list[VideoSample]:
         """Every split's samples, train first."""

@@ -428,14 +428,16 @@ class VideoClipDataset(Dataset):
 
 @dataclass
 class ScanReport:
-    """Result of :func:`scan_videos`: problems per file and video counts per class."""
+    """Result of :func:`scan_videos` (what a video task's ``check_data`` builds its table from):
+    problems per file and video counts per class; ``decode_rate`` and ``decode_note()``
+    summarise a deep scan."""
 
-    num_files: int
-    num_ok: int
-    clip_span: int | None
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, problem)
-    short: list[tuple[str, str]] = field(default_factory=list)  # readable but shorter than a clip
-    class_counts: dict[str, int] = field(default_factory=dict)  # readable videos per class
+    num_files: int  # files listed
+    num_ok: int  # files readable
+    clip_span: int | None  # frames a clip needs (None: not checked)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) unreadable
+    short: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) shorter than a clip
+    class_counts: dict[str, int] = field(default_factory=dict)  # class -> readable videos, 0s too
     frames: dict[str, int] = field(default_factory=dict)  # readable path -> frame count
     # deep scans only: files that probe fine but fail to decode part-way, (path, where and why)
     corrupt: list[tuple[str, str]] = field(default_factory=list)

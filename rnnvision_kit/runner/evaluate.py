@@ -5,17 +5,19 @@ every epoch and the run tests with it at the end (``rnnkit eval`` makes its own)
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sized
+from collections.abc import Sequence, Sized
 from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from rnnvision_kit.baselines import baseline, family, label_counts
 from rnnvision_kit.config import RunConfig
 from rnnvision_kit.data.readable import ReadableBatch, collate_readable
 from rnnvision_kit.dataspec import DataSpec
 from rnnvision_kit.errors import ConfigError, rethrown
+from rnnvision_kit.progress import track
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.device import Runtime, loader_options, move_to
 from rnnvision_kit.runner.distributed import ShardSampler, all_reduce_sum
@@ -61,12 +63,21 @@ class Evaluator:
         own, extra = build_metrics(task, registries, config, spec)
         self.own, self.extra = own.to(runtime.device), extra.to(runtime.device)
         self.step_context = StepContext(config, spec, training=False)
+        # targets per class of the evaluated split, for its trivial baseline (rnnvision_kit.baselines)
+        self.counts_targets = family(spec.kind) is not None
+        self.reference_counts: list[int] | None = None  # the training split's, see use_reference
         names = self.metric_names("val")
         if config.train.monitor not in names:
             raise ConfigError(
                 f"train.monitor: metric {config.train.monitor!r} does not exist "
                 f"(available: {', '.join(names)})"
             )
+
+    def use_reference(self, dataset: Dataset) -> None:
+        """Take the trivial baseline's majority class from ``dataset`` (the training split) when
+        its labels can be read without decoding (classification); else the evaluated split's."""
+        if family(self.spec.kind) == "classification":
+            self.reference_counts = label_counts(dataset, self.spec.num_classes)
 
     def metric_names(self, split: str) -> list[str]:
         """``SPLIT/loss`` and ``SPLIT/NAME`` of each metric (what ``train.monitor`` names)."""
@@ -102,7 +113,9 @@ class Evaluator:
         )
         model.eval()
         totals = torch.zeros(2, dtype=torch.float64, device=device)  # loss sum, sample count
-        iterable = _bar(loader, len(loader), split) if progress else loader
+        counts = torch.zeros(self.spec.num_classes, dtype=torch.long, device=device)
+        # progress: a bar on a terminal, else a line every 30 s (rnnvision_kit.progress)
+        iterable = track(loader, len(loader), split, "batch") if progress else loader
         readable: ReadableBatch
         for readable in iterable:
             ledger.record(split, readable.failures)
@@ -115,16 +128,39 @@ class Evaluator:
             totals[0] += output.loss.detach().double() * count
             totals[1] += count
             task.update_metrics(own, output)
+            if self.counts_targets:
+                counts += target_counts(output.targets, self.spec)
             if extra:
                 with added_metrics(config):
                     extra.update(output.preds, output.targets)
         all_reduce_sum(totals)
+        if self.counts_targets:
+            all_reduce_sum(counts)
         with task.blame("metrics (compute)"):
             computed = own.compute()
         if extra:
             with added_metrics(config):
                 computed.update(extra.compute())
         scalars, others = split_metrics(computed, split)
+        others = labelled(
+            others,
+            self.spec.class_names,
+            [
+                *own.items(keep_base=True, copy_state=False),
+                *extra.items(keep_base=True, copy_state=False),
+            ],
+            split,
+        )
+        if self.counts_targets:
+            found = baseline(
+                self.spec.kind,
+                counts.tolist(),
+                self.spec.class_names,
+                reference=self.reference_counts,
+                split=split,
+            )
+            if found is not None:
+                others[f"{split}/baseline"] = found.to_dict()
         scalars[f"{split}/loss"] = float(totals[0] / totals[1].clamp(min=1))
         scalars[f"{split}/samples"] = int(totals[1])  # each sample counted once, all ranks
         ledger.merge_ranks(split)
@@ -132,7 +168,40 @@ class Evaluator:
         return scalars, others
 
 
-def _bar(iterable: Any, total: int, description: str) -> Any:
-    from tqdm import tqdm
+def target_counts(targets: torch.Tensor, spec: DataSpec) -> torch.Tensor:
+    """Targets per class of one batch (class ids; ``ignore_index`` and ids out of range left
+    out): items for classification, pixels for segmentation."""
+    k = spec.num_classes
+    values = targets.flatten().long()
+    valid = (values >= 0) & (values < k)
+    ignore = getattr(spec, "ignore_index", None)
+    if ignore is not None:
+        valid &= values != ignore
+    return torch.bincount(values[valid], minlength=k)
 
-    return tqdm(iterable, total=total, desc=description, leave=False, dynamic_ncols=True)
+
+def labelled(
+    others: dict[str, Any],
+    class_names: Sequence[str],
+    metrics: Sequence[tuple[str, Any]],
+    split: str,
+) -> dict[str, Any]:
+    """``others`` with figures named by class: a metric with a ``labelled(value, class_names)``
+    method gives its own form (video-action's ``predictions``: records with class names); a
+    ``per_class*`` list of one value per class becomes ``{class name: value}`` (NaN: null)."""
+    own = {f"{split}/{name}": metric for name, metric in metrics}
+    named: dict[str, Any] = {}
+    for key, value in others.items():
+        metric = own.get(key)
+        if metric is not None and callable(getattr(metric, "labelled", None)):
+            named[key] = metric.labelled(value, class_names)
+        elif (
+            key.rsplit("/", 1)[-1].startswith("per_class")
+            and isinstance(value, list)
+            and len(value) == len(class_names)
+            and all(isinstance(v, int | float) for v in value)
+        ):
+            named[key] = {n: None if v != v else v for n, v in zip(class_names, value, strict=True)}
+        else:
+            named[key] = value
+    return named

@@ -32,6 +32,7 @@ from rnnvision_kit.errors import (
     reason,
     warn,
 )
+from rnnvision_kit.progress import track
 from rnnvision_kit.runner.checkpoint import capture_rng, restore_rng, save_checkpoint
 from rnnvision_kit.runner.device import (
     Runtime,
@@ -217,8 +218,8 @@ class Trainer:
         self._clock: float | None = None  # perf_counter when this process started training
         self._seconds_before = 0.0  # train_seconds of the run before this process
         self.step_context = StepContext(config, data.spec, training=True)
-        # progress bars: on rank 0, on a terminal, unless quiet
-        self.shows_progress = not quiet and self.dist.is_main and sys.stderr.isatty()
+        # training progress (rnnvision_kit.progress): off a terminal, a line every 30 s
+        self.reports_progress = not quiet and self.dist.is_main
 
     # ------------------------------------------------------------------ set-up
     def _batches_per_epoch(self) -> int:
@@ -258,11 +259,11 @@ class Trainer:
         return self._persistent_loader
 
     def _progress(self, iterable: Any, total: int, description: str) -> Any:
-        if not self.shows_progress:
+        """The epoch's batches, counted on rank 0 (unless quiet): a bar on a terminal, else a
+        line every 30 s (so a first epoch that decodes into the frame cache is never silent)."""
+        if not self.reports_progress:
             return iterable
-        from tqdm import tqdm
-
-        return tqdm(iterable, total=total, desc=description, leave=False, dynamic_ncols=True)
+        return track(iterable, total, description, "batch")
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -543,7 +544,7 @@ class Trainer:
             self.model,
             self.data.val,
             "val",
-            progress=self.shows_progress,
+            progress=self.reports_progress,
             unreadable=self.unreadable,
         )[0]
 

@@ -59,7 +59,13 @@ from rnnvision_kit.runner.splits import (
     split_record,
 )
 from rnnvision_kit.runner.unreadable import UnreadableLedger
-from rnnvision_kit.task import DataCheck, Normalisation, PredictContext, ReportContext
+from rnnvision_kit.task import (
+    DataBundle,
+    DataCheck,
+    Normalisation,
+    PredictContext,
+    ReportContext,
+)
 
 __all__ = ["Run", "check_data", "evaluate_run", "predict_files", "seed_everything", "train"]
 
@@ -117,6 +123,7 @@ def train(
         evaluator = Evaluator(
             task=task, registries=registries, config=config, spec=built.spec, runtime=runtime
         )
+        evaluator.use_reference(built.data.train)  # the trivial baseline's majority class
         log = metrics_log(run_dir, resume)
         shown = None if quiet else echo
         trainer = Trainer(
@@ -249,10 +256,32 @@ def announce(built: Built, trainer: Trainer, runtime: Runtime, echo: Echo | None
         f"{count_parameters(trainer.model):,} parameters, device {runtime.device}, "
         f"precision {config.train.precision}, {runtime.dist.world_size} process(es)"
     )
+    for line in origin_lines(data):
+        echo(line)
     if data.skipped:
         from rnnvision_kit.data.readable import skipped_note
 
         echo(f"{skipped_note(data.skipped)}; see summary.json")
+    if trainer.state.epoch == 0:
+        from rnnvision_kit.data.bundle import cold_videos
+
+        cold = cold_videos(data.train)
+        if cold:
+            echo(
+                f"decoding {cold} training video(s) into the frame cache (first epoch only; "
+                "progress below: a bar on a terminal, else a line every 30 s)"
+            )
+
+
+def origin_lines(data: DataBundle) -> list[str]:
+    """``"test (9): carved from clips/train/ (20% per class, split seed 0)"``: where each split
+    comes from (``DataBundle.origins``) and its size; none when the source does not say."""
+    origins = data.origins or {}
+    return [
+        f"{split} ({len(cast(Sized, getattr(data, split)))}): {origins[split]}"
+        for split in ("train", "val", "test")
+        if origins.get(split)
+    ]
 
 
 def checkpoint_record(built: Built, recorded: RunConfig) -> dict[str, Any]:
@@ -331,6 +360,7 @@ def summarise(
             for k, v in (state.history[-1] if state.history else {}).items()
             if k.startswith("val/")
         },
+        "splits": split_summary(trainer.data),
         "skipped_files": len(skipped),
         "skipped": [{"file": f, "reason": r} for f, r in skipped],
         "parameters": count_parameters(trainer.model),
@@ -339,6 +369,20 @@ def summarise(
         "world_size": runtime.dist.world_size,
         "train_seconds": round(state.train_seconds, 2),  # all resumes together
         "versions": versions(),
+    }
+
+
+def split_summary(data: DataBundle) -> dict[str, dict[str, Any]]:
+    """``summary.json``'s ``splits``: per split its size and origin (``DataBundle.origins``);
+    the items of each split are in the run folder's ``splits.json``."""
+    origins = data.origins or {}
+    return {
+        split: {
+            "count": len(cast(Sized, getattr(data, split))),
+            "origin": origins.get(split),
+            "items": "splits.json" if (data.items or {}).get(split) is not None else None,
+        }
+        for split in ("train", "val", "test")
     }
 
 
@@ -424,6 +468,7 @@ def evaluate_run(
     evaluator = Evaluator(
         task=saved.task, registries=registries, config=config, spec=built.spec, runtime=runtime
     )
+    evaluator.use_reference(built.data.train)  # the trivial baseline's majority class
     dataset = {"train": built.data.train, "val": built.data.val, "test": built.data.test}[split]
     unreadable = UnreadableLedger()
     scalars, others = evaluator.evaluate(
@@ -442,7 +487,7 @@ def evaluate_run(
     }
     if show is not None:
         show(result)
-    path = saved.run_dir.eval_file(split)
+    path = saved.run_dir.eval_file(split, checkpoint)
     try:
         write_json(path, result)
     except OSError as error:

@@ -119,9 +119,12 @@ class RunDir:
 
         self.config.write_text(yaml.safe_dump(dict(values), sort_keys=False))
 
-    def eval_file(self, split: str) -> Path:
-        """``eval-SPLIT.json``: what ``rnnkit eval`` measured on ``split``."""
-        return self.path / f"eval-{split}.json"
+    def eval_file(self, split: str, checkpoint: Checkpoint = "best") -> Path:
+        """``eval-SPLIT.json``: what ``rnnkit eval`` measured on ``split`` with the best
+        checkpoint; ``eval-SPLIT-last.json`` with the last one (it never overwrites the best's)."""
+        return self.path / (
+            f"eval-{split}.json" if checkpoint == "best" else f"eval-{split}-last.json"
+        )
 
     def checkpoint(self, which: Checkpoint) -> Path:
         """``best.pt`` or ``last.pt`` (whether or not it exists)."""

@@ -1,7 +1,8 @@
 """What data a run reads: the run folder's ``splits.json``, the check that ``--resume`` reads the
 same data, and the data record and class-name check of ``rnnkit eval``.
 
-``splits.json`` holds, per split, its item count and, when the data source names its items
+``splits.json`` holds, per split, its item count, where it comes from (``DataBundle.origins``)
+and, when the data source names its items
 (``DataBundle.items``: file paths, or stable ids for data without files), the items in order and
 a hash of them. A resumed run rebuilds its data and stops with one line naming what changed.
 """
@@ -50,10 +51,14 @@ def split_items(bundle: DataBundle, split: str, source: str) -> list[str] | None
 
 def split_record(bundle: DataBundle, config: RunConfig) -> dict[str, Any]:
     """The ``splits.json`` record of ``bundle``: source, path, and per split ``count`` (plus
-    ``sha256`` and ``items`` when the source names its items)."""
+    ``origin`` when the source says where the split comes from, and ``sha256`` and ``items``
+    when it names its items)."""
     splits: dict[str, dict[str, Any]] = {}
     for split in SPLITS:
         entry: dict[str, Any] = {"count": len(getattr(bundle, split))}
+        origin = (bundle.origins or {}).get(split)
+        if origin:
+            entry["origin"] = origin
         items = split_items(bundle, split, config.data.source)
         if items is not None:
             entry.update(sha256=items_hash(items), items=items)
