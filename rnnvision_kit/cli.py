@@ -611,7 +611,8 @@ def predict(
     """Predict labels for files with a run's best checkpoint.
 
     Records with a timeline (video-action, on a video longer than a clip) get a line per
-    window, and the plot's path with --out (a plot that cannot be written is a warning line).
+    window, and the plot's path (in --out DIR, else RUN_DIR/predict; a plot that cannot be
+    written is a warning line).
     Each file's result is printed as it comes; a file that cannot be read is a line
     `rnnkit: error: FILE: reason` on stderr, the others go on, and the exit code is 1. With --json, the array
     holds one record per result, `{"file": ..., "error": ...}` for a file that failed.
