@@ -48,7 +48,8 @@ def added_metrics(config: RunConfig) -> contextlib.AbstractContextManager[None]:
 
 class Evaluator:
     """Evaluates models of one task on data of one spec: the metrics are built once, here (with
-    the check that ``train.monitor`` names one of them), and reset before each evaluation."""
+    the check that ``train.monitor`` names one of them), and reset before each evaluation.
+    ``reference``: the training split, whose majority class is the trivial baseline's."""
 
     def __init__(
         self,
@@ -58,6 +59,7 @@ class Evaluator:
         config: RunConfig,
         spec: DataSpec,
         runtime: Runtime,
+        reference: Dataset | None = None,
     ) -> None:
         self.task, self.config, self.spec, self.runtime = task, config, spec, runtime
         own, extra = build_metrics(task, registries, config, spec)
@@ -66,6 +68,8 @@ class Evaluator:
         # targets per class of the evaluated split, for its trivial baseline (rnnvision_kit.baselines)
         self.counts_targets = family(spec.kind) is not None
         self.reference_counts: list[int] | None = None  # the training split's, see use_reference
+        if reference is not None:
+            self.use_reference(reference)
         names = self.metric_names("val")
         if config.train.monitor not in names:
             raise ConfigError(

@@ -121,9 +121,13 @@ def train(
         run_dir = open_run_dir(built, record, resume, dist_info)
         run = Run(recorded, run_dir.path if run_dir else None, task.name, task.plugin, dist_info)
         evaluator = Evaluator(
-            task=task, registries=registries, config=config, spec=built.spec, runtime=runtime
+            task=task,
+            registries=registries,
+            config=config,
+            spec=built.spec,
+            runtime=runtime,
+            reference=built.data.train,  # the trivial baseline's majority class
         )
-        evaluator.use_reference(built.data.train)  # the trivial baseline's majority class
         log = metrics_log(run_dir, resume)
         shown = None if quiet else echo
         trainer = Trainer(
@@ -466,9 +470,13 @@ def evaluate_run(
     load_weights(built.model, saved.checkpoint["model"], str(saved.checkpoint_path))
     runtime = Runtime.select(config.train)
     evaluator = Evaluator(
-        task=saved.task, registries=registries, config=config, spec=built.spec, runtime=runtime
+        task=saved.task,
+        registries=registries,
+        config=config,
+        spec=built.spec,
+        runtime=runtime,
+        reference=built.data.train,  # the trivial baseline's majority class
     )
-    evaluator.use_reference(built.data.train)  # the trivial baseline's majority class
     dataset = {"train": built.data.train, "val": built.data.val, "test": built.data.test}[split]
     unreadable = UnreadableLedger()
     scalars, others = evaluator.evaluate(
