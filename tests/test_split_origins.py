@@ -99,3 +99,25 @@ def test_run_records_origins(tmp_path: Path) -> None:
     recorded = json.loads((run_dir / "splits.json").read_text())["splits"]
     assert recorded["test"]["origin"] == splits["test"]["origin"]
     assert len(recorded["test"]["items"]) == splits["test"]["count"]
+
+
+def test_imagefolder_train_test_folders_use_every_training_image(tmp_path: Path) -> None:
+    """With train/ and test/ but no val/, val is carved from train/ and every other training
+    image trains: none is left unused."""
+    torch.set_num_threads(1)
+    from PIL import Image
+    from rnnkit_classify import plugin
+    from rnnkit_classify.data import imagefolder
+
+    for split, count in (("train", 10), ("test", 2)):
+        for name in ("cat", "dog"):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (8, 8), (i * 20, 0, 0)).save(folder / f"{i}.png")
+    config = cast(ClassifyConfig, _default("image-classify", classify=plugin))
+    config.data.source, config.data.path = "imagefolder", str(tmp_path)
+    bundle = imagefolder(config)
+    train, val, test = (len(split) for split in (bundle.train, bundle.val, bundle.test))  # type: ignore[arg-type]
+    assert (train, val, test) == (18, 2, 4)  # val: 10% of each class's 10; none left unused
+    assert bundle.origins is not None and "unused" not in bundle.origins["train"]

@@ -57,8 +57,9 @@ def _spec(train: ImageTensors, class_names: list[str]) -> ImageSpec:
 def stratified_split(
     labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int = SPLIT_SEED
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train/val/test indices with each class split in the same proportions (fixed seed)."""
-    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+    """Train/val/test indices with each class split in the same proportions (fixed seed); a
+    ``test_fraction`` of 0 leaves the test part empty (a source whose test split is a folder)."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise DataError(
             f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be in "
             "[0, 1) and sum to less than 1"
@@ -67,7 +68,7 @@ def stratified_split(
     parts: list[list[int]] = [[], [], []]
     for label in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == label))
-        n_test = max(1, round(len(idx) * test_fraction))
+        n_test = max(1, round(len(idx) * test_fraction)) if test_fraction > 0 else 0
         n_val = round(len(idx) * val_fraction)
         parts[2] += idx[:n_test].tolist()
         parts[1] += idx[n_test : n_test + n_val].tolist()
@@ -333,11 +334,10 @@ def imagefolder(config: ImageRunConfig) -> DataBundle:
         if "val" not in ranges:  # carve a validation split out of train
             train_labels = labels[ranges["train"]].numpy()
             fraction = config.data.val_fraction or 0.1
-            tr, va, _ = stratified_split(train_labels, fraction, 0.0001)
+            tr, va, _ = stratified_split(train_labels, fraction, 0.0)
             ranges["val"], ranges["train"] = ranges["train"][va], ranges["train"][tr]
             origins["val"] = carved_from(f"{root / 'train'}/", fraction)
-            # (stratified_split keeps at least one image per class for its unused third part)
-            origins["train"] += ", less the images carved for val and 1 per class left unused"
+            origins["train"] += ", less the images carved for val"
         splits = (ranges["train"], ranges["val"], ranges["test"])
         origins = {s: origins[s] for s in SPLITS}
         return _bundle(images, labels, splits, parts["train"][2], skipped, files, origins)

@@ -50,6 +50,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "clip_generator",
         "clip_span",
         "random_clip_indices",
+        "segment_clip_indices",
         "segment_indices",
         "uniform_clip_indices",
     ),
@@ -124,6 +125,7 @@ if TYPE_CHECKING:
         clip_generator,
         clip_span,
         random_clip_indices,
+        segment_clip_indices,
         segment_indices,
         uniform_clip_indices,
     )
@@ -197,6 +199,7 @@ __all__ = [
     "reason_kind",
     "scan_videos",
     "ScanReport",
+    "segment_clip_indices",
     "segment_indices",
     "SHORT_POLICIES",
     "skipped_note",

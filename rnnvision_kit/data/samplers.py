@@ -14,6 +14,7 @@ __all__ = [
     "clip_generator",
     "clip_span",
     "random_clip_indices",
+    "segment_clip_indices",
     "segment_indices",
     "uniform_clip_indices",
 ]
@@ -90,6 +91,25 @@ def segment_indices(num_video_frames: int, num_segments: int, rng: Rng | None = 
     offsets = [0.5] * num_segments if rng is None else [_uniform(rng) for _ in range(num_segments)]
     return [
         min(int(length * (k + offset)), num_video_frames - 1) for k, offset in enumerate(offsets)
+    ]
+
+
+def segment_clip_indices(
+    num_video_frames: int, num_segments: int, num_clips: int
+) -> list[list[int]]:
+    """Test clips of TSN sampling: ``num_clips`` clips of one frame per segment, clip ``c``
+    taking each segment's frame at offset ``(c + 0.5) / num_clips`` of it (one clip: the
+    centres, as ``segment_indices`` without ``rng``)."""
+    _check_positive(
+        num_video_frames=num_video_frames, num_segments=num_segments, num_clips=num_clips
+    )
+    length = num_video_frames / num_segments
+    return [
+        [
+            min(int(length * (k + (c + 0.5) / num_clips)), num_video_frames - 1)
+            for k in range(num_segments)
+        ]
+        for c in range(num_clips)
     ]
 
 
