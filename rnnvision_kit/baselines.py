@@ -45,6 +45,33 @@ class Baseline:
             "per_class": dict(self.per_class),
         }
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Baseline:
+        """The baseline ``to_dict`` recorded (``SPLIT/baseline`` in summary.json)."""
+        return cls(
+            str(values["kind"]),
+            str(values["predicts"]),
+            str(values.get("majority_of", "train")),
+            {str(k): float(v) for k, v in dict(values["metrics"]).items()},
+            dict(values.get("per_class") or {}),
+        )
+
+
+def recorded_collapse(summary: dict[str, Any], split: str = "test") -> str | None:
+    """The collapse warning of a finished run from its ``summary.json`` (its ``split`` results
+    and the baseline recorded beside them); None when it beat the baseline or none was
+    recorded."""
+    details = summary.get(f"{split}_details") or {}
+    recorded = details.get(f"{split}/baseline")
+    if not isinstance(recorded, dict):
+        return None
+    try:
+        base = Baseline.from_dict(recorded)
+    except (KeyError, TypeError, ValueError):
+        return None
+    results = {**(summary.get(split) or {}), **details}
+    return collapse_warning(results, split, base) if base.kind in HEADLINE else None
+
 
 def family(kind: str) -> str | None:
     """``classification`` or ``segmentation`` for a data kind with a trivial baseline, else None."""

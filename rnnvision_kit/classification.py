@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from rnnvision_kit.dataspec import DataSpec
 from rnnvision_kit.runner.plots import plot_confusion
 from rnnvision_kit.runner.records import write_json
 from rnnvision_kit.task import MetricsContext
+
+if TYPE_CHECKING:  # torchmetrics costs seconds to import: predict and stream never need it
+    from torchmetrics import Metric, MetricCollection
 
 # name -> MulticlassAccuracy / MulticlassConfusionMatrix keywords (registered by the core)
 METRIC_OPTIONS: dict[str, dict[str, Any]] = {
@@ -28,6 +29,8 @@ METRIC_OPTIONS: dict[str, dict[str, Any]] = {
 
 def create_metric(name: str, spec: DataSpec, **options: Any) -> Metric:
     """The core's classification metric ``name`` (a key of ``METRIC_OPTIONS``) for ``spec``."""
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
     keywords = {**METRIC_OPTIONS[name], **options}
     if name == "confmat":
         return MulticlassConfusionMatrix(spec.num_classes, **keywords)
@@ -39,6 +42,8 @@ def create_metric(name: str, spec: DataSpec, **options: Any) -> Metric:
 def classification_metrics(ctx: MetricsContext) -> MetricCollection:
     """``acc``, ``top5`` (with at least 5 classes), ``mean_class_acc``, ``per_class_acc`` and
     ``confmat``, built through the metrics registry (``core:<name>``); DDP-synchronised."""
+    from torchmetrics import MetricCollection
+
     names = ["acc", "mean_class_acc", "per_class_acc", "confmat"]
     if ctx.spec.num_classes >= 5:
         names.insert(1, "top5")

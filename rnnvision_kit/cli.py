@@ -703,8 +703,9 @@ def stream(
     SOURCE is a video file, a folder of frames, a camera (/dev/video0, through v4l2) or a URL
     PyAV opens (rtsp://, http://). Each new frame costs one encoder call and one recurrent
     step. Records are JSON lines (video-action: top labels per frame, then a label timeline;
-    seg-refine: a mask per frame); a closing line on stderr gives frames read, frames per
-    second and the real-time factor (seconds of video per second; >= 1 keeps up). It ends at
+    seg-refine: a mask per frame); a closing line on stderr gives the frames read and those the
+    model processed (video-action reads every data.stride-th frame, as it trained), processed
+    frames per second and the real-time factor (seconds of video per second; >= 1 keeps up). It ends at
     the end of the stream, after --max-frames, on Ctrl-C, or, with exit code 1, when no frame
     comes for --timeout seconds or a read error breaks it. Models that need the whole clip (bidirectional, mean or attention
     pooling) are refused: train with --set model.bidirectional=false (and model.pooling=last).
@@ -829,7 +830,8 @@ def check_data(ctx: click.Context, task_name: str, deep: bool, **options: Any) -
     A scan probes each file (opens it and decodes its first frame); --deep decodes every
     frame of every file, with a progress bar on a terminal, and lists files that fail part-way
     with the frame and time where decoding fails, and the whole-file decode rate. Exits
-    non-zero only when nothing is readable.
+    non-zero only when nothing is readable. Notices about the data set (such as 0/255 masks
+    read as 0/1), shown by other commands once per data set, are shown here every time.
 
     \b
     Examples:
@@ -838,9 +840,11 @@ def check_data(ctx: click.Context, task_name: str, deep: bool, **options: Any) -
     """
     host = _host(ctx)
     config, task = _open_configured(host, task_name, options)  # settings before torch
+    from rnnvision_kit.data.cache import every_notice
     from rnnvision_kit.runner.run import check_data as scan
 
-    result = scan(host.registries, config, deep=deep, task=task)
+    with every_notice():  # data-set notices every time here, not once per data set
+        result = scan(host.registries, config, deep=deep, task=task)
     click.echo(format_table(result.headers, result.rows))
     for note in result.notes:
         click.echo(note)

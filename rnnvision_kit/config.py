@@ -526,6 +526,33 @@ def save_yaml(config: RunConfig, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
+def annotated_yaml(values: Mapping[str, Any], notes: Mapping[str, str]) -> str:
+    """``values`` (a config as ``RunConfig.to_dict`` gives it) as YAML, with ``# NOTE`` after
+    the line of each top-level section's key in ``notes`` (``{"data.fold": "not read by data
+    source videofolder"}``). Comments only: the text loads back to ``values``, or the notes are
+    left out."""
+    text = yaml.safe_dump(dict(values), sort_keys=False)
+    if not notes:
+        return text
+    lines, section = text.splitlines(), None
+    for i, line in enumerate(lines):
+        if line and not line.startswith(" "):
+            section = line.partition(":")[0]
+        elif section and line.startswith("  ") and not line.startswith("   "):
+            key = line[2:].partition(":")[0]
+            note = notes.get(f"{section}.{key}")
+            following = lines[i + 1] if i + 1 < len(lines) else ""
+            one_line = not following.startswith("   ")  # no folded value continues below
+            if note and one_line and not key.startswith(("-", "'", '"')):
+                lines[i] = f"{line}  # {note}"
+    annotated = "\n".join(lines) + "\n"
+    try:
+        same = yaml.safe_load(annotated) == yaml.safe_load(text)
+    except yaml.YAMLError:
+        same = False
+    return annotated if same else text
+
+
 def parse_data_source(text: str, known: Container[str] = ()) -> tuple[str, str | None]:
     """``"mnist:~/data"`` -> ``("mnist", "~/data")``; ``"digits"`` -> ``("digits", None)``.
 

@@ -132,6 +132,10 @@ class VideoSpec(DataSpec):
     num_frames: int = 1  # T of a clip
     stride: int = 1  # a clip takes every stride-th frame of the video
     fps: float | None = None  # frames per second of the videos, when one rate holds for all
+    # how frames of another aspect ratio became height x width: crop (short side resized, then
+    # centre-cropped), pad (long side resized, padded with black) or stretch; runs saved before
+    # the setting existed stretched
+    resize: str = "stretch"
 
     kind: ClassVar[str] = "video"
 

@@ -266,8 +266,11 @@ class StreamContext:
     ``--timeout``, reaches ``--max-frames`` or the user presses Ctrl-C; the runner counts them,
     times them and writes the records ``stream`` yields. Besides iteration, ``frames`` tells
     ``name``, ``fps`` (nominal, maybe a guess) and ``size`` (``H, W`` of the source's frames);
-    reading those opens the source. The model is the run's best checkpoint in eval mode on
-    ``device``, and the call runs under ``torch.inference_mode()``."""
+    reading those opens the source. Frames come resized as the spec's were (``spec.resize`` for
+    ``video`` specs); for a ``video`` spec only every ``spec.stride``-th frame is delivered, as
+    the model trained (the others are decoded, counted as read, and skipped). The model is the
+    run's best checkpoint in eval mode on ``device``, and the call runs under
+    ``torch.inference_mode()``."""
 
     model: nn.Module  # the run's best checkpoint (last.pt if none), eval mode, on device
     frames: FrameStream  # iterator of StreamFrame; .name, .fps, .size

@@ -308,4 +308,4 @@ def test_plugin_host_with_builtins_holds_their_tasks_and_sources() -> None:
     host = plugin_host(builtins=True, breakers=contract_breakers)
     assert {"digits", "moving-digits", "synthetic-seg"} <= set(host.registries.datasets.names())
     names = {r.name for r in host.records.values()}
-    assert names == {"core", "classify", "segrefine", "video", "breakers"}
+    assert names == {"core", "classify", "segrefine", "video", "videopredict", "breakers"}

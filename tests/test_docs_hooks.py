@@ -252,7 +252,7 @@ def test_on_exception_event_when_a_run_fails(
     }
 
 
-@pytest.mark.parametrize("task", ["image-classify", "video-action", "seg-refine"])
+@pytest.mark.parametrize("task", ["image-classify", "video-action", "seg-refine", "video-predict"])
 def test_documented_data_settings_of_each_built_in_task(task: str) -> None:
     import dataclasses
 

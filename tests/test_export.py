@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +276,7 @@ def test_rnnkit_export_onnx(case: str, rnnkit: CliRunner, tmp_path: Path) -> Non
     assert meta["preprocessing"]["frame_size"] == [spec.height, spec.width]
     assert meta["preprocessing"]["mean"] == pytest.approx(list(spec.mean))
     assert meta["preprocessing"]["std"] == pytest.approx(list(spec.std))
+    assert meta["preprocessing"]["resize"] == getattr(spec, "resize", "stretch")
     assert max(meta["check"]["largest_difference"].values()) < 1e-4
     sess = session(path)
     assert [i.name for i in sess.get_inputs()] == [i["name"] for i in meta["inputs"]]
@@ -410,6 +412,17 @@ def test_without_onnx_export_names_the_extra(rnnkit_process: CliRunner, tmp_path
 EXAMPLE = REPO / "examples" / "deploy" / "onnx_video_action.py"
 
 
+def test_the_sidecar_says_how_frames_were_fitted_in_training(
+    rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    task, spec, overrides, _ = CASES["video-gru"]
+    run_dir, _ = make_run(tmp_path / "run", task, replace(spec, resize="crop"), overrides)
+    rnnkit("export", str(run_dir), "--out", str(tmp_path / "model.onnx"), check=True)
+    meta = json.loads((tmp_path / "model.onnx.json").read_text())
+    assert meta["preprocessing"]["resize"] == meta["spec"]["resize"] == "crop"
+    assert "the short side fits" in meta["preprocessing"]["note"]
+
+
 def test_docs_include_the_deploy_example_verbatim() -> None:
     assert EXAMPLE.read_text().strip() in (REPO / "docs" / "deploy.md").read_text()
 
@@ -417,10 +430,11 @@ def test_docs_include_the_deploy_example_verbatim() -> None:
 def test_the_deploy_example_labels_a_video_as_rnnkit_stream_does(
     rnnkit: CliRunner, tmp_path: Path
 ) -> None:
-    """The example (onnxruntime and PyAV only) on a real video: the labels and probabilities
-    that ``rnnkit stream`` gives with PyTorch, frame for frame."""
+    """The example (onnxruntime and PyAV only) on a real video that is not square, for a run
+    trained on centre crops: the labels and probabilities that ``rnnkit stream`` gives with
+    PyTorch, frame for frame."""
     task, spec, overrides, _ = CASES["video-gru"]
-    run_dir, _ = make_run(tmp_path / "run", task, spec, overrides)
+    run_dir, _ = make_run(tmp_path / "run", task, replace(spec, resize="crop"), overrides)
     rng = np.random.default_rng(3)
     video = write_video(
         tmp_path / "clip.mp4", rng.integers(0, 256, (15, 40, 48, 3), dtype=np.uint8), fps=10

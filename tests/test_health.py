@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from rnnvision_kit.runner.health import notices, run_notices
+from rnnvision_kit.runner.health import notices, run_notices, start_notices
 
 
 def rows(clipped: float, steps: int, val: int, epochs: int = 3) -> list[dict]:
@@ -49,6 +49,16 @@ def test_run_notices_read_a_run_folder(tmp_path: Path) -> None:
         train=SimpleNamespace(grad_clip=1.0, accumulate=1, max_steps_per_epoch=None),
         data=SimpleNamespace(batch_size=16),
     )
-    found = run_notices(tmp_path, config)
+    found = run_notices(tmp_path, config, known_at_start=True)
     assert len(found) == 2 and "30 training samples" in found[0]
     assert run_notices(tmp_path / "missing", config) == []
+    assert run_notices(tmp_path, config) == []  # the run printed those at its start
+
+
+def test_start_notices_are_known_before_training() -> None:
+    found = start_notices(2, batch_size=32, train_samples=40, val_samples=15)
+    assert len(found) == 2
+    assert found[0].startswith("only 2 optimizer step(s) per epoch (40 training samples")
+    assert "15 validation samples" in found[1]
+    assert start_notices(3, batch_size=8, val_samples=100, max_steps=3) == []
+    assert start_notices(40, batch_size=8, val_samples=None) == []

@@ -114,7 +114,8 @@ def test_predict_writes_a_mask_per_frame(
     video_record, folder_record, image_record = json.loads(result.stdout)
 
     assert video_record["kind"] == "video" and video_record["frames"] == 11
-    masks = sorted((out / "clip").iterdir())
+    assert video_record["masks"] == str(out / "clip.mp4_masks")  # named with its extension
+    masks = sorted((out / "clip.mp4_masks").iterdir())
     assert [p.name for p in masks] == [f"{i:05d}.png" for i in range(11)]
     for path in masks:
         with Image.open(path) as mask:
@@ -123,27 +124,46 @@ def test_predict_writes_a_mask_per_frame(
     assert sum(video_record["class_fractions"].values()) == pytest.approx(1.0, abs=1e-4)
 
     assert folder_record["kind"] == "frames" and folder_record["frames"] == 3
-    assert len(list((out / "frames").glob("*.png"))) == 3
+    assert len(list((out / "frames_masks").glob("*.png"))) == 3
     assert image_record["kind"] == "image" and image_record["size"] == [90, 70]
+    assert image_record["mask"] == str(out / "still.jpg_mask.png")
     assert read_mask(image_record["mask"]).shape == (70, 90)
 
 
-def test_predict_names_a_bad_file(
+def test_predict_outputs_of_inputs_sharing_a_stem_never_collide(
     trained: tuple[Path, dict], rnnkit: CliRunner, tmp_path: Path
 ) -> None:
-    bad = tmp_path / "broken.mp4"
-    bad.write_text("no video here")
-    result = rnnkit("predict", str(trained[0]), str(bad))
-    assert result.returncode == 1  # a bad file among those given (issue 17)
-    assert result.stderr.startswith(f"rnnkit: error: {bad}: not a readable video")
-    assert len(result.stderr.strip().splitlines()) == 1
-    odd = tmp_path / "notes.txt"
-    odd.write_text("text")
-    result = rnnkit("predict", str(trained[0]), str(odd))
-    assert result.returncode == 1
-    assert result.stderr.startswith(
-        f"rnnkit: error: {odd}: not a video, image (.png, .jpg, .jpeg) or folder"
-    )
+    """a.mp4 and a.avi in one call, then two a.png in different folders: each input keeps its
+    own masks (named by file name with extension, and by folders where names are shared)."""
+    run_dir, _ = trained
+    rng = np.random.default_rng(1)
+    mp4 = write_video(tmp_path / "a.mp4", rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8))
+    avi = write_video(tmp_path / "a.avi", rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    result = rnnkit("predict", str(run_dir), str(mp4), str(avi), "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert [r["masks"] for r in records] == [str(out / "a.mp4_masks"), str(out / "a.avi_masks")]
+    assert len(list((out / "a.mp4_masks").glob("*.png"))) == 3
+    assert len(list((out / "a.avi_masks").glob("*.png"))) == 5
+
+    images = []
+    for folder in ("left", "right"):
+        (tmp_path / folder).mkdir()
+        images.append(tmp_path / folder / "a.png")
+        Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(images[-1])
+    result = rnnkit("predict", str(run_dir), *map(str, images), "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [r["mask"] for r in json.loads(result.stdout)] == [
+        str(out / "left-a.png_mask.png"),
+        str(out / "right-a.png_mask.png"),
+    ]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a.avi_masks",
+        "a.mp4_masks",
+        "left-a.png_mask.png",
+        "right-a.png_mask.png",
+    ]
 
 
 # ----------------------------------------------------------------------------- model variants
@@ -245,7 +265,8 @@ def test_videomasks_bad_files_stop_or_are_skipped_and_counted(
     root = _videomasks(tmp_path / "videos", videos=10, frames=4)
     broken = root / "vid3" / "frames" / "2.png"
     broken.write_bytes(b"not a png")
-    args = [*TINY, "--data", f"videomasks:{root}", "--set", "data.clip_len=2"]
+    tiny = TINY[:2] + TINY[4:]  # less "--set data.videos=6": videomasks does not read it
+    args = [*tiny, "--data", f"videomasks:{root}", "--set", "data.clip_len=2"]
     result = rnnkit("run", *args)
     assert result.returncode == 2
     assert result.stderr.startswith(f"rnnkit: error: {broken}: not a readable image")

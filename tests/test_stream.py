@@ -112,9 +112,11 @@ def _mjpeg_with_garbage(path: Path, count: int, bad: set[int]) -> list[np.ndarra
     return images
 
 
-def _decode_good(path: Path, size: tuple[int, int]) -> list[torch.Tensor]:
+def _decode_good(path: Path, size: tuple[int, int], resize: str = "stretch") -> list[torch.Tensor]:
     """The frames of ``path`` that decode, as the stream reads them (3,H,W float)."""
     from av.video.reformatter import VideoReformatter
+
+    from rnnvision_kit.data.geometry import fit, fit_array
 
     frames, reformat = [], VideoReformatter()
     with av.open(str(path)) as container:
@@ -125,8 +127,11 @@ def _decode_good(path: Path, size: tuple[int, int]) -> list[torch.Tensor]:
             except av.FFmpegError:
                 continue
             for frame in decoded:
-                rgb = reformat.reformat(frame, width=size[1], height=size[0], format="rgb24")
-                frames.append(torch.from_numpy(rgb.to_ndarray()).permute(2, 0, 1).float() / 255)
+                geometry = fit((frame.height, frame.width), size, resize)
+                height, width = geometry.scaled
+                rgb = reformat.reformat(frame, width=width, height=height, format="rgb24")
+                array = fit_array(rgb.to_ndarray(), geometry).copy()
+                frames.append(torch.from_numpy(array).permute(2, 0, 1).float() / 255)
     return frames
 
 
@@ -238,12 +243,13 @@ def test_video_action_stream_equals_the_offline_pass(
     model, spec = _model(video_run)
     stride, size = spec.stride, (spec.height, spec.width)
     read = list(range(0, 30, stride))
-    offline_clip = read_frames(clip, read, size=size).float() / 255
+    assert spec.resize == "crop"  # the default: frames fitted as in training, in both
+    offline_clip = read_frames(clip, read, size=size, resize=spec.resize).float() / 255
     with torch.inference_mode():
         offline = [model(offline_clip[None, : k + 1])[0] for k in range(len(read))]
         # the per-step API on the core's frames
         state, streamed = None, []
-        for frame in open_frames(str(clip), size):
+        for frame in open_frames(str(clip), size, resize=spec.resize):
             if frame.index % stride == 0:
                 logits, state = model.step(model.encode_frame(frame.image[None]), state)
                 streamed.append(logits[0])
@@ -261,9 +267,13 @@ def test_video_action_stream_equals_the_offline_pass(
         for entry in record["top"]:
             assert abs(entry["score"] - probs[spec.class_names.index(entry["label"])]) < TOL
     assert sum(s["steps"] for s in last["timeline"]) == last["steps"] == len(read)
+    assert last["frames_read"] == 30
     line = result.stderr.strip().splitlines()[-1]
-    assert "end of stream; 30 frames read, 11 records to r.jsonl" in line
-    assert "frames/s" in line and "real-time factor" in line and "(of 10 fps)" in line
+    # frames read and processed apart: the model reads every stride-th frame
+    assert stride == 3
+    processed = f"{len(read)} processed (every 3rd frame: the model's stride)"
+    assert f"end of stream; 30 frames read, {processed}, 11 records to r.jsonl" in line
+    assert "processed frames/s" in line and "real-time factor" in line and "(of 10 fps)" in line
 
 
 def test_seg_refine_stream_equals_the_offline_pass(
@@ -434,7 +444,7 @@ def test_a_corrupt_frame_is_skipped_and_counted_and_the_state_carries_on(
     assert "11 frames read, 1 skipped as undecodable" in result.stderr
     *records, last = _records(result.stdout)
     assert [r["frame"] for r in records] == [0, 6, 9]  # frame 3 is gone; the model read on
-    good = _decode_good(path, (spec.height, spec.width))  # frames 0-2, 4-11
+    good = _decode_good(path, (spec.height, spec.width), spec.resize)  # frames 0-2, 4-11
     clip = torch.stack([good[0], good[5], good[8]])
     with torch.inference_mode():
         for k, record in enumerate(records):
@@ -532,7 +542,8 @@ def test_a_stream_that_stops_ends_saying_how_many_frames_it_read(
     with feeder:
         result = rnnkit("stream", str(video_run), str(pipe), "--timeout", "5")
     assert result.returncode == 0, result.stderr
-    assert "end of stream; 20 frames read, 8 records" in result.stderr
+    assert "end of stream; 20 frames read, 7 processed (every 3rd" in result.stderr
+    assert "8 records" in result.stderr
 
 
 def test_a_pipe_nobody_writes_is_one_line_after_the_timeout(

@@ -142,7 +142,7 @@ def test_results_table_csv_and_plot(finished: tuple[Path, str]) -> None:
     assert float(rows["gru"]["ms/frame"]) > 0
     assert rows["gru"]["state bytes"] == str(HIDDEN * 4)  # one float32 hidden state
     assert rows["mean"]["ms/frame"] == "-" and rows["mean"]["state bytes"] == "-"
-    assert rows["mean"]["notes"].startswith("cannot stream: its head (model.head=mean)")
+    assert "cannot stream: its head (model.head=mean)" in rows["mean"]["notes"]
     assert "test/acc" in output and "ms/frame" in output  # the table on the terminal
 
     table = list(csv.DictReader((out / "results.csv").open()))
@@ -281,3 +281,34 @@ def test_state_bytes_of_a_tensor_or_a_tuple_of_tensors() -> None:
     assert state_bytes(torch.zeros(2, 1, 8)) == 64
     assert state_bytes((torch.zeros(1, 8), torch.zeros(1, 4, dtype=torch.float64))) == 64
     assert state_bytes(None) == 0
+
+
+def test_a_run_that_does_not_beat_its_baseline_is_flagged(tmp_path: Path) -> None:
+    """A configuration with a seed that collapsed to the majority class is marked in the
+    table's notes and named in one line under it, from the runs' summary.json."""
+    from rnnvision_kit.baselines import Baseline
+    from rnnvision_kit.sweep.report import RunResult, build_rows, collapse_lines, table
+
+    base = Baseline("classification", "left", "train", {"acc": 0.5, "mean_class_acc": 0.5})
+
+    def summary(acc: float) -> dict:
+        return {
+            "test": {"test/acc": acc},
+            "test_details": {"test/baseline": base.to_dict()},
+        }
+
+    good, bad = Point((("model.head", "gru"),)), Point((("model.head", "mean"),))
+    results = {
+        good: [RunResult(Slot(good, 0, tmp_path), summary(0.9))],
+        bad: [
+            RunResult(Slot(bad, 0, tmp_path), summary(0.5)),
+            RunResult(Slot(bad, 1, tmp_path), summary(0.8)),
+        ],
+    }
+    rows = build_rows([good, bad], results, ["test/acc"])
+    _, cells = table(rows, ["model.head"], ["test/acc"])
+    assert cells[0][-1] == "-" and cells[1][-1] == "COLLAPSED (1/2 seeds)"
+    assert collapse_lines(rows, results) == [
+        "model.head=mean: 1 of 2 seed(s) collapsed (the model does no better than always "
+        "predicting class 'left': accuracy 0.500 = the majority-class baseline)"
+    ]

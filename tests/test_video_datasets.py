@@ -259,6 +259,16 @@ def test_dataset_modes_shapes_and_frames(folder: Path) -> None:
     assert decode_indices(segment_ds[3][0]) == [103, 109, 115, 121, 127]  # jump: offset 100
     got = decode_indices(_dataset(samples, num_frames=5, mode="segment")[0][0])
     assert all(6 * k <= i < 6 * (k + 1) for k, i in enumerate(got))
+    # data.test_clips with segment sampling: N TSN clips at offsets within the segments
+    tsn = _dataset(samples, num_frames=5, mode="segment", seed=None, num_clips=3)[0][0]
+    assert tsn.shape == (3, 5, 3, H, W)
+    assert [decode_indices(c) for c in tsn] == [
+        [1, 7, 13, 19, 25],
+        [3, 9, 15, 21, 27],
+        [5, 11, 17, 23, 29],
+    ]
+    # training clips stay one per video
+    assert _dataset(samples, num_frames=5, mode="segment", num_clips=3)[0][0].shape == (5, 3, H, W)
 
 
 def test_dataset_randomness_is_reproducible(folder: Path) -> None:

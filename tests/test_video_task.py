@@ -352,7 +352,8 @@ def test_checkpoint_keeps_a_video_spec(trained: tuple[Path, dict]) -> None:
     from rnnvision_kit import DataSpec, VideoSpec
     from rnnvision_kit.runner import load_checkpoint
 
-    spec = DataSpec.from_dict(load_checkpoint(trained[0] / "best.pt")["spec"])
+    checkpoint = load_checkpoint(trained[0] / "best.pt")
+    spec = DataSpec.from_dict(checkpoint["spec"])
     assert isinstance(spec, VideoSpec) and spec.num_classes == 10
     assert (spec.channels, spec.height, spec.width, spec.num_frames, spec.stride) == (
         3,
@@ -361,7 +362,14 @@ def test_checkpoint_keeps_a_video_spec(trained: tuple[Path, dict]) -> None:
         5,
         3,
     )
-    assert spec.mean == (0.485, 0.456, 0.406) and spec.fps == 10.0
+    assert spec.fps == 10.0
+    # no pretrained weights: the training clips' per-channel statistics, not ImageNet's
+    assert spec.mean != (0.485, 0.456, 0.406) and all(0 < v < 1 for v in spec.mean)
+    assert checkpoint["normalisation"] == {
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "source": "data",
+    }
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MetricCollection
 
 from rnnkit_classify.config import ClassifyConfig, ClassifyModelConfig, defaults
 from rnnkit_classify.model import RowSequenceClassifier, random_shift
@@ -34,6 +33,9 @@ from rnnvision_kit.nn import (
     freeze_unused,
     input_normalisation,
 )
+
+if TYPE_CHECKING:
+    from torchmetrics import MetricCollection
 
 
 class ImageClassifyTask(Task):

@@ -24,8 +24,8 @@ from torch.utils.data import Dataset, Subset
 
 from rnnkit_segrefine import readers as seg
 from rnnkit_segrefine.config import SegDataConfig
-from rnnvision_kit import DataBundle, DataError, RunConfig, SegmentationSpec, UnreadableItem, warn
-from rnnvision_kit.data import ClipAugment, clip_generator
+from rnnvision_kit import DataBundle, DataError, RunConfig, SegmentationSpec, UnreadableItem
+from rnnvision_kit.data import ClipAugment, clip_generator, notice_once
 
 SPLITS = ("train", "val", "test")
 SPLIT_SEED = 0  # the seed of every carved split (fixed: every run gets the same split)
@@ -226,17 +226,18 @@ def _is_binary(table: dict[int, int] | None) -> bool:
 
 def _check_masks(readers: list[seg.SegmentationClips], num_classes: int | None) -> None:
     """Decide 0/255 detection over the whole data set: a split whose masks store only 0 and 255
-    keeps the mapping to 0/1 (announced once) only if every split's masks do; otherwise every
+    keeps the mapping to 0/1 (announced once per data set and cache) only if every split's masks do; otherwise every
     split is read as stored."""
     detected = [r for r in readers if r.mask_how == "detected 0/255"]
     if not detected:
         return
     values = set().union(*(r.stored_values for r in readers))
     if values <= {0, 255}:
-        where = ", ".join(dict.fromkeys(str(r.root) for r in detected))
-        warn(
-            f"{where}: masks store only 0 and 255: read as classes 0/1 "
-            "(data.mask_values={0: 0, 255: 1}; set data.mask_values to map them otherwise)"
+        roots = list(dict.fromkeys(str(r.root) for r in detected))
+        notice_once(  # once per data set and cache: not on every run and eval over it
+            f"{', '.join(roots)}: masks store only 0 and 255: read as classes 0/1 "
+            "(data.mask_values={0: 0, 255: 1}; set data.mask_values to map them otherwise)",
+            roots,
         )
         return
     for reader in detected:
@@ -254,8 +255,9 @@ SPARSE_FROM = 16  # inferred class counts from which few distinct stored values 
 
 
 def _sparse_notice(readers: list[seg.SegmentationClips], config: SegRunConfig) -> None:
-    """One warning when masks read as stored hold few distinct values over a wide range (such as
-    0/128/255): the inferred class count (largest value + 1) is then mostly empty classes."""
+    """One warning (once per data set and cache) when masks read as stored hold few distinct
+    values over a wide range (such as 0/128/255): the inferred class count (largest value + 1)
+    is then mostly empty classes."""
     if config.data.num_classes is not None or any(r.mask_values is not None for r in readers):
         return
     ignore = readers[0].ignore_index
@@ -266,9 +268,10 @@ def _sparse_notice(readers: list[seg.SegmentationClips], config: SegRunConfig) -
     shown = ", ".join(str(v) for v in values[:8]) + (", ..." if len(values) > 8 else "")
     table = "{" + ", ".join(f"{v}: {i}" for i, v in enumerate(values)) + "}"
     fix = table if len(values) <= 8 else f"map them to 0..{len(values) - 1}"
-    warn(
+    notice_once(
         f"{where}: mask values {shown} make a {values[-1] + 1}-class model; if these are "
-        f"{len(values)} classes, set data.mask_values to {fix}"
+        f"{len(values)} classes, set data.mask_values to {fix}",
+        [where],
     )
 
 

@@ -47,7 +47,9 @@ def probe_segmenter(
     run forward and backward to be sure the masks come out ``H x W``; a one-line ConfigError
     naming ``setting`` (``data.size``, ``data.crop_size``) reports a problem. Parameters without a
     gradient (e.g. resnet stages beyond ``encoder_depth``, which smp keeps) are frozen so that DDP
-    does not wait for their gradients.
+    does not wait for their gradients, and listed in ``segmenter.unused_parameters`` (the run
+    leaves them out of its parameter counts; dropping them would break smp's pretrained state
+    dicts and saved checkpoints).
     """
     stride = int(getattr(getattr(segmenter, "encoder", None), "output_stride", 1) or 1)
     which = f"model.arch={m.arch} with encoder {m.encoder} (encoder_depth={m.encoder_depth})"
@@ -78,13 +80,16 @@ def probe_segmenter(
             f"model.encoder_depth: {which} gives {out.shape[-2]}x{out.shape[-1]} masks for "
             f"{height}x{width} frames; try model.encoder_depth=null (the architecture's default)"
         )
-    unused = 0
+    unused: list[nn.Parameter] = []
     for parameter in segmenter.parameters():
-        if parameter.grad is None:
+        if parameter.grad is None and parameter.requires_grad:
             parameter.requires_grad_(False)
-            unused += 1
+            unused.append(parameter)
         parameter.grad = None
-    return unused
+    known = list(getattr(segmenter, "unused_parameters", ()))
+    # the runner leaves these out of the parameter counts it shows (runner.run.parameter_counts)
+    object.__setattr__(segmenter, "unused_parameters", (*known, *unused))
+    return len(unused)
 
 
 MEMORY_BIAS = 1.5  # gate bias at the start: each step keeps ~80% of the state (sigmoid(1.5))

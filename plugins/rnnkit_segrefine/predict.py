@@ -1,13 +1,18 @@
 """``rnnkit predict`` for seg-refine: one index PNG mask per frame of a video file or a folder of
 frames, or per image; masks have the input's own size. Long videos are read and refined in
-chunks, the recurrent state carried from chunk to chunk."""
+chunks, the recurrent state carried from chunk to chunk.
+
+Outputs are named by the input's file name with its extension (``clip.mp4_masks/00000.png``,
+``photo.jpg_mask.png``), prefixed by its folders where two inputs of one call share a name
+(``PredictContext.output_path``), so that no output overwrites another."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -16,7 +21,7 @@ from PIL import Image
 from rnnkit_segrefine.config import SegRefineConfig
 from rnnkit_segrefine.model import SegRefiner, upsample_logits
 from rnnkit_segrefine.readers import IMAGE_SUFFIXES, write_index_png
-from rnnvision_kit import DataError, DataSpec, RnnkitError, reason
+from rnnvision_kit import DataError, DataSpec, PredictContext, RnnkitError, reason
 from rnnvision_kit.data import NOT_VIDEO_SUFFIXES, FrameSource
 
 Reader = Callable[[int, int], torch.Tensor]  # (start, stop) -> uint8 T,3,h,w at the model size
@@ -102,6 +107,27 @@ def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
         yield start, min(total, start + size)
 
 
+MASKS_SUFFIX = "_masks"  # the folder of a video's or frame folder's masks: clip.mp4_masks/
+MASK_SUFFIX = "_mask.png"  # an image's mask: photo.jpg_mask.png
+
+
+def predict(ctx: PredictContext) -> list[dict[str, Any]]:
+    """One record per input of ``ctx.files``, its masks at ``ctx.output_path`` (never shared by
+    two inputs of the call, ``a.mp4`` and ``a.avi`` included)."""
+    model = cast(SegRefiner, ctx.model)  # this task's model, of a seg-refine run
+    config = cast(SegRefineConfig, ctx.config)
+    return [
+        predict_file(
+            model, Path(file), config, ctx.spec, ctx.out_dir, ctx.device, name=ctx.output_path
+        )
+        for file in ctx.files
+    ]
+
+
+def _beside(out_dir: Path, file: Path, suffix: str) -> Path:
+    return out_dir / f"{file.name}{suffix}"
+
+
 def predict_file(
     model: SegRefiner,
     path: Path,
@@ -109,16 +135,21 @@ def predict_file(
     spec: DataSpec,
     out_dir: Path,
     device: torch.device | None = None,
+    name: Callable[[Path, str], Path] | None = None,
 ) -> dict[str, Any]:
     """Write the masks of one input under ``out_dir`` and return its JSON-able record; the model
-    (a SegRefiner in eval mode) runs on ``device`` (default: where its parameters are). A folder
-    that cannot be written is one line naming it (the masks are the prediction)."""
+    (a SegRefiner in eval mode) runs on ``device`` (default: where its parameters are). ``name``
+    gives an output's path from the input and a suffix (``PredictContext.output_path``; default
+    ``out_dir/<file name><suffix>``). A folder that cannot be written is one line naming it (the
+    masks are the prediction)."""
     size = (spec.height, spec.width)
     kind, count, original, read = _open(path, size)
     if device is None:
         device = next(model.parameters()).device
+    name = name or partial(_beside, out_dir)
     chunk = max(1, int(getattr(spec, "clip_len", 0) or config.data.clip_len))
-    target = out_dir if kind == "image" else out_dir / path.stem
+    image_mask = name(path, MASK_SUFFIX)
+    target = image_mask.parent if kind == "image" else name(path, MASKS_SUFFIX)
     with _writing(target):
         target.mkdir(parents=True, exist_ok=True)
     pixels = torch.zeros(spec.num_classes, dtype=torch.long)
@@ -129,10 +160,10 @@ def predict_file(
         labels = upsample_logits(logits[0].float(), original).argmax(1).cpu()
         pixels += torch.bincount(labels.flatten(), minlength=spec.num_classes)
         for offset, mask in enumerate(labels):
-            name = f"{path.stem}.png" if kind == "image" else f"{start + offset:05d}.png"
+            file = image_mask if kind == "image" else target / f"{start + offset:05d}.png"
             with _writing(target):
-                write_index_png(target / name, mask.numpy())
-            written.append(target / name)
+                write_index_png(file, mask.numpy())
+            written.append(file)
     fractions = (pixels.double() / max(1, int(pixels.sum()))).tolist()
     record: dict[str, Any] = {
         "file": str(path),

@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from torch import nn
-from torchmetrics import MetricCollection
 
 from rnnkit_segrefine.config import SegModelConfig, SegRefineConfig, defaults
-from rnnkit_segrefine.metrics import NAMES
 from rnnvision_kit import (
     BuiltModel,
     ConfigError,
@@ -32,6 +30,8 @@ from rnnvision_kit import (
 )
 
 if TYPE_CHECKING:
+    from torchmetrics import MetricCollection
+
     from rnnkit_segrefine.model import SegRefiner
 
 
@@ -101,6 +101,10 @@ class SegRefineTask(Task):
     def metrics(self, ctx: MetricsContext) -> MetricCollection:
         """``miou``, ``per_class_iou``, ``dice``, ``pixel_acc`` and ``flicker``, built through
         the metrics registry; they take the ``B,T,K,H,W`` logits of ``StepOutput.preds``."""
+        from torchmetrics import MetricCollection
+
+        from rnnkit_segrefine.metrics import NAMES
+
         return MetricCollection({name: ctx.metric(f"{ctx.plugin}:{name}") for name in NAMES})
 
     def report(self, ctx: ReportContext) -> None:
@@ -134,16 +138,11 @@ class SegRefineTask(Task):
         return export_model(ctx)
 
     def predict(self, ctx: PredictContext) -> list[dict[str, Any]]:
-        """One mask PNG per frame (video file, frame folder) or image, under ``ctx.out_dir``."""
-        from rnnkit_segrefine.model import SegRefiner
-        from rnnkit_segrefine.predict import predict_file
+        """One mask PNG per frame (video file, frame folder) or image, under ``ctx.out_dir``
+        (``predict.py``)."""
+        from rnnkit_segrefine.predict import predict
 
-        model = cast(SegRefiner, ctx.model)  # this task's model, of a seg-refine run
-        config = cast(SegRefineConfig, ctx.config)
-        return [
-            predict_file(model, file, config, ctx.spec, ctx.out_dir, ctx.device)
-            for file in ctx.files
-        ]
+        return predict(ctx)
 
 
 def class_weights(m: SegModelConfig, spec: DataSpec) -> list[float] | None:

@@ -1,10 +1,16 @@
 """``rnnkit predict`` for video-action: top-k labels per video, and a timeline for long videos.
 
-A video no longer than a clip gets the average of ``data.test_clips`` uniform clips (segment
-centres for a model trained on segments). A longer one is read as clips in a sliding window (hop:
+A video no longer than a clip gets the average of ``data.test_clips`` uniform clips (as many
+TSN clips at offsets within the segments for a model trained on segments). A longer one is read as clips in a sliding window (hop:
 half a clip span); each window gets its top-k, the video the average of the windows' logits, and a
 PNG plot in ``ctx.out_dir`` (``--out``, else ``RUN_DIR/predict``) shows the class scores over time
 (a plot that cannot be written is a warning line; the record has no ``timeline_png`` then).
+
+A model that can stream also gets ``stream``: the answer ``rnnkit stream`` gives for the file, its
+recurrent state run over every ``stride``-th frame of the whole video and read after the last one
+(one more pass over the frames, through the task's own ``stream``). The two answers differ by
+design: clips (or windows) see ``num_frames`` frames each and are averaged; the streamed state
+has seen the whole video, and weighs its end most.
 """
 
 from __future__ import annotations
@@ -17,14 +23,23 @@ import torch
 from torch import nn
 
 from rnnkit_video.config import VideoActionConfig
-from rnnvision_kit import PredictContext, VideoSpec, reason, warn
+from rnnvision_kit import (
+    ConfigError,
+    PredictContext,
+    StreamContext,
+    StreamFrame,
+    VideoSpec,
+    reason,
+    warn,
+)
 from rnnvision_kit.classification import top_k as top_labels
 from rnnvision_kit.data import (
     FrameSource,
+    FrameStream,
     VideoInfo,
     apply_short_policy,
     clip_span,
-    segment_indices,
+    segment_clip_indices,
     uniform_clip_indices,
 )
 
@@ -47,7 +62,7 @@ def _logits(
     for first in range(0, len(clips), WINDOWS_PER_READ):
         chunk = clips[first : first + WINDOWS_PER_READ]
         flat = [i for clip in chunk for i in apply_short_policy(clip, info.num_frames, policy)]
-        frames = source.read(flat, info, size=(spec.height, spec.width))
+        frames = source.read(flat, info, size=(spec.height, spec.width), resize=spec.resize)
         frames = frames.to(device, torch.float32).div_(255.0)
         out.append(model(frames.view(len(chunk), spec.num_frames, *frames.shape[1:])).float().cpu())
     return torch.cat(out)
@@ -90,15 +105,16 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
 
     if n <= span:
         if d.sampling == "segment":
-            clips = [segment_indices(n, spec.num_frames)]
+            clips = segment_clip_indices(n, spec.num_frames, d.test_clips)
         else:
             clips = uniform_clip_indices(n, spec.num_frames, spec.stride, d.test_clips)
         record["top"] = top_labels(logits_of(clips).mean(0), spec.class_names, k)
-        return record
+        return _with_stream(record, ctx, path)
     starts = window_starts(n, span, max(1, span // 2))
     clips = [[s + i * spec.stride for i in range(spec.num_frames)] for s in starts]
     logits = logits_of(clips)
     record["top"] = top_labels(logits.mean(0), spec.class_names, k)
+    _with_stream(record, ctx, path)
     record["timeline"] = [
         {
             "start_s": round(s / info.fps, 3),
@@ -120,6 +136,50 @@ def predict_video(ctx: PredictContext, path: Path) -> dict[str, Any]:
         return record
     record["timeline_png"] = str(png)
     return record
+
+
+def _with_stream(record: dict[str, Any], ctx: PredictContext, path: Path) -> dict[str, Any]:
+    """``record`` with ``stream`` (:func:`streamed`) when the model can stream."""
+    answer = streamed(ctx, path)
+    if answer is not None:
+        record["stream"] = answer
+    return record
+
+
+def streamed(ctx: PredictContext, path: Path) -> dict[str, Any] | None:
+    """What ``rnnkit stream`` answers for ``path`` at its end: ``{"top", "time_s", "steps",
+    "frames_read"}`` (and ``ended`` when the file stalled or broke first), the top-k of the recurrent state after the last frame the model read
+    (every ``spec.stride``-th, fitted to its size as ``rnnkit stream`` fits them), from this
+    task's ``stream``; None when the model cannot stream (a bidirectional head, or pooling
+    other than ``last``)."""
+    from rnnkit_video.stream import stream, streamable
+
+    try:
+        streamable(ctx.model)
+    except ConfigError:
+        return None
+    spec = ctx.spec
+    frames = FrameStream(  # as rnnkit stream reads a file (rnnvision_kit.runner.stream)
+        str(path),
+        (spec.height, spec.width),
+        record=StreamFrame,
+        device=ctx.device,
+        resize=getattr(spec, "resize", "stretch"),  # as the model was trained; old runs stretched
+        stride=max(1, int(getattr(spec, "stride", 1) or 1)),
+    )
+    sctx = StreamContext(ctx.model, frames, ctx.config, spec, ctx.device, 1, ctx.top_k, ctx.out_dir)
+    last: dict[str, Any] = {}
+    try:
+        for step in stream(sctx):  # a record per frame read (every=1), then the closing one
+            last.update(step)
+    finally:
+        frames.close()
+    if "top" not in last:  # no frame read
+        return None
+    answer = {key: last[key] for key in ("top", "time_s", "steps", "frames_read")}
+    if frames.ended not in (None, "end"):  # a stall or read error cut it short
+        answer["ended"] = frames.ended
+    return answer
 
 
 def plot_timeline(

@@ -1,7 +1,9 @@
 """``rnnkit stream`` for video-action: class probabilities after each new frame, with a carried
 recurrent state (one encoder call and one head step per frame), and a label timeline.
 
-The model reads every ``spec.stride``-th frame of the source, the spacing it was trained on;
+The model reads every ``spec.stride``-th frame of the source, the spacing it was trained on
+(``rnnkit stream`` passes the others over: they count as read, not processed), frames fitted
+to its size as it was trained (``spec.resize``: crop, pad or stretch);
 after each frame it read, the logits equal the offline model's on all the frames read so far
 (a unidirectional head with ``last`` pooling; others cannot stream). A record every
 ``ctx.every`` frames read; at the end one record with the timeline: the top label's segments.
@@ -28,7 +30,8 @@ def streamable(model: Any) -> None:
 
 def stream(ctx: StreamContext) -> Iterator[dict[str, Any]]:
     """Records ``{"frame", "time_s", "top"}`` every ``ctx.every`` frames the model reads, then
-    ``{"timeline": [{"label", "start_s", "end_s", "steps"}, ...], "steps": n}``."""
+    ``{"timeline": [{"label", "start_s", "end_s", "steps"}, ...], "steps": n, "frames_read": m}``
+    (``steps``: frames processed; ``frames_read``: frames taken from the source)."""
     model, spec = cast("ClipClassifier", ctx.model), ctx.spec
     streamable(model)
     if ctx.video_out is not None:
@@ -63,4 +66,8 @@ def stream(ctx: StreamContext) -> Iterator[dict[str, Any]]:
     for segment in timeline:
         segment["start_s"] = round(segment["start_s"], 3)
         segment["end_s"] = round(segment["end_s"], 3)
-    yield {"timeline": timeline, "steps": steps}
+    yield {
+        "timeline": timeline,
+        "steps": steps,
+        "frames_read": int(getattr(ctx.frames, "read", steps)),
+    }

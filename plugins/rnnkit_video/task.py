@@ -7,18 +7,19 @@ Capabilities (declared in ``plugin.py``): ``predict`` (``predict.py``), ``check-
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import Metric, MetricCollection
 
 from rnnkit_video.config import VideoActionConfig, VideoModelConfig, defaults
 from rnnvision_kit import (
     BuiltModel,
+    DataBundle,
     DataCheck,
     DataContext,
     Exportable,
@@ -35,6 +36,9 @@ from rnnvision_kit import (
     build_sequence_head,
 )
 from rnnvision_kit.classification import classification_metrics
+
+if TYPE_CHECKING:  # torchmetrics is imported where metrics are built (not by predict)
+    from torchmetrics import Metric, MetricCollection
 
 
 @dataclass
@@ -57,6 +61,26 @@ class VideoActionTask(Task):
     def default_config(self) -> VideoActionConfig:
         """``rnnkit_video.config.defaults()`` (also registered as ``config=``)."""
         return defaults()
+
+    def build_data(self, ctx: DataContext) -> DataBundle:
+        """The data of ``data.source``. A new run whose frames the data's statistics normalise
+        (none of ``model.weights``, ``model.backbone_weights``, ``model.mean``/``std`` set) gets the per-channel mean and
+        std of up to 64 training clips, spread over the split, in its spec; otherwise the spec
+        keeps ImageNet's (the weights' or the settings' are used)."""
+        bundle = ctx.open_source()
+        m: VideoModelConfig = ctx.config.model
+        chosen = m.weights or m.backbone_weights or (m.mean is not None and m.std is not None)
+        if ctx.purpose != "train" or chosen:
+            return bundle
+        from rnnvision_kit.data import channel_statistics
+
+        found = channel_statistics(bundle.train)
+        if found is None:
+            return bundle
+        mean, std = found
+        return dataclasses.replace(
+            bundle, spec=dataclasses.replace(bundle.spec, mean=mean, std=std)
+        )
 
     def build_model(self, ctx: ModelContext) -> BuiltModel:
         """The encoder (``model.backbone``: registered, ``tv:NAME`` or ``timm:NAME``; starting
@@ -117,6 +141,8 @@ class VideoActionTask(Task):
         """The core's ``acc``, ``top5``, ``mean_class_acc``, ``per_class_acc``, ``confmat`` on
         videos (averaged clip logits); ``clip_acc`` and ``clip_top5`` on single clips;
         ``predictions`` per video."""
+        from torchmetrics import MetricCollection
+
         metrics: dict[str, Metric | MetricCollection] = dict(
             classification_metrics(ctx).items(keep_base=True)
         )

@@ -230,7 +230,14 @@ class Predictor:
         """The task's ``predict``, once per file (as ``runner.run.predict_files``), raising
         the first file's error instead of recording it."""
         ctx = PredictContext(
-            self.model, tuple(files), self.config, self.spec, self.device, top_k, out
+            self.model,
+            tuple(files),
+            self.config,
+            self.spec,
+            self.device,
+            top_k,
+            out,
+            every_file=tuple(files),  # for output names no two inputs share
         )
         records: list[Prediction] = []
         with caller_state(), torch.inference_mode():  # a task's plots switch matplotlib
@@ -276,13 +283,16 @@ class Predictor:
         if isinstance(frames, str | os.PathLike):
             source = os.fspath(frames)
             stream_protocols(source)  # a bad source name: an error now
-            feed = FrameStream(
+            video = self.spec.kind == "video"
+            feed = FrameStream(  # as rnnkit stream reads it (rnnvision_kit.runner.stream)
                 source,
                 size,
                 record=StreamFrame,
                 device=self.device,
                 timeout=timeout,
                 max_frames=max_frames,
+                resize=getattr(self.spec, "resize", "stretch"),  # as trained; old runs stretched
+                stride=max(1, int(getattr(self.spec, "stride", 1) or 1)) if video else 1,
             )
         else:
             from rnnvision_kit.api.frames import FrameFeed

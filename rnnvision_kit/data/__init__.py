@@ -20,7 +20,7 @@ from rnnvision_kit.lazyexports import lazy_exports
 _MODULES: dict[str, tuple[str, ...]] = {
     "augment": ("ClipAugment",),
     "bundle": ("build_clip_bundle",),
-    "cache": ("cache_dir", "generate_once"),
+    "cache": ("cache_dir", "every_notice", "generate_once", "notice_once"),
     "contract": (
         "ListSamples",
         "VideoDataset",
@@ -55,6 +55,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
         "uniform_clip_indices",
     ),
     "settings": ("CLIP_SETTINGS", "VideoDataConfig", "frame_cache_problem"),
+    "statistics": ("channel_statistics",),
     "video": (
         "VIDEO_SUFFIXES",
         "ProbeCache",
@@ -90,7 +91,7 @@ __getattr__, __dir__ = lazy_exports(
 if TYPE_CHECKING:
     from rnnvision_kit.data.augment import ClipAugment
     from rnnvision_kit.data.bundle import build_clip_bundle
-    from rnnvision_kit.data.cache import cache_dir, generate_once
+    from rnnvision_kit.data.cache import cache_dir, every_notice, generate_once, notice_once
     from rnnvision_kit.data.contract import (
         ListSamples,
         VideoDataset,
@@ -130,6 +131,7 @@ if TYPE_CHECKING:
         uniform_clip_indices,
     )
     from rnnvision_kit.data.settings import CLIP_SETTINGS, VideoDataConfig, frame_cache_problem
+    from rnnvision_kit.data.statistics import channel_statistics
     from rnnvision_kit.data.video import (
         VIDEO_SUFFIXES,
         ProbeCache,
@@ -158,6 +160,7 @@ __all__ = [
     "apply_short_policy",
     "build_clip_bundle",
     "cache_dir",
+    "channel_statistics",
     "check_video_source",
     "clip_generator",
     "CLIP_SETTINGS",
@@ -178,7 +181,9 @@ __all__ = [
     "FrameSource",
     "FrameStream",
     "open_frames",
+    "every_notice",
     "generate_once",
+    "notice_once",
     "list_framefolder",
     "list_ucf101",
     "list_videofolder",

@@ -67,15 +67,16 @@ def clip_datasets(
         num_frames=d.num_frames,
         stride=d.stride,
         size=(d.size, d.size),
+        resize=d.resize,
         short_policy=d.short_policy,
         class_names=listing.class_names,
         probe_cache=probe_cache,
         frame_cache=frame_cache(config),
     )
-    evaluation = (
+    evaluation: dict[str, Any] = (
         {"mode": "uniform", "num_clips": d.test_clips}
         if d.sampling == "random"
-        else {"mode": "segment"}
+        else {"mode": "segment", "num_clips": d.test_clips}
     )
     return {
         "train": VideoClipDataset(
@@ -120,6 +121,7 @@ def build_clip_bundle(listing: Listing, config: RunConfig) -> DataBundle:
         num_frames=d.num_frames,
         stride=d.stride,
         fps=listing.fps,
+        resize=d.resize,
     )
     items = {split: [sample.path for sample in sets[split].samples] for split in SPLITS}
     origins = dict(listing.origins) or None
@@ -135,7 +137,7 @@ def cold_videos(dataset: Any) -> int:
         return 0
     cache = dataset.frame_cache
     held = (
-        cache.holds_whole(sample.path, info, dataset.size)
+        cache.holds_whole(sample.path, info, dataset.size, dataset.resize)
         for sample, info in zip(dataset.samples, dataset.infos, strict=True)
     )
     return sum(1 for h in held if h is False)

@@ -1,16 +1,20 @@
-"""Where generated data sets and probe caches live: ``$RNNKIT_CACHE`` or the user's cache folder."""
+"""Where generated data sets, probe caches and the record of data-set notices already shown live:
+``$RNNKIT_CACHE`` or the user's cache folder."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from rnnvision_kit.atomicfile import make_temp_dir
-from rnnvision_kit.errors import DataError
+from rnnvision_kit.errors import DataError, warn
 
 
 def cache_dir(*parts: str) -> Path:
@@ -66,3 +70,53 @@ def generate_once(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+NOTICES = "notices"  # cache_dir(NOTICES): one marker file per data-set notice already shown
+_every_notice = False  # check-data shows every notice, shown before or not
+
+
+@contextlib.contextmanager
+def every_notice() -> Iterator[None]:
+    """Within this block :func:`notice_once` shows every notice (``rnnkit check-data``)."""
+    global _every_notice
+    before, _every_notice = _every_notice, True
+    try:
+        yield
+    finally:
+        _every_notice = before
+
+
+def _fingerprint(root: Path | str) -> list[Any]:
+    """A data set's root: its absolute path, and its inode and mtime (a folder replaced at the
+    same path is another data set)."""
+    path = Path(root).expanduser().absolute()
+    try:
+        stat = path.stat()
+    except OSError:
+        return [str(path)]
+    return [str(path), stat.st_dev, stat.st_ino, stat.st_mtime_ns]
+
+
+def notice_once(message: str, roots: Sequence[Path | str]) -> bool:
+    """Warn ``message``, a notice about the data set at ``roots``, unless it was shown before
+    for the same data set with this cache (a marker in ``cache_dir("notices")``; never in the
+    data's folder). Inside :func:`every_notice` it is always shown. Returns whether it was.
+
+    A cache that cannot be written shows the notice every time."""
+    fingerprint = json.dumps([message, [_fingerprint(r) for r in roots]])
+    key = hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()[:32]
+    try:
+        marker = cache_dir(NOTICES) / f"{key}.json"
+        seen = marker.is_file()
+    except OSError:
+        marker, seen = None, False
+    if seen and not _every_notice:
+        return False
+    warn(message)
+    if marker is not None and not seen:
+        record = {"notice": message, "roots": [str(r) for r in roots], "shown": time.time()}
+        # "x": of two runs at once, one writes it
+        with contextlib.suppress(OSError), marker.open("x", encoding="utf-8") as file:
+            json.dump(record, file)
+    return True

@@ -205,15 +205,23 @@ class FrameCache:
         return absolute, st.st_size, st.st_mtime_ns
 
     def key(
-        self, path: str, info: VideoInfo, size: tuple[int, int] | None, frames: str
+        self,
+        path: str,
+        info: VideoInfo,
+        size: tuple[int, int] | None,
+        frames: str,
+        resize: str = "stretch",
     ) -> str | None:
-        """The entry name for ``frames`` (``"all"`` or a hash of indices) of ``path``; None when
-        the file cannot be stat'ed."""
+        """The entry name for ``frames`` (``"all"`` or a hash of indices) of ``path`` resized to
+        ``size`` as ``resize`` says; None when the file cannot be stat'ed. ``stretch`` keys as
+        entries written before ``data.resize`` existed (they stretched), so those stay valid."""
         stamp = self._stamp(path)
         if stamp is None:
             return None
         reader = FrameSource(path).reader
         shape = "native" if size is None else f"{size[0]}x{size[1]}"
+        if size is not None and resize != "stretch":
+            shape += f"-{resize}"
         text = f"v{VERSION}|{stamp[0]}|{stamp[1]}|{stamp[2]}|{info.num_frames}|{reader}|{shape}"
         return hashlib.sha1(f"{text}|{frames}".encode()).hexdigest()
 
@@ -256,11 +264,13 @@ class FrameCache:
         decode: Decode,
         *,
         fixed: bool = False,
+        resize: str = "stretch",
     ) -> torch.Tensor | None:
         """Frames ``indices`` of ``path`` as ``(T, 3, H, W)`` uint8, like ``decode(indices)``.
 
         ``fixed`` says the clip is the same every epoch (its frames alone are cached); else the
-        video's whole frame range is. ``decode(frame_indices)`` decodes on a miss. None: not
+        video's whole frame range is. ``resize`` is how ``decode`` fits frames to ``size``
+        (entries of one mode are never read for another). ``decode(frame_indices)`` decodes on a miss. None: not
         cached (the caller decodes as without a cache).
         """
         wanted = [int(i) for i in indices]
@@ -272,7 +282,7 @@ class FrameCache:
                 self.stats["refused"] += 1
                 return None
             frames, label = list(range(info.num_frames)), "all"
-        key = self.key(path, info, size, label)
+        key = self.key(path, info, size, label, resize)
         if key is None or self.directory is None:
             return None
         array = self._load(key, len(frames))
@@ -291,13 +301,19 @@ class FrameCache:
             rows = [position[i] for i in wanted]
         return torch.from_numpy(np.ascontiguousarray(array[rows]))
 
-    def holds_whole(self, path: str, info: VideoInfo, size: tuple[int, int] | None) -> bool | None:
+    def holds_whole(
+        self,
+        path: str,
+        info: VideoInfo,
+        size: tuple[int, int] | None,
+        resize: str = "stretch",
+    ) -> bool | None:
         """Whether the entry of ``path``'s whole frame range is on disk (a random clip of it is
         read without decoding); None when the video would not be cached whole (too long, or
         the cache is off)."""
         if self.directory is None or info.num_frames > self.whole_max_frames:
             return None
-        key = self.key(path, info, size, "all")
+        key = self.key(path, info, size, "all", resize)
         return None if key is None else self._file(key).is_file()
 
     # ---------------------------------------------------------------- writing

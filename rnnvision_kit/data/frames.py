@@ -26,6 +26,7 @@ import torch
 from PIL import Image
 
 from rnnvision_kit.data.decoded import ENDS_EARLY, DecodeResult, decode_problem, is_short
+from rnnvision_kit.data.geometry import check_resize, fit, fit_array
 from rnnvision_kit.data.video import (
     ProbeCache,
     VideoInfo,
@@ -118,15 +119,22 @@ def probe_frame_folder(path: str | os.PathLike[str], fps: float = 25.0) -> Video
 
 
 def read_frame_image(
-    file: str | os.PathLike[str], size: tuple[int, int] | None = None
+    file: str | os.PathLike[str], size: tuple[int, int] | None = None, resize: str = "stretch"
 ) -> np.ndarray:
     """One frame image as ``H,W,3`` uint8 RGB, resized (bilinear) to ``size = (H, W)`` when
-    given. PIL's errors (:data:`IMAGE_ERRORS`) pass through: callers word them."""
+    given, the aspect ratio kept or not as ``resize`` says (``stretch``, ``crop``, ``pad``:
+    :mod:`rnnvision_kit.data.geometry`). PIL's errors (:data:`IMAGE_ERRORS`) pass through:
+    callers word them."""
+    check_resize(resize)
     with Image.open(file) as image:
         rgb = image.convert("RGB")
-        if size is not None and rgb.size != (size[1], size[0]):
-            rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return np.asarray(rgb)
+        if size is None or rgb.size == (size[1], size[0]):
+            return np.asarray(rgb)
+        geometry = fit((rgb.height, rgb.width), size, resize)
+        scaled_h, scaled_w = geometry.scaled
+        if rgb.size != (scaled_w, scaled_h):
+            rgb = rgb.resize((scaled_w, scaled_h), Image.Resampling.BILINEAR)
+        return fit_array(np.asarray(rgb), geometry)
 
 
 def read_frame_folder(
@@ -135,11 +143,13 @@ def read_frame_folder(
     info: VideoInfo | None = None,
     *,
     size: tuple[int, int] | None = None,
+    resize: str = "stretch",
 ) -> torch.Tensor:
     """Read frames of a frame folder like :func:`read_frames`: ``(T, 3, H, W)`` uint8 RGB;
-    indices past the end give the last frame. Frames are resized to ``size``, else to the size
-    of ``info`` (the first file's), else to that of the first frame read. An unreadable frame
-    is reported as :func:`read_frames` and ``check-data --deep`` report one."""
+    indices past the end give the last frame. Frames are resized to ``size`` (as ``resize``
+    says), else to the size of ``info`` (the first file's), else to that of the first frame
+    read. An unreadable frame is reported as :func:`read_frames` and ``check-data --deep``
+    report one."""
     files = frame_files(str(path))
     if not files:
         raise DataError(f"{path}: zero frames (no .jpg/.jpeg/.png files)")
@@ -151,7 +161,7 @@ def read_frame_folder(
         k = min(int(index), len(files) - 1)
         if k not in images:
             try:
-                images[k] = read_frame_image(files[k], size)
+                images[k] = read_frame_image(files[k], size, resize)
             except IMAGE_ERRORS as error:
                 step = 1.0 / info.fps if info is not None else 0.04
                 own = decode_problem(k, len(files), k * step, _bad_frame(files[k], error))
@@ -264,13 +274,17 @@ class FrameSource:
         info: VideoInfo | None = None,
         *,
         size: tuple[int, int] | None = None,
+        resize: str = "stretch",
         threads: bool = True,
     ) -> torch.Tensor:
         """Frames ``frame_indices`` as ``(T, 3, H, W)`` uint8 RGB (:func:`read_frames`,
-        :func:`read_frame_folder`); ``threads`` lets FFmpeg decode a file in threads."""
+        :func:`read_frame_folder`), resized to ``size`` as ``resize`` says (``stretch``,
+        ``crop``, ``pad``); ``threads`` lets FFmpeg decode a file in threads."""
         if self.is_folder:
-            return read_frame_folder(self.path, frame_indices, info, size=size)
-        return read_frames(self.path, frame_indices, info, size=size, threads=threads)
+            return read_frame_folder(self.path, frame_indices, info, size=size, resize=resize)
+        return read_frames(
+            self.path, frame_indices, info, size=size, resize=resize, threads=threads
+        )
 
     def decode(self, info: VideoInfo) -> DecodeResult:
         """Decode every frame from the start (``check-data --deep``): where and why it fails."""

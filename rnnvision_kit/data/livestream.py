@@ -34,6 +34,7 @@ from rnnvision_kit.data.frames import (
     read_frame_image,
     source_kind,
 )
+from rnnvision_kit.data.geometry import Fit, check_resize, fit, fit_array
 from rnnvision_kit.data.video import open_media
 from rnnvision_kit.errors import ConfigError, DataError, reason
 
@@ -95,7 +96,12 @@ class FrameStream(Generic[FrameT]):
     decoded in a thread.
 
     ``name``, ``fps`` and ``size`` (the source's ``H, W``) open the source on first use.
-    Counters: ``read`` (frames delivered), ``skipped`` (frames that failed to decode),
+    Frames are resized to ``size`` as ``resize`` says (``stretch``, ``crop``, ``pad``:
+    :mod:`rnnvision_kit.data.geometry`). ``stride`` delivers every ``stride``-th frame (by
+    ``index``); the others are decoded but not converted or delivered.
+    Counters: ``read`` (frames taken from the source, delivered or passed over by ``stride``;
+    ``max_frames`` counts these), ``processed`` (frames delivered), ``skipped`` (frames that
+    failed to decode),
     ``dropped`` (``realtime``: frames a file released at its frame rate while the model was
     still busy, as a camera drops them), ``waited_s`` (seconds spent waiting for frames).
     ``ended`` says why iteration stopped: ``end``, ``timeout``, ``error`` (a read error once the
@@ -116,8 +122,14 @@ class FrameStream(Generic[FrameT]):
         max_frames: int | None = None,
         realtime: bool = False,
         allow_protocols: Sequence[str] = (),
+        resize: str = "stretch",
+        stride: int = 1,
     ) -> None:
         self.source = str(source)
+        self.resize = check_resize(resize)
+        if stride < 1:
+            raise ConfigError(f"stride must be >= 1 (got {stride})")
+        self.stride = int(stride)
         self.record = record
         self.allow_protocols = tuple(allow_protocols)
         self.protocols = stream_protocols(self.source, self.allow_protocols)
@@ -129,6 +141,7 @@ class FrameStream(Generic[FrameT]):
         self.timeout = timeout if timeout and timeout > 0 else None
         self.max_frames = max_frames
         self.read = 0
+        self.processed = 0
         self.skipped = 0
         self.realtime = realtime
         self.dropped = 0  # realtime: frames that came while the model was still busy
@@ -182,9 +195,15 @@ class FrameStream(Generic[FrameT]):
             self._finish("max-frames")
         self._opened()
         kind, payload = self._get()
+        while kind == "frame" and payload[2] is None:  # passed over by the stride
+            self.read += 1
+            if self.max_frames is not None and self.read >= self.max_frames:
+                self._finish("max-frames")
+            kind, payload = self._get()
         if kind == "frame":
             index, seconds, array = payload
             self.read += 1
+            self.processed += 1
             if not array.flags.writeable:  # PIL's and PyAV's arrays may be read-only views
                 array = array.copy()
             image = torch.from_numpy(array).permute(2, 0, 1).to(self.device, torch.float32)
@@ -271,7 +290,7 @@ class FrameStream(Generic[FrameT]):
 
     # ------------------------------------------------------------------ decoding thread
 
-    def _put_frame(self, index: int, seconds: float, array: np.ndarray) -> bool:
+    def _put_frame(self, index: int, seconds: float, array: np.ndarray | None) -> bool:
         """Queue a frame; ``realtime``: at its time from the first one, dropped if the model is
         still busy with the previous ones. False when asked to halt meanwhile."""
         item = ("frame", (index, seconds, array))
@@ -329,8 +348,12 @@ class FrameStream(Generic[FrameT]):
         for index, file in enumerate(files):
             if self._halt.is_set():
                 return
+            if index % self.stride:  # passed over: not read (a bad image there is not seen)
+                if not self._put_frame(index, index / DEFAULT_FPS, None):
+                    return
+                continue
             try:  # as rnnvision_kit.data.read_frame_folder reads a frame
-                array = read_frame_image(file, (self.height, self.width))
+                array = read_frame_image(file, (self.height, self.width), self.resize)
             except IMAGE_ERRORS:
                 self.skipped += 1
                 continue
@@ -389,6 +412,7 @@ class FrameStream(Generic[FrameT]):
             if not self._put(("open", info)):
                 return
             reformatter = VideoReformatter()  # one for all frames: it caches the scaler
+            fits: dict[tuple[int, int], Fit] = {}  # per source size (a stream may change it)
             index, first_time, bad_in_a_row = 0, None, 0
             packets = container.demux(stream)
             while not self._halt.is_set():
@@ -422,15 +446,26 @@ class FrameStream(Generic[FrameT]):
                     bad_in_a_row = 0
                     seconds = frame.time if frame.time is not None else index / fps
                     first_time = seconds if first_time is None else first_time
-                    array = reformatter.reformat(
-                        frame, width=self.width, height=self.height, format="rgb24"
-                    ).to_ndarray()
+                    array = None if index % self.stride else self._convert(reformatter, fits, frame)
                     if not self._put_frame(index, round(seconds - first_time, 6), array):
                         return
                     index += 1
             self._put(("end", None))
         finally:
             container.close()
+
+    def _convert(
+        self, reformatter: VideoReformatter, fits: dict[tuple[int, int], Fit], frame: Any
+    ) -> np.ndarray:
+        """``frame`` as ``H,W,3`` uint8 RGB at the model's size, as ``resize`` says (as
+        :func:`~rnnvision_kit.data.read_frames` converts it)."""
+        source = (frame.height, frame.width)
+        geometry = fits.get(source) or fits.setdefault(
+            source, fit(source, (self.height, self.width), self.resize)
+        )
+        height, width = geometry.scaled
+        rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
+        return np.ascontiguousarray(fit_array(rgb, geometry))
 
 
 def _is_pipe(path: str) -> bool:
@@ -449,12 +484,13 @@ def open_frames(
     max_frames: int | None = None,
     realtime: bool = False,
     allow_protocols: Sequence[str] = (),
+    resize: str = "stretch",
 ) -> FrameStream[Frame]:
     """A :class:`FrameStream` of :class:`Frame` records from ``source`` (file, folder,
     ``/dev/videoN``, or a URL PyAV opens), frames resized to ``size = (H, W)``; nothing is
     opened until it is read. ``realtime`` releases a file's frames at its frame rate, dropping
     those the model is too busy for; ``allow_protocols`` widens the FFmpeg protocols the source
-    may use."""
+    may use; ``resize`` keeps the aspect ratio or not (``stretch``, ``crop``, ``pad``)."""
     return FrameStream(
         source,
         size,
@@ -464,4 +500,5 @@ def open_frames(
         max_frames=max_frames,
         realtime=realtime,
         allow_protocols=allow_protocols,
+        resize=resize,
     )

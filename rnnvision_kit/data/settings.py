@@ -17,6 +17,7 @@ CLIP_SETTINGS = (
     "num_frames",
     "stride",
     "size",
+    "resize",
     "sampling",
     "test_clips",
     "short_policy",
@@ -59,8 +60,13 @@ class VideoDataConfig(DataConfig):
     num_frames: int = setting(5, ge=1)  # frames per clip (T)
     stride: int = setting(3, ge=1)  # every stride-th frame: a clip spans (T - 1) * stride + 1
     sampling: Literal["random", "segment"] = "random"  # training: a random clip | TSN segments
-    test_clips: int = setting(2, ge=1)  # val/test: logits averaged over N uniform clips per video
+    # val/test: logits averaged over N clips per video (uniform; segment sampling: N TSN clips)
+    test_clips: int = setting(2, ge=1)
     size: int = setting(32, ge=8, le=1024)  # frames are resized to size x size
+    # how a frame that is not square becomes size x size: crop (resize the short side, then
+    # centre-crop, as torchvision's video recipes do), pad (resize the long side, pad with
+    # black) or stretch (distort the aspect ratio)
+    resize: Literal["crop", "pad", "stretch"] = "crop"
     short_policy: Literal["loop", "pad"] = "loop"  # videos shorter than a clip: loop or repeat last
     fold: int = setting(1, ge=1)  # ucf101: split files trainlist0N/testlist0N
     val_fraction: float = setting(0.1, ge=0, lt=1)  # held out of train where a source has no val

@@ -29,6 +29,7 @@ from rnnvision_kit.data.decoded import (
     error_line,
     is_short,
 )
+from rnnvision_kit.data.geometry import Fit, check_resize, fit, fit_array
 from rnnvision_kit.data.samplers import apply_short_policy
 from rnnvision_kit.errors import DataError, reason
 
@@ -231,8 +232,9 @@ def open_video_file(path: str | os.PathLike[str]) -> Any:
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     """Read a video's duration, frame rate, frame count and size; raise ``DataError`` if unusable.
 
-    ``num_frames`` comes from the stream header, else duration x frame rate (WebM/MKV), else a
-    packet count. The first frame is decoded to make sure the stream is readable. The file is
+    ``num_frames`` comes from the stream header, else (WebM/MKV have none) from counting the
+    stream's packets, which reads the file without decoding it (:class:`ProbeCache` keeps the
+    count, so that is done once). The first frame is decoded to make sure the stream is readable. The file is
     opened as a plain media file (:func:`open_media`).
     """
     name = str(path)
@@ -249,11 +251,8 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
             duration = _stream_duration(stream, container)
             fps = _stream_fps(stream)
             num_frames = int(stream.frames or 0)
-            if num_frames <= 0 and duration > 0 and fps:
-                num_frames = int(round(duration * fps))
-            if num_frames <= 0:
-                container.seek(0)
-                num_frames = sum(1 for packet in container.demux(stream) if packet.size)
+            if num_frames <= 0:  # WebM/MKV: no count in the header; duration x fps is a guess
+                num_frames = _count_packets(container, stream)
             if not fps:
                 fps = num_frames / duration if duration > 0 else 25.0
             if duration <= 0:
@@ -271,6 +270,13 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     return VideoInfo(name, float(duration), float(fps), num_frames, int(width), int(height))
 
 
+def _count_packets(container: Any, stream: Any) -> int:
+    """The video packets of ``stream`` from its start: its frame count, without decoding (one
+    packet per frame; empty flush packets left out)."""
+    container.seek(0)
+    return sum(1 for packet in container.demux(stream) if packet.size)
+
+
 class ProbeCache:
     """A JSON cache of probe results keyed by absolute path, size and mtime.
 
@@ -279,7 +285,7 @@ class ProbeCache:
     processes saved meanwhile.
     """
 
-    VERSION = 1
+    VERSION = 2  # 2: WebM/MKV frame counts counted, not estimated from duration x fps
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self.directory = Path(directory) if directory is not None else cache_dir("probe")
@@ -530,6 +536,7 @@ def read_frames(
     info: VideoInfo | None = None,
     *,
     size: tuple[int, int] | None = None,
+    resize: str = "stretch",
     threads: bool = True,
 ) -> torch.Tensor:
     """Decode the frames at ``frame_indices`` (nominal units: time = index / fps) as uint8 RGB.
@@ -537,9 +544,11 @@ def read_frames(
     Seeks to the keyframe before the first wanted frame and decodes only up to the last one,
     seeking again across large gaps. Frames are picked by presentation time, so variable frame
     rates work; indices past the end give the last frame. Returns ``(T, 3, H, W)``, resized to
-    ``size=(H, W)`` when given.
+    ``size=(H, W)`` when given, the aspect ratio kept or not as ``resize`` says (``stretch``,
+    ``crop``, ``pad``: :mod:`rnnvision_kit.data.geometry`).
     """
     name = str(path)
+    check_resize(resize)
     wanted = [int(i) for i in frame_indices]
     if any(i < 0 for i in wanted):
         raise ValueError(f"negative frame index in {wanted}")
@@ -563,6 +572,7 @@ def read_frames(
             if cursor.ended and info is not None:
                 _check_not_cut_off(name, cursor, unique[-1], info)
             height, width = size or (frames[0].height, frames[0].width)
+            fits: dict[tuple[int, int], Fit] = {}  # per source size (a stream may change it)
             # One reformatter for all frames: it caches the scaler, which is costly to set up.
             reformatter = VideoReformatter()
             arrays: dict[int, np.ndarray] = {}
@@ -570,9 +580,17 @@ def read_frames(
             for row, frame in enumerate(frames):
                 rgb = arrays.get(id(frame))
                 if rgb is None:
-                    rgb = reformatter.reformat(
-                        frame, width=width, height=height, format="rgb24"
-                    ).to_ndarray()
+                    source = (frame.height, frame.width)
+                    geometry = fits.get(source) or fits.setdefault(
+                        source, fit(source, (height, width), resize)
+                    )
+                    scaled_h, scaled_w = geometry.scaled
+                    rgb = fit_array(
+                        reformatter.reformat(
+                            frame, width=scaled_w, height=scaled_h, format="rgb24"
+                        ).to_ndarray(),
+                        geometry,
+                    )
                     arrays = {id(frame): rgb}  # repeats are adjacent: keep only the last
                 out[row] = rgb.transpose(2, 0, 1)
     except DataError:
@@ -600,10 +618,12 @@ def read_clip(
     info: VideoInfo | None = None,
     *,
     size: tuple[int, int] | None = None,
+    resize: str = "stretch",
     short_policy: str = "loop",
     threads: bool = True,
 ) -> torch.Tensor:
-    """Read frames ``start_frame + i * stride`` for ``i < num_frames`` as ``(T, 3, H, W)`` uint8.
+    """Read frames ``start_frame + i * stride`` for ``i < num_frames`` as ``(T, 3, H, W)`` uint8,
+    resized to ``size`` as ``resize`` says (:func:`read_frames`).
 
     When the clip runs past the end, ``short_policy="loop"`` wraps indices around the video and
     ``"pad"`` repeats the last frame.
@@ -613,7 +633,7 @@ def read_clip(
     info = info if info is not None else probe_video(path)
     indices = [start_frame + i * stride for i in range(num_frames)]
     indices = apply_short_policy(indices, info.num_frames, short_policy)
-    return read_frames(path, indices, info, size=size, threads=threads)
+    return read_frames(path, indices, info, size=size, resize=resize, threads=threads)
 
 
 def _pick_encoder(suffix: str, codec: str | None, name: str) -> str:

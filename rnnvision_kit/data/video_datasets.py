@@ -24,12 +24,14 @@ from rnnvision_kit.data.frames import (
     probe_sources,
     read_frame_folder,
 )
+from rnnvision_kit.data.geometry import check_resize
 from rnnvision_kit.data.readable import reason_kind, skipped_note
 from rnnvision_kit.data.samplers import (
     SHORT_POLICIES,
     apply_short_policy,
     clip_generator,
     random_clip_indices,
+    segment_clip_indices,
     segment_indices,
     uniform_clip_indices,
 )
@@ -271,7 +273,8 @@ class VideoClipDataset(Dataset):
     ``mode="random"``: one random clip ``(T, 3, H, W)`` (training); ``"uniform"``: ``num_clips``
     evenly spaced clips ``(N, T, 3, H, W)`` (testing); ``"segment"``: TSN sampling, one frame from
     each of ``num_frames`` segments. ``seed=None`` turns randomness off (centre clip, segment
-    centres).
+    centres; with ``num_clips > 1``, ``num_clips`` TSN clips ``(N, T, 3, H, W)`` at evenly
+    spaced offsets within the segments).
     All files are probed at construction; unreadable ones are dropped with one warning each and
     listed in ``self.skipped`` as ``(path, reason)``. A read that fails later (mid-file
     corruption) raises :class:`~rnnvision_kit.errors.UnreadableItem` under ``on_error="skip"``
@@ -281,6 +284,8 @@ class VideoClipDataset(Dataset):
     ``(seed, index, epoch)`` so results do not depend on the number of workers. ``return_index``
     makes items ``(clip, label, index)``, so predictions can be traced back to files. ``threads=None``
     decodes with threads in the main process only, not inside DataLoader workers.
+    ``resize`` is how frames that are not ``size``'s shape get there: ``stretch``, ``crop``
+    (short side, centre crop) or ``pad`` (:mod:`rnnvision_kit.data.geometry`).
     ``frame_cache`` reads decoded frames from a :class:`FrameCache` after their first decode;
     ``augment`` transforms each clip with one draw seeded by ``(seed, epoch, index, 1)`` (only
     when ``seed`` is set: data sets without randomness are not augmented).
@@ -295,6 +300,7 @@ class VideoClipDataset(Dataset):
         mode: str = "random",
         num_clips: int = 1,
         size: tuple[int, int] | None = None,
+        resize: str = "stretch",
         short_policy: str = "loop",
         seed: int | None = 0,
         probe_cache: ProbeCache | None = None,
@@ -320,8 +326,11 @@ class VideoClipDataset(Dataset):
             if int(value) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}")
         self.num_frames, self.stride, self.mode = int(num_frames), int(stride), mode
-        self.num_clips = int(num_clips) if mode == "uniform" else 1
+        # several clips per video: uniform test clips, or TSN test clips (segment, no seed)
+        several = mode == "uniform" or (mode == "segment" and seed is None)
+        self.num_clips = int(num_clips) if several else 1
         self.size: tuple[int, int] | None = None if size is None else (size[0], size[1])
+        self.resize = check_resize(resize)
         self.short_policy, self.seed, self.on_error = short_policy, seed, on_error
         self.class_names = list(class_names) if class_names is not None else None
         self.threads = threads
@@ -371,6 +380,9 @@ class VideoClipDataset(Dataset):
         info, rng = self.infos[index], self._rng(index)
         n = info.num_frames
         if self.mode == "segment":
+            if rng is None and self.num_clips > 1:
+                clips = segment_clip_indices(n, self.num_frames, self.num_clips)
+                return [i for clip in clips for i in clip]
             return segment_indices(n, self.num_frames, rng)
         if self.mode == "uniform":
             clips = uniform_clip_indices(n, self.num_frames, self.stride, self.num_clips)
@@ -387,7 +399,7 @@ class VideoClipDataset(Dataset):
         threads = self.threads
         if threads is None:  # DataLoader workers already run in parallel: no nested threads
             threads = get_worker_info() is None
-        return source.read(indices, info, size=self.size, threads=threads)
+        return source.read(indices, info, size=self.size, resize=self.resize, threads=threads)
 
     def _load(self, index: int) -> torch.Tensor:
         indices = self.clip_indices(index)
@@ -401,13 +413,14 @@ class VideoClipDataset(Dataset):
                 self.size,
                 lambda wanted: self._decode(index, wanted),
                 fixed=fixed,
+                resize=self.resize,
             )
         if frames is None:
             frames = self._decode(index, indices)
         clip = frames.to(torch.float32).div_(255.0)
         if self.augment is not None and self.seed is not None:
             clip = self.augment(clip, clip_generator(self.seed, self.epoch, index, 1))[0]
-        if self.mode == "uniform":
+        if self.mode == "uniform" or self.num_clips > 1:
             clip = clip.reshape(self.num_clips, self.num_frames, *clip.shape[1:])
         return clip
 

@@ -374,6 +374,20 @@ def _dtype(tensor: torch.Tensor) -> str:
     return str(tensor.dtype).removeprefix("torch.")
 
 
+# How a user brings frames to frame_size, as training did (the spec's ``resize``).
+RESIZE_NOTES: dict[str, str] = {
+    "stretch": "resize frames to frame_size (aspect ratio not kept)",
+    "crop": (
+        "resize frames so that they cover frame_size (the short side fits, aspect ratio kept), "
+        "then centre-crop to frame_size"
+    ),
+    "pad": (
+        "resize frames so that they fit inside frame_size (the long side fits, aspect ratio "
+        "kept), then centre them on a black frame_size canvas"
+    ),
+}
+
+
 def sidecar(exportable: Exportable, result: ExportResult, saved: Any, spec: Any) -> dict[str, Any]:
     """The JSON description of an export: tensors (names, shapes with the dynamic axes named,
     dtypes), states, the input's preprocessing, class names, and what was checked."""
@@ -382,6 +396,7 @@ def sidecar(exportable: Exportable, result: ExportResult, saved: Any, spec: Any)
         outs = _as_tuple(exportable.module(*args))
     axes = exportable.dynamic_axes
     info = dict(exportable.info)
+    resize = getattr(spec, "resize", "stretch")  # specs of other kinds: frames stretched
 
     def tensors(names: Sequence[str], values: Sequence[torch.Tensor]) -> list[dict[str, Any]]:
         return [
@@ -420,8 +435,10 @@ def sidecar(exportable: Exportable, result: ExportResult, saved: Any, spec: Any)
             "mean": list(spec.mean),
             "std": list(spec.std),
             "normalised_by_model": True,
+            "resize": resize,
             "note": (
-                "resize frames to frame_size, scale to [0, 1] (uint8 / 255), channels first; "
+                f"{RESIZE_NOTES.get(resize, RESIZE_NOTES['stretch'])}, "
+                "scale to [0, 1] (uint8 / 255), channels first; "
                 "the model subtracts mean and divides by std itself"
             ),
             **info.pop("preprocessing", {}),

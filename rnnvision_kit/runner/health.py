@@ -85,6 +85,25 @@ def notices(
     return [line for line in found if line is not None]
 
 
+def start_notices(
+    steps_per_epoch: int,
+    *,
+    batch_size: int,
+    accumulate: int = 1,
+    train_samples: int | None = None,
+    val_samples: int | None = None,
+    max_steps: int | None = None,
+) -> list[str]:
+    """The notices known before training: too few optimizer steps per epoch (not when
+    ``train.max_steps_per_epoch`` chose them) and a validation split too small to choose the
+    best checkpoint on. The run prints them once, at its start."""
+    found: list[str | None] = []
+    if steps_per_epoch != max_steps:
+        found.append(steps_notice(steps_per_epoch, batch_size * accumulate, train_samples))
+    found.append(validation_notice(val_samples))
+    return [line for line in found if line is not None]
+
+
 def steps_per_epoch(rows: Sequence[dict[str, Any]]) -> int | None:
     """Optimizer steps per epoch, from the first row's ``step`` count (None without one)."""
     for row in rows:
@@ -93,13 +112,18 @@ def steps_per_epoch(rows: Sequence[dict[str, Any]]) -> int | None:
     return None
 
 
-def run_notices(run_dir: Path | str, config: Any) -> list[str]:
+def run_notices(run_dir: Path | str, config: Any, *, known_at_start: bool = False) -> list[str]:
     """:func:`notices` of a run folder (its ``metrics.jsonl`` and ``splits.json``) trained with
-    the run config ``config``; empty when the folder holds no epochs."""
+    the run config ``config``; empty when the folder holds no epochs. Without
+    ``known_at_start``, only those training revealed (clipped steps): the run printed the
+    others (:func:`start_notices`) at its start."""
     folder = Path(run_dir)
     rows = _rows(folder / "metrics.jsonl")
     if not rows:
         return []
+    if not known_at_start:
+        clipped = clipped_notice(rows, config.train.grad_clip)
+        return [clipped] if clipped else []
     train_samples = None
     try:
         splits = json.loads((folder / "splits.json").read_text())

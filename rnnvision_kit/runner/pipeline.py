@@ -13,12 +13,11 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
 from torch import nn
-from torchmetrics import MetricCollection
 
 from rnnvision_kit.config import (
     RunConfig,
@@ -69,6 +68,9 @@ from rnnvision_kit.task import (
     Task,
     declared_defaults,
 )
+
+if TYPE_CHECKING:  # torchmetrics is imported where metrics are built (not by predict)
+    from torchmetrics import MetricCollection
 
 
 class TaskHandle:
@@ -468,6 +470,8 @@ def build_metrics(
 ) -> tuple[MetricCollection, MetricCollection]:
     """The task's own metrics, and the registered ones ``eval.metrics`` adds (updated by the
     runner with ``StepOutput.preds`` and ``targets``)."""
+    from torchmetrics import MetricCollection
+
     ctx = task.metrics_context(config, spec, registries)
     own = task.metrics(ctx)
     extra: dict[str, Any] = {}

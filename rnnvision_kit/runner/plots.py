@@ -58,7 +58,9 @@ def _plot_gradients(ax: Any, epochs: list[int], rows: Sequence[dict[str, Any]]) 
         return
     for key, label in (("train/grad_norm", "mean"), ("train/grad_norm_max", "max")):
         ax.plot(epochs, [r.get(key) for r in rows], marker="o", label=label)
-    ax.set_yscale("log")
+    norms = [r.get(key) for r in rows for key in ("train/grad_norm", "train/grad_norm_max")]
+    if any(isinstance(v, int | float) and v > 0 for v in norms):  # (a model without gradients)
+        ax.set_yscale("log")
     clipped = ax.twinx()
     clipped.bar(epochs, [r.get("train/clipped", 0.0) for r in rows], alpha=0.25, color="red")
     clipped.set(ylabel="fraction of steps clipped", ylim=(0, 1))

@@ -34,6 +34,7 @@ from rnnvision_kit.runner.distributed import (
 )
 from rnnvision_kit.runner.evaluate import Evaluator
 from rnnvision_kit.runner.events import NO_EVENTS, Run, RunEvents
+from rnnvision_kit.runner.health import start_notices
 from rnnvision_kit.runner.loop import LoopState, Trainer
 from rnnvision_kit.runner.pipeline import (
     Built,
@@ -82,8 +83,46 @@ def versions() -> dict[str, str]:
     }
 
 
+# A module may list parameters its forward never reaches (e.g. smp keeps ResNet stages beyond
+# encoder_depth) in an attribute of this name; they are left out of the counts the run shows.
+UNUSED_PARAMETERS = "unused_parameters"
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    """The parameters a model uses (its forward reaches them), the trainable ones among them
+    and those it holds but never uses."""
+
+    used: int
+    trainable: int
+    unused: int
+
+    def line(self) -> str:
+        """``"784,971 parameters (784,971 trainable)"``, plus ``"; 10,493,440 unused left
+        out"`` when the model holds parameters it never uses."""
+        extra = f"; {self.unused:,} unused left out" if self.unused else ""
+        return f"{self.used:,} parameters ({self.trainable:,} trainable{extra})"
+
+
+def parameter_counts(model: nn.Module) -> ParameterCounts:
+    """The :class:`ParameterCounts` of ``model`` (shared parameters counted once); unused are
+    those its modules list in ``unused_parameters``."""
+    unused_ids = {
+        id(p) for module in model.modules() for p in getattr(module, UNUSED_PARAMETERS, ())
+    }
+    used = trainable = unused = 0
+    for p in model.parameters():
+        if id(p) in unused_ids:
+            unused += p.numel()
+            continue
+        used += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return ParameterCounts(used, trainable, unused)
+
+
 def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """The parameters ``model`` uses (:func:`parameter_counts`)."""
+    return parameter_counts(model).used
 
 
 def train(
@@ -118,7 +157,7 @@ def train(
         assert built.data is not None
         recorded = recorded_config(config, built.normalisation)
         record = checkpoint_record(built, recorded)
-        run_dir = open_run_dir(built, record, resume, dist_info)
+        run_dir = open_run_dir(built, record, resume, dist_info, registries)
         run = Run(recorded, run_dir.path if run_dir else None, task.name, task.plugin, dist_info)
         evaluator = Evaluator(
             task=task,
@@ -190,11 +229,16 @@ def recorded_config(config: RunConfig, normalisation: Normalisation | None) -> R
 
 
 def open_run_dir(
-    built: Built, record: dict[str, Any], resume: SavedRun | None, dist_info: DistInfo
+    built: Built,
+    record: dict[str, Any],
+    resume: SavedRun | None,
+    dist_info: DistInfo,
+    registries: Registries | None = None,
 ) -> RunDir | None:
     """The run folder rank 0 writes to (None on other ranks). Resumed, after checking that the
     data rebuilt now is the data it started with; new, with ``config.yaml`` (the config of the
-    checkpoints' ``record``) and ``splits.json``."""
+    checkpoints' ``record``, each ``data.*`` setting the source does not read marked so, given
+    ``registries``) and ``splits.json``."""
     assert built.data is not None
     splits = split_record(built.data, built.config)  # splits.json: what each split holds
     if resume is not None:
@@ -204,9 +248,21 @@ def open_run_dir(
     if resume is not None:
         return resume.run_dir
     run_dir = RunDir.create(built.config.out_dir, built.task.name)
-    run_dir.write_config(record["config"])
+    run_dir.config.write_text(config_text(record["config"], built.config, registries))
     record_splits(run_dir, splits)
     return run_dir
+
+
+def config_text(values: dict[str, Any], config: RunConfig, registries: Registries | None) -> str:
+    """``config.yaml``'s text: ``values`` as YAML, each ``data.*`` setting the data source does
+    not read followed by ``# not read by data source NAME`` (comments: it loads as before)."""
+    from rnnvision_kit.config import annotated_yaml
+    from rnnvision_kit.runconfig import unread_settings
+
+    found = unread_settings(registries, config) if registries is not None else None
+    source, unread = found if found is not None else ("", [])
+    notes = {f"data.{name}": f"not read by data source {source}" for name in unread}
+    return annotated_yaml(values, notes)
 
 
 def metrics_log(run_dir: RunDir | None, resume: SavedRun | None) -> MetricsLog | None:
@@ -254,14 +310,24 @@ def announce(built: Built, trainer: Trainer, runtime: Runtime, echo: Echo | None
     def count(dataset: object) -> int:  # map-style data sets (torch's Dataset declares no len)
         return len(cast(Sized, dataset))
 
+    classes = f"{data.spec.num_classes} classes, " if data.spec.num_classes else ""
     echo(
         f"task {config.task}: {count(data.train)} train / {count(data.val)} val / "
-        f"{count(data.test)} test samples, {data.spec.num_classes} classes, "
-        f"{count_parameters(trainer.model):,} parameters, device {runtime.device}, "
+        f"{count(data.test)} test samples, {classes}"
+        f"{parameter_counts(trainer.model).line()}, device {runtime.device}, "
         f"precision {config.train.precision}, {runtime.dist.world_size} process(es)"
     )
     for line in origin_lines(data):
         echo(line)
+    for line in start_notices(
+        trainer.steps_per_epoch,
+        batch_size=config.data.batch_size,
+        accumulate=config.train.accumulate,
+        train_samples=count(data.train),
+        val_samples=count(data.val),
+        max_steps=config.train.max_steps_per_epoch,
+    ):
+        echo(f"rnnkit: notice: {line}")
     if data.skipped:
         from rnnvision_kit.data.readable import skipped_note
 
@@ -349,6 +415,7 @@ def summarise(
     """The run's ``summary.json`` (and what ``rnnkit run --json`` prints)."""
     assert trainer.data is not None
     skipped = _skipped_files(trainer.data.skipped, trainer.unreadable.listed())
+    counts = parameter_counts(trainer.model)
     return {
         "task": config.task,
         "run_dir": str(run_dir) if run_dir else None,
@@ -367,7 +434,9 @@ def summarise(
         "splits": split_summary(trainer.data),
         "skipped_files": len(skipped),
         "skipped": [{"file": f, "reason": r} for f, r in skipped],
-        "parameters": count_parameters(trainer.model),
+        "parameters": counts.used,  # those the model uses
+        "parameters_trainable": counts.trainable,
+        "parameters_unused": counts.unused,  # held, never used (left out of the two above)
         "device": str(runtime.device),
         "precision": config.train.precision,
         "world_size": runtime.dist.world_size,

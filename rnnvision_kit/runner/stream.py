@@ -39,7 +39,8 @@ VIDEO_OUT_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov")
 
 @dataclass(frozen=True)
 class StreamSummary:
-    """How a stream went: frames read and skipped, records written, times, why it ended."""
+    """How a stream went: frames read (taken from the source) and processed (given to the model:
+    every ``stride``-th), frames skipped, records written, times, why it ended."""
 
     source: str
     read: int
@@ -53,6 +54,8 @@ class StreamSummary:
     timeout: float | None
     records_to: str  # the JSON-lines file, or "stdout"
     error: str = ""  # the read error that ended the stream (ended == "error")
+    processed: int | None = None  # frames given to the task (None: all frames read)
+    stride: int = 1  # the model reads every stride-th frame (a video spec's stride)
 
     @property
     def failed(self) -> bool:
@@ -60,14 +63,20 @@ class StreamSummary:
         return self.ended in ("timeout", "error")
 
     @property
+    def frames_processed(self) -> int:
+        """Frames given to the task (the model): every ``stride``-th frame read."""
+        return self.read if self.processed is None else self.processed
+
+    @property
     def fps(self) -> float:
-        """Frames processed per wall-clock second."""
-        return self.read / self.wall_s if self.wall_s > 0 else 0.0
+        """Frames processed per wall-clock second (frames the stride passes over left out)."""
+        return self.frames_processed / self.wall_s if self.wall_s > 0 else 0.0
 
     @property
     def ms_per_frame(self) -> float:
-        """Model and output time per frame (waiting for frames left out)."""
-        return 1000.0 * self.compute_s / self.read if self.read else 0.0
+        """Model and output time per processed frame (waiting for frames left out)."""
+        done = self.frames_processed
+        return 1000.0 * self.compute_s / done if done else 0.0
 
     @property
     def realtime_factor(self) -> float:
@@ -89,11 +98,41 @@ class StreamSummary:
         skipped = f", {self.skipped} skipped as undecodable" if self.skipped else ""
         if self.dropped:
             skipped += f", {self.dropped} dropped (the model did not keep up)"
+        processed = f"{self.frames_processed} processed"
+        if self.stride > 1:
+            processed += f" (every {_ordinal(self.stride)} frame: the model's stride)"
         return (
-            f"{self.source}: {why}; {self.read} frames read{skipped}, {self.records} records "
-            f"to {self.records_to}; {self.fps:.1f} frames/s, {self.ms_per_frame:.1f} ms/frame, "
-            f"real-time factor {self.realtime_factor:.2f} (of {self.source_fps:g} fps)"
+            f"{self.source}: {why}; {self.read} frames read{skipped}, {processed}, "
+            f"{self.records} records to {self.records_to}; {self.fps:.1f} processed frames/s, "
+            f"{self.ms_per_frame:.1f} ms/processed frame, real-time factor "
+            f"{self.realtime_factor:.2f} (of {self.source_fps:g} fps)"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-able record: the counts (``read``, ``processed``, ``stride``,
+        ``skipped``, ``dropped``, ``records``), the rates and why the stream ended."""
+        return {
+            "source": self.source,
+            "frames_read": self.read,
+            "frames_processed": self.frames_processed,
+            "stride": self.stride,
+            "skipped": self.skipped,
+            "dropped": self.dropped,
+            "records": self.records,
+            "wall_s": round(self.wall_s, 3),
+            "processed_fps": round(self.fps, 3),
+            "ms_per_processed_frame": round(self.ms_per_frame, 3),
+            "realtime_factor": round(self.realtime_factor, 3),
+            "source_fps": self.source_fps,
+            "ended": self.ended,
+            "error": self.error,
+        }
+
+
+def _ordinal(n: int) -> str:
+    """``2nd``, ``3rd``, ``4th``, ``11th``, ``21st``."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def output_paths(
@@ -165,15 +204,21 @@ def stream_run(
     saved, built = load_for_inference(registries, run_dir, "stream")
     device = select_device(saved.config.train.device)
     model = built.model.to(device).eval()
+    spec = built.spec
+    # a video model reads every stride-th frame (its training spacing): the others are decoded
+    # but not converted, and count as read, not processed
+    stride = max(1, int(getattr(spec, "stride", 1) or 1)) if spec.kind == "video" else 1
     frames = FrameStream(
         source,
-        (built.spec.height, built.spec.width),
+        (spec.height, spec.width),
         record=StreamFrame,
         device=device,
         timeout=timeout,
         max_frames=max_frames,
         realtime=realtime,
         allow_protocols=allow_protocols,
+        resize=getattr(spec, "resize", "stretch"),  # as the model was trained; old runs stretched
+        stride=stride,
     )
     records_file, out_dir, video_out = output_paths(out, Path(run_dir), frames.name)
     ctx = StreamContext(
@@ -214,4 +259,6 @@ def stream_run(
         timeout=frames.timeout,
         records_to=str(records_file) if records_file is not None else "stdout",
         error=frames.error,
+        processed=frames.processed,
+        stride=stride,
     )

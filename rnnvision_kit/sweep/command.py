@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from rnnvision_kit.errors import warn
 from rnnvision_kit.sweep.cost import cached_stream_cost
 from rnnvision_kit.sweep.folder import ERROR_FILE, LOG_FILE, Slot, flat, record_settings, slots
 from rnnvision_kit.sweep.grid import Point, grid_points, parse_grid, parse_seeds
@@ -19,6 +20,7 @@ from rnnvision_kit.sweep.launch import Launcher, Outcome, _error_line, _tail
 from rnnvision_kit.sweep.report import (
     RunResult,
     build_rows,
+    collapse_lines,
     csv_text,
     main_metric,
     markdown,
@@ -257,6 +259,8 @@ def _report(registries: Any, out_dir: Path, configurations: Sequence[dict[str, A
     from rnnvision_kit.texttable import format_table
 
     click.echo(format_table(headers, cells))
+    for line in collapse_lines(rows, results):
+        warn(line)
     main = main_metric(summaries, metrics)
     if main is not None:
         plot(rows, main, out_dir / "results.png")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rnnvision_kit.baselines import recorded_collapse
 from rnnvision_kit.sweep.folder import Slot
 from rnnvision_kit.sweep.grid import Point
 from rnnvision_kit.sweep.launch import _error_line
@@ -79,6 +80,7 @@ class Row:
     failed: int
     missing: int
     notes: str
+    collapsed: int = 0  # finished seeds whose model did not beat its trivial baseline
 
 
 def _mean(values: Sequence[float | None]) -> float | None:
@@ -103,6 +105,9 @@ def build_rows(
         summaries = [r.summary for r in done if r.summary is not None]  # all of done's
         costs = [r.cost or {} for r in done]
         notes = sorted({_first_words(c["note"]) for c in costs if c.get("note")})
+        collapses = [line for s in summaries if (line := recorded_collapse(s)) is not None]
+        if collapses:
+            notes.insert(0, f"COLLAPSED ({len(collapses)}/{len(summaries)} seeds)")
         if failed:
             notes.append(f"failed: {_first_words(_error_line(failed[0].error or ''), 60)}")
         rows.append(
@@ -123,6 +128,7 @@ def build_rows(
                 failed=len(failed),
                 missing=len(results[point]) - len(done) - len(failed),
                 notes="; ".join(notes),
+                collapsed=len(collapses),
             )
         )
     return rows
@@ -183,6 +189,24 @@ def table(
             ]
         )
     return headers, cells
+
+
+def collapse_lines(rows: Sequence[Row], results: dict[Point, list[RunResult]]) -> list[str]:
+    """One warning line per configuration with a seed that did not beat its trivial baseline,
+    naming it and what its first such run did."""
+    lines = []
+    for row in rows:
+        if not row.collapsed:
+            continue
+        first = next(
+            line
+            for r in results[row.point]
+            if r.summary is not None and (line := recorded_collapse(r.summary)) is not None
+        )
+        lines.append(
+            f"{row.point.label}: {row.collapsed} of {row.seeds} seed(s) collapsed ({first})"
+        )
+    return lines
 
 
 def markdown(headers: Sequence[str], cells: Sequence[Sequence[str]]) -> str:
