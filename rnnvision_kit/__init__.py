@@ -15,6 +15,7 @@ folder or checkpoint as a ``Predictor`` (``predict``, ``stream``, ``export``).
 
 from __future__ import annotations
 
+from rnnvision_kit.baselines import MeasuredBaseline
 from rnnvision_kit.config import (
     DataConfig,
     EvalConfig,
@@ -114,6 +115,7 @@ __all__ = [
     "HeadConfig",
     "ImageSpec",
     "LayerSettings",
+    "MeasuredBaseline",
     "MetricsContext",
     "ModelConfig",
     "ModelContext",

@@ -5,7 +5,10 @@ result stands beside the number a collapsed model reaches.
   mean class accuracy on the evaluated split;
 - segmentation: the majority class at every pixel, its pixel accuracy, mIoU (as ``miou``
   averages: over the classes seen in targets or predictions), Dice and per-class IoU; a constant
-  prediction never flickers, so its ``flicker`` is 0.
+  prediction never flickers, so its ``flicker`` is 0;
+- any task: a baseline it measures itself, declared as its ``measured_baseline``
+  (:class:`MeasuredBaseline`; video-predict's copy-last), whose metrics it reports under a
+  prefix (``copy_last_mse``): the evaluator moves them into the baseline (kind ``measured``).
 
 The majority class is the training split's when its labels are known without decoding
 (:func:`label_counts`), else the evaluated split's own (the best constant prediction there).
@@ -22,6 +25,7 @@ CLASSIFICATION = ("image", "video")
 SEGMENTATION = ("segmentation",)
 MARGIN = 0.01  # a result within this of its baseline does not beat it
 SHOWN_CLASSES = 10  # classification shows per-class accuracy up to this many classes
+MEASURED = "measured"  # the kind of a baseline the task measured (MeasuredBaseline)
 # the metrics compared with the baseline, per kind, in order (the first present is the headline)
 HEADLINE = {"classification": ("acc", "mean_class_acc"), "segmentation": ("miou", "pixel_acc")}
 
@@ -35,15 +39,26 @@ class Baseline:
     majority_of: str  # the split whose label counts chose it: train, or the evaluated split
     metrics: dict[str, float]  # metric name (without the split) -> the baseline's value
     per_class: dict[str, float | None] = field(default_factory=dict)  # class -> acc or IoU
+    # a measured baseline: what it does, the metrics compared (in order), those lower is better
+    description: str = ""
+    headline: tuple[str, ...] = ()
+    lower: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        record = {
             "kind": self.kind,
             "predicts": self.majority,
             "majority_of": self.majority_of,
             "metrics": dict(self.metrics),
             "per_class": dict(self.per_class),
         }
+        if self.kind == MEASURED:
+            record |= {
+                "description": self.description,
+                "headline": list(self.headline),
+                "lower": list(self.lower),
+            }
+        return record
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Baseline:
@@ -54,7 +69,48 @@ class Baseline:
             str(values.get("majority_of", "train")),
             {str(k): float(v) for k, v in dict(values["metrics"]).items()},
             dict(values.get("per_class") or {}),
+            str(values.get("description", "")),
+            tuple(values.get("headline") or ()),
+            tuple(values.get("lower") or ()),
         )
+
+    @property
+    def what(self) -> str:
+        """The line under the final table that says what the baseline is."""
+        if self.kind == MEASURED:
+            return f"trivial baseline: {self.majority} ({self.description})"
+        where = "train" if self.majority_of == "train" else f"the {self.majority_of} split"
+        return f"trivial baseline: predicts class {self.majority!r} (the majority of {where})"
+
+
+@dataclass(frozen=True)
+class MeasuredBaseline:
+    """A trivial baseline a task measures on the evaluated data itself, declared as the task's
+    ``measured_baseline``: its metrics ``metrics`` computes under ``prefix`` (``copy_last_mse``
+    beside ``mse``); the evaluator moves them out of the scalar results into the split's
+    baseline, shown beside the model's in the final table."""
+
+    name: str  # e.g. copy-last
+    prefix: str  # e.g. copy_last_
+    description: str  # e.g. "repeats the last context frame"
+    headline: tuple[str, ...]  # the metrics compared with the model's, the first present decides
+    lower: tuple[str, ...] = ()  # those of them where lower is better (errors)
+
+    def take(self, scalars: dict[str, Any], split: str) -> Baseline | None:
+        """Remove the baseline's scalar metrics (``SPLIT/PREFIX<name>``) from ``scalars`` and
+        return them as the split's baseline; None when the task reported none."""
+        start = f"{split}/{self.prefix}"
+        keys = [k for k, v in scalars.items() if k.startswith(start) and _number(v)]
+        if not keys:
+            return None
+        metrics = {k.removeprefix(start): float(scalars.pop(k)) for k in keys}
+        return Baseline(
+            MEASURED, self.name, split, metrics, {}, self.description, self.headline, self.lower
+        )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def recorded_collapse(summary: dict[str, Any], split: str = "test") -> str | None:
@@ -70,7 +126,7 @@ def recorded_collapse(summary: dict[str, Any], split: str = "test") -> str | Non
     except (KeyError, TypeError, ValueError):
         return None
     results = {**(summary.get(split) or {}), **details}
-    return collapse_warning(results, split, base) if base.kind in HEADLINE else None
+    return collapse_warning(results, split, base)
 
 
 def family(kind: str) -> str | None:
@@ -174,13 +230,15 @@ def compared(
     results: dict[str, Any], split: str, base: Baseline
 ) -> tuple[str, float, float] | None:
     """The headline metric (name, the model's value, the baseline's) the model does NOT beat
-    by ``MARGIN``; None when it beats the baseline (or no headline metric was measured)."""
-    for name in HEADLINE[base.kind]:
+    by ``MARGIN`` (relative, for a measured baseline's metrics); None when it beats the
+    baseline (or no headline metric was measured)."""
+    for name in base.headline or HEADLINE.get(base.kind, ()):
         value = results.get(f"{split}/{name}")
         if isinstance(value, int | float) and name in base.metrics:
-            if value <= base.metrics[name] + MARGIN:
-                return name, float(value), base.metrics[name]
-            return None
+            trivial = base.metrics[name]
+            margin = MARGIN * abs(trivial) if base.kind == MEASURED else MARGIN
+            worse = value >= trivial - margin if name in base.lower else value <= trivial + margin
+            return (name, float(value), trivial) if worse else None
     return None
 
 
@@ -196,6 +254,11 @@ def collapse_warning(results: dict[str, Any], split: str, base: Baseline) -> str
         return None
     name, value, trivial = found
     what = LABELS.get(name, name)
+    if base.kind == MEASURED:
+        return (
+            f"the model does no better than the {base.majority} baseline ({base.description}): "
+            f"{what} {_beside(value, trivial, base.majority)}"
+        )
     if base.kind == "segmentation":
         constant = _only_majority(results.get(f"{split}/per_class_iou"), base.majority)
         doing = "predicts" if constant else "does no better than predicting"

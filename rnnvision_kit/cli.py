@@ -354,9 +354,7 @@ def _print_results(split: str, scalars: dict[str, Any], details: dict[str, Any])
         rows = [(key, _fmt(value)) for key, value in scalars.items()]
         click.echo(format_table([f"{split} metric", "value"], rows))
         return
-    base = Baseline(
-        found["kind"], found["predicts"], found["majority_of"], found["metrics"], found["per_class"]
-    )
+    base = Baseline.from_dict(found)
 
     def trivial(key: str) -> str:
         value = base.metrics.get(key.removeprefix(f"{split}/"))
@@ -364,8 +362,7 @@ def _print_results(split: str, scalars: dict[str, Any], details: dict[str, Any])
 
     beside = [(key, _fmt(value), trivial(key)) for key, value in scalars.items()]
     click.echo(format_table([f"{split} metric", "value", "trivial baseline"], beside))
-    where = "train" if base.majority_of == "train" else f"the {split} split"
-    click.echo(f"trivial baseline: predicts class {base.majority!r} (the majority of {where})")
+    click.echo(base.what)
     per_class_key, label = (
         (f"{split}/per_class_iou", "IoU")
         if base.kind == "segmentation"
@@ -373,7 +370,8 @@ def _print_results(split: str, scalars: dict[str, Any], details: dict[str, Any])
     )
     per_class = details.get(per_class_key)
     if isinstance(per_class, dict) and (
-        base.kind == "segmentation" or len(per_class) <= SHOWN_CLASSES
+        base.kind == "segmentation"
+        or (base.kind == "classification" and len(per_class) <= SHOWN_CLASSES)
     ):
         classes = [
             (str(name), _optional(v), _optional(base.per_class.get(name)))

@@ -385,6 +385,7 @@ PUBLIC_GROUPS = {
     "rnnvision_kit.registry": "registries",
     "rnnvision_kit.errors": "errors and messages",
     "rnnvision_kit.progress": "progress on long work",
+    "rnnvision_kit.baselines": "a trivial baseline a task measures itself",
     "rnnvision_kit.api": "the Python front door (load, fit, evaluate)",
 }
 PACKAGES = (  # the public packages besides rnnvision_kit (its docstring names them)

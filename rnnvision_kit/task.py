@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
     from torchmetrics import Metric, MetricCollection
 
+    from rnnvision_kit.baselines import MeasuredBaseline
     from rnnvision_kit.data.livestream import FrameStream
     from rnnvision_kit.registry import Entry, Registries
 
@@ -333,7 +334,13 @@ class Task:
     or per ``ctx.every`` frames; a model that cannot stream raises a one-line ``ConfigError``
     saying why and how to train one that can), ``export(ctx: ExportContext) -> Exportable``
     (``Exports``: the module ``rnnkit export`` writes and checks).
+
+    ``measured_baseline``: a trivial baseline the task measures itself (its metrics under a
+    prefix, e.g. video-predict's ``copy_last_mse``), shown beside the model's figures; tasks of
+    the classification and segmentation kinds get the majority-class baseline without it.
     """
+
+    measured_baseline: ClassVar[MeasuredBaseline | None] = None
 
     def default_config(self) -> RunConfig:
         """The task's defaults: data source, model settings, training settings, monitored metric

@@ -5,7 +5,9 @@ Training reads the context, then rolls out ``data.horizon`` frames on the model'
 prediction (the context's too, as OpenSTL does). Validation and test roll out over the whole
 evaluation horizon (``data.eval_horizon``, which may pass the trained one); their loss and
 metrics cover the predicted horizon only, and ``copy_last_*`` give the copy-last baseline's
-figures on the same sequences.
+figures on the same sequences: the task's ``measured_baseline``, shown beside the model's in the
+final table (and ``SPLIT/baseline`` in the results), with a warning when the model does not beat
+its MSE.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from torchmetrics import Metric, MetricCollection
 from rnnkit_videopredict.config import PredictConfig, PredictModelConfig, defaults
 from rnnkit_videopredict.metrics import NAMES
 from rnnkit_videopredict.models import build_predictor, convert_channels
-from rnnvision_kit import ConfigError, MetricsContext, ModelContext, StepContext, StepOutput, Task
+from rnnvision_kit import (
+    ConfigError,
+    MeasuredBaseline,
+    MetricsContext,
+    ModelContext,
+    StepContext,
+    StepOutput,
+    Task,
+)
 
 COPY_LAST = "copy_last_"  # prefix of the baseline's metrics
 
@@ -35,6 +45,14 @@ class PredictStepOutput(StepOutput):
 
 class VideoPredictTask(Task):
     """``B,T,C,H,W`` sequences -> a frame predictor (``model.name``) -> the next frames."""
+
+    measured_baseline = MeasuredBaseline(
+        "copy-last",
+        COPY_LAST,
+        "the last context frame repeated over the horizon, on the same sequences",
+        headline=("mse", "mae"),
+        lower=("mse", "mae"),
+    )
 
     def default_config(self) -> PredictConfig:
         return defaults()

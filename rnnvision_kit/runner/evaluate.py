@@ -155,7 +155,11 @@ class Evaluator:
             ],
             split,
         )
-        if self.counts_targets:
+        measured = getattr(self.task.task, "measured_baseline", None)
+        taken = measured.take(scalars, split) if measured is not None else None
+        if taken is not None:  # the task's own baseline, measured on the same data
+            others[f"{split}/baseline"] = taken.to_dict()
+        elif self.counts_targets:
             found = baseline(
                 self.spec.kind,
                 counts.tolist(),
