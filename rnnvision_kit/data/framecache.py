@@ -40,6 +40,7 @@ import torch
 from rnnvision_kit.atomicfile import make_temp_dir
 from rnnvision_kit.data.cache import cache_dir
 from rnnvision_kit.data.frames import FrameSource
+from rnnvision_kit.data.geometry import fit
 from rnnvision_kit.data.video import VideoInfo
 from rnnvision_kit.errors import warn
 
@@ -214,13 +215,14 @@ class FrameCache:
     ) -> str | None:
         """The entry name for ``frames`` (``"all"`` or a hash of indices) of ``path`` resized to
         ``size`` as ``resize`` says; None when the file cannot be stat'ed. ``stretch`` keys as
-        entries written before ``data.resize`` existed (they stretched), so those stay valid."""
+        entries written before ``data.resize`` existed (they stretched), so those stay valid;
+        so does a ``crop`` or ``pad`` that is a plain resize (a frame of ``size``'s aspect)."""
         stamp = self._stamp(path)
         if stamp is None:
             return None
         reader = FrameSource(path).reader
         shape = "native" if size is None else f"{size[0]}x{size[1]}"
-        if size is not None and resize != "stretch":
+        if size is not None and fit((info.height, info.width), size, resize).scaled != size:
             shape += f"-{resize}"
         text = f"v{VERSION}|{stamp[0]}|{stamp[1]}|{stamp[2]}|{info.num_frames}|{reader}|{shape}"
         return hashlib.sha1(f"{text}|{frames}".encode()).hexdigest()
