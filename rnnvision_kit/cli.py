@@ -596,6 +596,11 @@ def eval_command(
 @click.option(
     "--out", "out_dir", type=click.Path(), help="Folder for files a task writes (plots, masks)."
 )
+@click.option(
+    "--horizon",
+    type=click.IntRange(min=1),
+    help="Frames to predict (video-predict; default: the run's data.eval_horizon).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print predictions as JSON.")
 @click.pass_context
 def predict(
@@ -604,6 +609,7 @@ def predict(
     files: tuple[str, ...],
     top_k: int,
     out_dir: str | None,
+    horizon: int | None,
     as_json: bool,
 ) -> None:
     """Predict labels for files with a run's best checkpoint.
@@ -619,6 +625,7 @@ def predict(
     Examples:
       rnnkit predict runs/video-action/2026-11-23T10-00-00 clip.mp4 --out predictions
       rnnkit predict runs/image-classify/2026-11-23T10-00-00 digit.png --top-k 3 --json
+      rnnkit predict runs/video-predict/2026-11-23T10-00-00 clip.mp4 --horizon 20
     """
     from rnnvision_kit.runner.run import predict_files
 
@@ -635,6 +642,7 @@ def predict(
         top_k=top_k,
         out_dir=Path(out_dir).expanduser() if out_dir else None,
         on_record=show,
+        horizon=horizon,
     )
     if as_json:
         from rnnvision_kit.runner.records import to_jsonable
@@ -656,7 +664,8 @@ def predict(
 @click.option(
     "--out",
     type=click.Path(),
-    help="FILE.jsonl for the records, FILE.mp4 for an overlay video (seg-refine), or a folder "
+    help="FILE.jsonl for the records, FILE.mp4 for an overlay video (seg-refine, video-predict), "
+    "or a folder "
     "(DIR/stream.jsonl and the files a task writes). Default: records on stdout, files in "
     "RUN_DIR/stream/NAME.",
 )
@@ -798,7 +807,14 @@ def _labels(top: list[dict[str, Any]]) -> str:
 
 def _prediction_lines(record: dict[str, Any]) -> str:
     """``file: top labels``, then a line per ``timeline`` window and the ``timeline_png``;
-    a record without ``top`` as JSON."""
+    predicted frames (video-predict) as where they went; another record without ``top`` as
+    JSON."""
+    if "strip_png" in record:
+        first, last = record["context_frames"]
+        return (
+            f"{record['file']}: {record['horizon']} frames predicted after frames {first}-{last}"
+            f"\n  video: {record['video']}\n  gif: {record['gif']}\n  strip: {record['strip_png']}"
+        )
     if not record.get("top"):
         return json.dumps(record)
     lines = [f"{record['file']}: {_labels(record['top'])}"]

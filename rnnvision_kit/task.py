@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from rnnvision_kit.config import RunConfig
 from rnnvision_kit.dataspec import DataBundle, DataSpec
-from rnnvision_kit.errors import DataError, PluginError, RegistryError, rethrown
+from rnnvision_kit.errors import ConfigError, DataError, PluginError, RegistryError, rethrown
 from rnnvision_kit.registry import CAPABILITIES
 
 if TYPE_CHECKING:
@@ -225,6 +225,9 @@ class PredictContext:
     out_dir: Path  # where files a task writes go: --out, else RUN_DIR/predict (may not exist yet)
     # every input of this call (``files`` may be one of them at a time): output names use it
     every_file: tuple[Path, ...] = ()
+    # frames to predict (``rnnkit predict --horizon N``), for tasks whose spec has ``horizon``;
+    # None: the task's default (video-predict: the run's evaluation horizon)
+    horizon: int | None = None
 
     def output_path(self, file: Path | str, suffix: str) -> Path:
         """Where a file written for input ``file`` goes: ``out_dir/<name><suffix>``, ``<name>``
@@ -233,6 +236,20 @@ class PredictContext:
         call share an output."""
         inputs = (*self.every_file, *self.files)
         return self.out_dir / f"{unique_names(inputs)[str(Path(file))]}{suffix}"
+
+
+def check_horizon(horizon: int | None, spec: DataSpec, task: str, name: str = "--horizon") -> None:
+    """A one-line ConfigError unless ``horizon`` is None or a count of frames to predict for a
+    run whose spec has a ``horizon`` (a task that predicts frames)."""
+    if horizon is None:
+        return
+    if horizon < 1:
+        raise ConfigError(f"{name}: must be >= 1 (got {horizon})")
+    if not hasattr(spec, "horizon"):
+        raise ConfigError(
+            f"{name}: task {task} does not predict frames (its runs have no horizon); "
+            f"leave {name} out"
+        )
 
 
 @dataclass(frozen=True)

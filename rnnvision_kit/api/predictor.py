@@ -38,7 +38,7 @@ from rnnvision_kit.runner.checkpoint import load_checkpoint
 from rnnvision_kit.runner.device import select_device
 from rnnvision_kit.runner.pipeline import SavedRun, TaskHandle, load_run, open_task, rebuild
 from rnnvision_kit.runner.rundir import Checkpoint, RunDir
-from rnnvision_kit.task import PredictContext, StreamContext
+from rnnvision_kit.task import PredictContext, StreamContext, check_horizon
 
 if TYPE_CHECKING:
     from rnnvision_kit.runner.export import ExportResult
@@ -194,7 +194,12 @@ class Predictor:
 
     # ------------------------------------------------------------------------ predict
     def predict(
-        self, x: Any, *, top_k: int = 5, out_dir: str | os.PathLike[str] | None = None
+        self,
+        x: Any,
+        *,
+        top_k: int = 5,
+        out_dir: str | os.PathLike[str] | None = None,
+        horizon: int | None = None,
     ) -> Prediction | list[Prediction]:
         """The task's prediction records, those ``rnnkit predict --json`` writes: for
         classification ``{"file", "top": [{"label", "score"}, ...]}`` (and a ``timeline`` of a
@@ -205,28 +210,33 @@ class Predictor:
         clips; without B: one record). Arrays are read exactly as files are: the task's
         ``predict`` reads them as lossless 8-bit PNG frames, and their records name them
         ``input[i]``. A file that cannot be read raises a ``DataError``. Files a task writes
-        (plots, masks) go to ``out_dir``, by default ``RUN_DIR/predict``."""
+        (plots, masks) go to ``out_dir``, by default ``RUN_DIR/predict``. ``horizon``: frames
+        to predict, for a task that predicts frames (video-predict; ``rnnkit predict
+        --horizon``)."""
         self._require("predict")
+        check_horizon(horizon, self.spec, self.task.name, "horizon")
         out = (
             Path(out_dir).expanduser() if out_dir is not None else RunDir(self.run_dir).predict_dir
         )
         paths = as_paths(x)
         if paths is not None:
-            records = self._predict_files(paths, top_k, out)
+            records = self._predict_files(paths, top_k, out, horizon)
             return records[0] if is_path(x) and len(records) == 1 else records
         kind = self.task.kind
         dims = layout(kind, self.task.name)
         batch, batched = as_batch(x, dims, self.spec.channels, self._what())
         with tempfile.TemporaryDirectory(prefix="rnnkit-input-") as folder:
             files = write_inputs(as_uint8(batch), kind, Path(folder))
-            records = self._predict_files(files, top_k, out)
+            records = self._predict_files(files, top_k, out, horizon)
         names = {str(file): f"input[{i}]" for i, file in enumerate(files)}
         for record in records:
             if record.get("file") in names:
                 record["file"] = names[record["file"]]
         return records if batched or len(records) != 1 else records[0]
 
-    def _predict_files(self, files: Sequence[Path], top_k: int, out: Path) -> list[Prediction]:
+    def _predict_files(
+        self, files: Sequence[Path], top_k: int, out: Path, horizon: int | None = None
+    ) -> list[Prediction]:
         """The task's ``predict``, once per file (as ``runner.run.predict_files``), raising
         the first file's error instead of recording it."""
         ctx = PredictContext(
@@ -238,6 +248,7 @@ class Predictor:
             top_k,
             out,
             every_file=tuple(files),  # for output names no two inputs share
+            horizon=horizon,
         )
         records: list[Prediction] = []
         with caller_state(), torch.inference_mode():  # a task's plots switch matplotlib

@@ -66,6 +66,7 @@ from rnnvision_kit.task import (
     Normalisation,
     PredictContext,
     ReportContext,
+    check_horizon,
 )
 
 __all__ = ["Run", "check_data", "evaluate_run", "predict_files", "seed_everything", "train"]
@@ -580,13 +581,16 @@ def predict_files(
     top_k: int = 5,
     out_dir: Path | None = None,
     on_record: Callable[[dict[str, Any]], Any] | None = None,
+    horizon: int | None = None,
 ) -> list[dict[str, Any]]:
     """Predictions of a run's best checkpoint for user files, through the task's ``predict``,
     called once per file: a file it cannot read (a DataError) is a record ``{"file", "error"}``
     and the other files go on. ``on_record`` receives each record
     as soon as it is made. Files a task writes (plots, masks) go to ``out_dir``, by default
-    ``<run_dir>/predict``."""
+    ``<run_dir>/predict``. ``horizon``: frames to predict (``--horizon``), for a run whose
+    spec has a ``horizon`` (a task that predicts frames); a ConfigError for any other."""
     saved, built = load_for_inference(registries, run_dir, "predict")
+    check_horizon(horizon, built.spec, saved.task.name)
     config = saved.config
     device = select_device(config.train.device)
     model = built.model.to(device).eval()
@@ -599,6 +603,7 @@ def predict_files(
         top_k,
         out_dir if out_dir is not None else saved.run_dir.predict_dir,
         every_file=files_of(files),  # for output names no two inputs share
+        horizon=horizon,
     )
     records: list[dict[str, Any]] = []
     with torch.inference_mode():
