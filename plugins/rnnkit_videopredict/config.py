@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from rnnvision_kit import DataConfig, ModelConfig, Rule, RunConfig, TrainConfig, setting
+from rnnvision_kit import DataConfig, HeadConfig, Rule, RunConfig, TrainConfig, setting
 
-MODELS = ("copy-last", "convlstm", "convgru", "predrnn", "mingru")
+MODELS = ("copy-last", "convlstm", "convgru", "predrnn", "mingru", "encoder-rnn")
 
 
 @dataclass
@@ -56,10 +56,12 @@ class PredictDataConfig(DataConfig):
 
 
 @dataclass
-class PredictModelConfig(ModelConfig):
-    """``model.*`` of video-predict."""
+class PredictModelConfig(HeadConfig):
+    """``model.*`` of video-predict. The head settings (``model.head``, ``model.hidden_size``,
+    ``model.num_layers``, ``model.layer.*``, ... from ``HeadConfig``), ``model.backbone`` and
+    ``model.feature_dim`` are encoder-rnn's, named and defaulted as video-action's."""
 
-    name: Literal["copy-last", "convlstm", "convgru", "predrnn", "mingru"] = "mingru"
+    name: Literal["copy-last", "convlstm", "convgru", "predrnn", "mingru", "encoder-rnn"] = "mingru"
     patch: int = setting(4, ge=1)  # space-to-depth patch size (OpenSTL: 4 at 64x64)
     layers: int = setting(2, ge=1, le=16)  # recurrent layers
     hidden: int = setting(32, ge=1)  # channels of each layer
@@ -67,13 +69,29 @@ class PredictModelConfig(ModelConfig):
     out_channels: int | None = setting(None, ge=1)  # predicted channels (1 or 3); None: data's
     # training inputs of the horizon frames: rollout (the model's own predictions, as at
     # evaluation) or teacher (the true frames: every step in parallel for mingru)
-    feed: Literal["rollout", "teacher"] = "rollout"
+    # or reverse-ss (PredRNN-V2's reverse scheduled sampling: true and predicted frames mixed
+    # in both the context and the horizon, with a schedule over model.reverse_ss_steps training
+    # steps that ends as rollout; convlstm, convgru, predrnn)
+    feed: Literal["rollout", "teacher", "reverse-ss"] = "rollout"
+    reverse_ss_steps: int = setting(2000, ge=1)  # training steps of reverse-ss's schedule
+    # encoder-rnn: a registered frame encoder (as video-action's model.backbone) and its
+    # output size; frames are read as RGB (grey repeated)
+    backbone: str = setting("small-cnn", nonempty=True)
+    feature_dim: int | None = setting(128, ge=1)
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
             "out_channels",
             lambda m: f"must be 1 (grey) or 3 (RGB), got {m.out_channels}",
             lambda m: m.out_channels in (None, 1, 3),
+        ),
+        Rule(
+            "feed",
+            lambda m: (
+                f"reverse-ss needs a model that reads frame by frame (convlstm, convgru, "
+                f"predrnn), not {m.name}"
+            ),
+            lambda m: m.feed != "reverse-ss" or m.name in ("convlstm", "convgru", "predrnn"),
         ),
     )
 

@@ -4,13 +4,16 @@ through a stack of convolutional recurrent layers, and a 1x1 convolution decodes
 Every model has ``step(frame, state) -> (next frame, state)``; :meth:`FramePredictor.forward`
 reads the context and rolls out on its own predictions for any horizon (``rollout``). Models:
 ``copy-last`` (repeats the last context frame), ``convlstm`` (Shi et al. 2015), ``convgru``,
-``predrnn`` (ST-LSTM with the zig-zag spatiotemporal memory, Wang et al. 2017) and ``mingru``
+``predrnn`` (ST-LSTM with the zig-zag spatiotemporal memory, Wang et al. 2017), ``mingru``
 (a convolutional minGRU: gates from the input only, so that over given inputs the recurrence
-``h_t = (1 - z_t) h_{t-1} + z_t h~_t`` is one parallel linear scan over time).
+``h_t = (1 - z_t) h_{t-1} + z_t h~_t`` is one parallel linear scan over time) and
+``encoder-rnn`` (video-action's frame encoder and sequence head, and a small decoder: prediction
+as pretraining, its state dict names video-action's so that ``model.init_from`` copies them).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, cast
 
 import torch
@@ -40,9 +43,35 @@ def convert_channels(x: Tensor, channels: int) -> Tensor:
 class FramePredictor(nn.Module):
     """Patches in, ``step`` per frame, next frame out; ``forward`` runs context then rollout."""
 
+    reverse_ss_steps = 0  # > 0: PredRNN-V2's reverse scheduled sampling over this many steps
+    reverse_ss_step: Tensor  # training steps taken (a buffer, only with reverse-ss)
+
     def __init__(self, in_channels: int, out_channels: int, patch: int) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.patch = in_channels, out_channels, patch
+
+    def use_reverse_ss(self, steps: int) -> None:
+        """Train with reverse scheduled sampling (PredRNN-V2, Wang et al. 2022) over ``steps``
+        training steps; the step count is a buffer, so that a resumed run goes on with it."""
+        self.reverse_ss_steps = steps
+        self.register_buffer("reverse_ss_step", torch.zeros((), dtype=torch.long))
+
+    def truth_probabilities(self, context: int, horizon: int) -> list[float]:
+        """Reverse scheduled sampling: the chance that input ``t`` is the true frame rather than
+        the model's prediction, at this training step (progress ``p`` of ``reverse_ss_steps``).
+        Context inputs after the first: 0.5 until ``p = 0.5``, then rising as
+        ``1 - 0.5 exp(-10 (p - 0.5))`` to 1 at ``p = 1`` (PredRNN-V2's reverse schedule, its
+        steps 25k/50k and alpha 5k scaled); horizon inputs: 0.5 until ``p = 0.5``, then falling
+        linearly to 0 at ``p = 1`` (scheduled sampling). From ``p = 1`` on, training is as
+        evaluation: the context read, the horizon rolled out."""
+        p = float(self.reverse_ss_step) / self.reverse_ss_steps
+        if p >= 1:
+            reverse, forward = 1.0, 0.0
+        elif p < 0.5:
+            reverse, forward = 0.5, 0.5
+        else:
+            reverse, forward = 1 - 0.5 * math.exp(-10 * (p - 0.5)), 0.5 - (p - 0.5)
+        return [1.0] + [reverse] * (context - 1) + [forward] * horizon
 
     def step(self, frame: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         """The next frame (``B,out,H,W``, unclamped) after ``frame`` (``B,in,H,W``)."""
@@ -57,13 +86,23 @@ class FramePredictor(nn.Module):
         ``frames`` (``B,T,in,H,W``): the context frames are read; after them each step reads
         the model's own previous prediction (``teacher``: the true frame, which ``frames``
         must then hold)."""
-        check_lengths(frames, context, horizon, teacher)
+        sampling = self.training and self.reverse_ss_steps > 0
+        check_lengths(frames, context, horizon, teacher or sampling)
+        truth = self.truth_probabilities(context, horizon) if sampling else []
         outputs: list[Tensor] = []
         state: Any = None
         for t in range(context + horizon - 1):
-            x = frames[:, t] if t < context or teacher else self.feedback(outputs[-1])
+            if sampling and 0.0 < truth[t] < 1.0:
+                keep = torch.rand(frames.shape[0], 1, 1, 1, device=frames.device) < truth[t]
+                x = torch.where(keep, frames[:, t], self.feedback(outputs[-1]))
+            elif sampling:
+                x = frames[:, t] if truth[t] == 1.0 else self.feedback(outputs[-1])
+            else:
+                x = frames[:, t] if t < context or teacher else self.feedback(outputs[-1])
             y, state = self.step(x, state)
             outputs.append(y)
+        if sampling:
+            self.reverse_ss_step += 1
         return torch.stack(outputs, 1)
 
     def patches(self, frame: Tensor) -> Tensor:
@@ -288,6 +327,74 @@ class MinGRUPredictor(_Stack):
         return torch.stack(outputs, 1)
 
 
+class EncoderRNNPredictor(FramePredictor):
+    """video-action's model with a frame decoder: ``encoder`` (a core frame encoder, frames as
+    RGB) -> ``head`` (a core sequence head, per-step API) -> ``decoder`` (linear, then
+    transposed convolutions doubling the size three times) -> the next frame.
+
+    ``encoder.*`` and ``head.*`` carry video-action's names (its ``ClipClassifier``), so that a
+    video-action run with ``model.init_from=<this run>`` starts from them; the head's last
+    linear layer (``head.classifier``: ``decoder_dim`` outputs here, the classes there) and the
+    decoder are not copied. No ``mean``/``std`` buffers: the encoder reads frames as they are
+    (in [0, 1]), video-action keeps its own normalisation.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        head: nn.Module,
+        in_channels: int,
+        out_channels: int,
+        size: tuple[int, int],
+        decoder_dim: int,
+    ) -> None:
+        super().__init__(in_channels, out_channels, 1)
+        height, width = size
+        if height % 8 or width % 8:
+            raise ConfigError(
+                f"data.size: encoder-rnn decodes frames of a multiple of 8 pixels "
+                f"(got {height}x{width})"
+            )
+        self.encoder = encoder
+        self.head: Any = head  # a core SequenceHead: scan, step
+        self.grid = (height // 8, width // 8)
+        widths = (32, 16, 8)
+        ups: list[nn.Module] = []
+        for i, w in enumerate(widths):
+            ups += [nn.ConvTranspose2d(w if i == 0 else widths[i - 1], w, 4, 2, 1), nn.ReLU()]
+        self.decoder = nn.Sequential(
+            nn.Linear(decoder_dim, widths[0] * self.grid[0] * self.grid[1]),
+            nn.ReLU(),
+            nn.Unflatten(1, (widths[0], *self.grid)),
+            *ups,
+            nn.Conv2d(widths[-1], out_channels, 3, padding=1),
+        )
+
+    def encode(self, frames: Tensor) -> Tensor:
+        """Features ``N,F`` of frames ``N,C,H,W`` (turned to RGB first)."""
+        return cast(Tensor, self.encoder(convert_channels(frames, 3))).flatten(1)
+
+    def step(self, frame: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        out, state = self.head.step(self.encode(frame), state)
+        return self.decoder(out), state
+
+    def forward(self, frames: Tensor, context: int, horizon: int, teacher: bool = False) -> Tensor:
+        """The given frames (the context; all of them when teacher-forced) encoded in one batch
+        and scanned by the head, then the rollout step by step."""
+        check_lengths(frames, context, horizon, teacher)
+        given = context + horizon - 1 if teacher else context
+        bsz = frames.shape[0]
+        features = self.encode(frames[:, :given].flatten(0, 1)).view(bsz, given, -1)
+        out, state = self.head.scan(features, None)
+        y = self.decoder(out.flatten(0, 1))
+        outputs = list(y.view(bsz, given, *y.shape[1:]).unbind(1))
+        for _ in range(context + horizon - 1 - given):
+            nxt, state = self.step(self.feedback(outputs[-1]), state)
+            outputs.append(nxt)
+        return torch.stack(outputs, 1)
+
+
+STEPPED = ("convlstm", "convgru", "predrnn")  # the models that reverse-ss can train
 MODELS: dict[str, type[_Stack]] = {
     "convlstm": ConvLSTMPredictor,
     "convgru": ConvGRUPredictor,
@@ -304,8 +411,18 @@ def build_predictor(
     hidden: int,
     layers: int,
     kernel: int,
+    reverse_ss_steps: int = 0,
 ) -> FramePredictor:
-    """The model ``name`` (``copy-last`` or one of :data:`MODELS`)."""
+    """The model ``name`` (``copy-last`` or one of :data:`MODELS`); ``reverse_ss_steps > 0``:
+    trained with reverse scheduled sampling (the models that step frame by frame only)."""
     if name == "copy-last":
         return CopyLast(in_channels, out_channels)
-    return MODELS[name](in_channels, out_channels, patch, hidden, layers, kernel)
+    model = MODELS[name](in_channels, out_channels, patch, hidden, layers, kernel)
+    if reverse_ss_steps:
+        if name not in STEPPED:
+            raise ConfigError(
+                f"model.feed: reverse-ss needs a model that reads frame by frame "
+                f"({', '.join(STEPPED)}), not {name}"
+            )
+        model.use_reverse_ss(reverse_ss_steps)
+    return model

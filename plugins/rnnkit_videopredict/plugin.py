@@ -35,6 +35,7 @@ def rnnkit_register_tasks(register: RegisterTask) -> None:
         config=lazy("rnnkit_videopredict.config:defaults"),
         kind=KIND,
         description="next-frame prediction: context frames in, a rollout of future frames out",
+        capabilities=("predict", "check-data", "report", "stream", "export"),
     )
 
 

@@ -12,8 +12,9 @@ its MSE.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -22,18 +23,27 @@ from torchmetrics import Metric, MetricCollection
 
 from rnnkit_videopredict.config import PredictConfig, PredictModelConfig, defaults
 from rnnkit_videopredict.metrics import NAMES
-from rnnkit_videopredict.models import build_predictor, convert_channels
+from rnnkit_videopredict.models import EncoderRNNPredictor, build_predictor, convert_channels
 from rnnvision_kit import (
     ConfigError,
+    DataCheck,
+    DataContext,
+    Exportable,
+    ExportContext,
     MeasuredBaseline,
     MetricsContext,
     ModelContext,
+    PredictContext,
+    ReportContext,
     StepContext,
     StepOutput,
+    StreamContext,
     Task,
+    build_sequence_head,
 )
 
 COPY_LAST = "copy_last_"  # prefix of the baseline's metrics
+ENCODER_RNN_DECODER_DIM = 128  # encoder-rnn: the head's outputs, the decoder's input
 
 
 @dataclass
@@ -41,6 +51,21 @@ class PredictStepOutput(StepOutput):
     """Predicted and true horizon frames (``B,S,C,H,W``), and copy-last's prediction."""
 
     copy_last: torch.Tensor | None = None
+
+
+def build_encoder_rnn(ctx: ModelContext) -> nn.Module:
+    """encoder-rnn: video-action's frame encoder (``model.backbone``, ``model.feature_dim``)
+    and sequence head (``model.head`` ...), built by the same registries, and a frame decoder."""
+    m: PredictModelConfig = ctx.config.model
+    spec = ctx.spec
+    encoder = ctx.registries.backbones.create(m.backbone, feature_dim=m.feature_dim)
+    head = build_sequence_head(ctx.registries, m, encoder.out_features, ENCODER_RNN_DECODER_DIM)
+    blocker = getattr(head, "stream_blocker", "it has no per-step API")
+    if blocker is not None:
+        raise ConfigError(f"model.head: encoder-rnn steps frame by frame, and {blocker}")
+    out = m.out_channels or spec.channels
+    size = (spec.height, spec.width)
+    return EncoderRNNPredictor(encoder, head, spec.channels, out, size, ENCODER_RNN_DECODER_DIM)
 
 
 class VideoPredictTask(Task):
@@ -60,13 +85,18 @@ class VideoPredictTask(Task):
     def build_model(self, ctx: ModelContext) -> nn.Module:
         m: PredictModelConfig = ctx.config.model
         spec = ctx.spec
+        if m.name == "encoder-rnn":
+            return build_encoder_rnn(ctx)
         patch = 1 if m.name == "copy-last" else m.patch
         if spec.height % patch or spec.width % patch:
             raise ConfigError(
                 f"model.patch: {patch} does not divide the {spec.height}x{spec.width} frames"
             )
         out = m.out_channels or spec.channels
-        return build_predictor(m.name, spec.channels, out, patch, m.hidden, m.layers, m.kernel)
+        steps = m.reverse_ss_steps if m.feed == "reverse-ss" else 0
+        return build_predictor(
+            m.name, spec.channels, out, patch, m.hidden, m.layers, m.kernel, steps
+        )
 
     def step(self, ctx: StepContext, model: nn.Module, batch: object) -> StepOutput:
         assert isinstance(batch, list | tuple)
@@ -116,3 +146,35 @@ class VideoPredictTask(Task):
                     metric.update(copy, output.targets)
             else:
                 metric.update(output.preds, output.targets)
+
+    # ---------------------------------------------------------------- capabilities
+
+    def predict(self, ctx: PredictContext) -> list[dict[str, Any]]:
+        """The frames after a video's last ``data.context`` ones: mp4, GIF and a PNG strip."""
+        from rnnkit_videopredict.predict import predict
+
+        return predict(ctx)
+
+    def stream(self, ctx: StreamContext) -> Iterator[dict[str, Any]]:
+        """The next frame after each frame, the state carried; the MSE of each prediction."""
+        from rnnkit_videopredict.stream import stream
+
+        return stream(ctx)
+
+    def export(self, ctx: ExportContext) -> Exportable:
+        """The step model: a frame and the state in, the next frame and the state out."""
+        from rnnkit_videopredict.export import export_model
+
+        return export_model(ctx)
+
+    def report(self, ctx: ReportContext) -> None:
+        """PNG grids and GIFs of a few test sequences, and the error against horizon step."""
+        from rnnkit_videopredict.report import write_report
+
+        write_report(ctx)
+
+    def check_data(self, ctx: DataContext) -> DataCheck:
+        """Split sizes, and the videos too short for a clip."""
+        from rnnkit_videopredict.check import check_data
+
+        return check_data(ctx)
