@@ -3,7 +3,7 @@ reader; the frame cache keeps modes apart; WebM/MKV frame counts are counted, no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -23,12 +23,7 @@ from rnnvision_kit.errors import ConfigError
 RED, BLUE, GREEN = (230, 20, 20), (20, 20, 230), (20, 230, 20)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _pattern() -> np.ndarray:

@@ -211,18 +211,20 @@ def test_check_data_lists_splits_and_short_videos(rnnkit: CliRunner, tmp_path: P
         assert split in result.stdout
 
 
-def test_horizon_is_refused_for_a_task_that_does_not_predict_frames(
-    rnnkit: CliRunner, tmp_path: Path
-) -> None:
-    run_dir, _ = train_in_process(
-        tmp_path,
-        *("--task", "image-classify", "--data", "digits", "--set", "train.epochs=1"),
-        *("--set", "train.max_steps_per_epoch=1"),
+def test_horizon_is_refused_for_a_task_that_does_not_predict_frames() -> None:
+    """``rnnkit predict --horizon`` (and ``Predictor.predict(horizon=)``) check it against the
+    run's spec before reading any file: a spec without a horizon predicts no frames."""
+    from rnnvision_kit import ConfigError, ImageSpec
+    from rnnvision_kit.task import check_horizon
+
+    spec = ImageSpec(class_names=("a", "b"), channels=1, height=8, width=8, mean=(0.5,), std=(0.5,))
+    with pytest.raises(ConfigError) as refused:
+        check_horizon(3, spec, "image-classify")
+    assert str(refused.value) == (
+        "--horizon: task image-classify does not predict frames (its runs have no horizon); "
+        "leave --horizon out"
     )
-    result = rnnkit("predict", str(run_dir), str(tmp_path / "x.png"), "--horizon", "3")
-    assert result.returncode != 0
-    (line,) = result.stderr.strip().splitlines()
-    assert "--horizon: task image-classify does not predict frames" in line
+    check_horizon(None, spec, "image-classify")  # no --horizon: nothing to check
 
 
 def test_python_predictor_takes_a_horizon(trained: tuple[Path, dict], tmp_path: Path) -> None:
@@ -233,3 +235,21 @@ def test_python_predictor_takes_a_horizon(trained: tuple[Path, dict], tmp_path: 
     assert isinstance(record, dict) and record["horizon"] == 2
     with pytest.raises(rk.ConfigError, match="horizon: must be >= 1"):
         predictor.predict(_video(tmp_path / "clip.mp4", 4), horizon=0)
+
+
+def test_a_frame_folder_of_mixed_sizes_is_one_line_naming_it(
+    rnnkit: CliRunner, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    for v in range(3):
+        folder = tmp_path / "clips" / f"video{v}"
+        folder.mkdir(parents=True)
+        for t in range(8):
+            side = 24 if (v, t) == (1, 5) else 32
+            Image.new("L", (side, side), t * 20).save(folder / f"{t:03d}.png")
+    result = rnnkit("run", *TINY, "--data", f"videoframes:{tmp_path / 'clips'}")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"rnnkit: error: {tmp_path / 'clips' / 'video1'}: frames of mixed")
+    assert "005.png is 24x24" in lines[-1] and "Traceback" not in result.stderr

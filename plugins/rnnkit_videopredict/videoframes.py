@@ -47,6 +47,26 @@ def carve(videos: list[str], fraction: float) -> tuple[list[str], list[str]]:
     return [v for v in videos if v not in carved], carved
 
 
+def check_one_size(folder: str) -> None:
+    """A frame folder is one video: a DataError naming it when its frames differ in size (read
+    from the image headers only)."""
+    from PIL import Image
+
+    sizes: dict[tuple[int, int], str] = {}
+    for file in FrameSource(folder).frame_files():
+        try:
+            with Image.open(file) as image:
+                sizes.setdefault(image.size, Path(file).name)
+        except OSError:
+            continue  # an unreadable frame is reported where it is read
+        if len(sizes) > 1:
+            (a, first), (b, other) = list(sizes.items())[:2]
+            raise DataError(
+                f"{folder}: frames of mixed sizes ({first} is {a[0]}x{a[1]}, {other} is "
+                f"{b[0]}x{b[1]}); a frame folder holds one video, all its frames of one size"
+            )
+
+
 def clips_of(
     videos: list[str], length: int, skipped: list[tuple[str, str]]
 ) -> tuple[list[Clip], dict[str, int]]:
@@ -55,6 +75,8 @@ def clips_of(
     clips: list[Clip] = []
     counts: dict[str, int] = {}
     for video in videos:
+        if FrameSource(video).is_folder:
+            check_one_size(video)
         try:
             count = FrameSource(video).probe().num_frames
         except DataError as error:
