@@ -117,8 +117,9 @@ class DataContext:
 @dataclass(frozen=True)
 class Normalisation:
     """The per-channel mean and std a model normalises its input (values in [0, 1]) with,
-    and where they came from: ``model.mean/std`` (the settings), ``data`` (the data's spec) or
-    the name of the pretrained weights that asked for them."""
+    and where they came from: ``model.mean/std`` (the settings), ``data`` (the data's spec),
+    ``imagenet`` (a task's default without weights: ImageNet's statistics) or the name of the
+    pretrained weights that asked for them."""
 
     mean: tuple[float, ...]  # subtracted from each channel
     std: tuple[float, ...]  # then each channel divided by it
@@ -126,11 +127,12 @@ class Normalisation:
 
     FROM_SETTINGS: ClassVar[str] = "model.mean/std"
     FROM_DATA: ClassVar[str] = "data"
+    IMAGENET: ClassVar[str] = "imagenet"
 
     @property
     def from_weights(self) -> bool:
-        """Whether pretrained weights chose them (neither the settings nor the data did)."""
-        return self.source not in (self.FROM_SETTINGS, self.FROM_DATA)
+        """Whether pretrained weights chose them (not the settings, the data or a default)."""
+        return self.source not in (self.FROM_SETTINGS, self.FROM_DATA, self.IMAGENET)
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "std": list(self.std), "source": self.source}

@@ -13,5 +13,7 @@ from tests.config_path import tiny_run
 def test_the_config_path_rarely_doubles_back() -> None:
     found = tiny_run()
     shown = "\n".join(f"{a} -> {b} {name}" for a, b, name in found.reentries)
-    assert len(found.runner()) <= 7, shown
-    assert len(found.reentries) <= 13, shown
+    # 8 since issue 20: config.yaml marks the data settings the source does not read, which
+    # takes the source's registration (``runconfig.unread_settings`` -> ``Registry.get``)
+    assert len(found.runner()) <= 8, shown
+    assert len(found.reentries) <= 14, shown

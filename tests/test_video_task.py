@@ -363,13 +363,24 @@ def test_checkpoint_keeps_a_video_spec(trained: tuple[Path, dict]) -> None:
         3,
     )
     assert spec.fps == 10.0
-    # no pretrained weights: the training clips' per-channel statistics, not ImageNet's
-    assert spec.mean != (0.485, 0.456, 0.406) and all(0 < v < 1 for v in spec.mean)
+    # no pretrained weights, no model.data_stats: ImageNet's statistics, said so
+    assert spec.mean == (0.485, 0.456, 0.406)
     assert checkpoint["normalisation"] == {
         "mean": list(spec.mean),
         "std": list(spec.std),
-        "source": "data",
+        "source": "imagenet",
     }
+
+
+def test_data_stats_normalise_with_the_training_clips(tmp_path: Path) -> None:
+    """``model.data_stats=true``: the training clips' per-channel mean and std, recorded with
+    source ``data`` (moving-digits: dark frames, mean about 0.21)."""
+    from rnnvision_kit.runner import load_checkpoint
+
+    run_dir, _ = train_in_process(tmp_path, *TINY, "--set", "model.data_stats=true")
+    normalisation = load_checkpoint(run_dir / "best.pt")["normalisation"]
+    assert normalisation["source"] == "data"
+    assert all(0.1 < v < 0.35 for v in normalisation["mean"]), normalisation
 
 
 @pytest.mark.parametrize(

@@ -63,14 +63,14 @@ class VideoActionTask(Task):
         return defaults()
 
     def build_data(self, ctx: DataContext) -> DataBundle:
-        """The data of ``data.source``. A new run whose frames the data's statistics normalise
-        (none of ``model.weights``, ``model.backbone_weights``, ``model.mean``/``std`` set) gets the per-channel mean and
-        std of up to 64 training clips, spread over the split, in its spec; otherwise the spec
-        keeps ImageNet's (the weights' or the settings' are used)."""
+        """The data of ``data.source``. With ``model.data_stats`` (and none of ``model.weights``,
+        ``model.backbone_weights``, ``model.mean``/``std`` set), a new run's spec gets the
+        per-channel mean and std of up to 64 training clips, spread over the split; otherwise
+        the spec keeps ImageNet's (the default; the weights' or the settings' win over both)."""
         bundle = ctx.open_source()
         m: VideoModelConfig = ctx.config.model
         chosen = m.weights or m.backbone_weights or (m.mean is not None and m.std is not None)
-        if ctx.purpose != "train" or chosen:
+        if ctx.purpose != "train" or chosen or not m.data_stats:
             return bundle
         from rnnvision_kit.data import channel_statistics
 
@@ -108,6 +108,9 @@ class VideoActionTask(Task):
         chosen = ctx.normalisation or Normalisation(
             *input_normalisation(encoder, ctx.spec.mean, ctx.spec.std, m.mean, m.std)
         )
+        if ctx.normalisation is None and chosen.source == Normalisation.FROM_DATA:
+            source = Normalisation.FROM_DATA if m.data_stats else Normalisation.IMAGENET
+            chosen = dataclasses.replace(chosen, source=source)
         freeze_encoder(encoder, m.freeze)
         if m.freeze_bn:
             freeze_batchnorm(encoder)
