@@ -63,6 +63,7 @@ def messy_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     return root, bad
 
 
+@pytest.mark.slow  # two torchrun processes: about 12 s (test_runner keeps a fast torchrun test)
 def test_torchrun_gathers_each_video_once_even_from_an_empty_rank(tmp_path: Path) -> None:
     """2 processes: 3 val videos shard 2/1, the 1 test video leaves rank 1 without a batch; the
     metrics and the per-video predictions gathered across ranks count each video once."""
