@@ -38,6 +38,7 @@ from rnnvision_kit.data import (
     FrameStream,
     VideoInfo,
     apply_short_policy,
+    as_trained,
     clip_span,
     segment_clip_indices,
     uniform_clip_indices,
@@ -164,8 +165,7 @@ def streamed(ctx: PredictContext, path: Path) -> dict[str, Any] | None:
         (spec.height, spec.width),
         record=StreamFrame,
         device=ctx.device,
-        resize=getattr(spec, "resize", "stretch"),  # as the model was trained; old runs stretched
-        stride=max(1, int(getattr(spec, "stride", 1) or 1)),
+        **as_trained(spec),
     )
     sctx = StreamContext(ctx.model, frames, ctx.config, spec, ctx.device, 1, ctx.top_k, ctx.out_dir)
     last: dict[str, Any] = {}

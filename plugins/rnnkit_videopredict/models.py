@@ -14,7 +14,8 @@ as pretraining, its state dict names video-action's so that ``model.init_from`` 
 from __future__ import annotations
 
 import math
-from typing import Any, cast
+from collections.abc import Callable
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -134,7 +135,10 @@ class CopyLast(FramePredictor):
 
 
 class _Stack(FramePredictor):
-    """A stack of ``layers`` cells on the patched frame and a 1x1 decoder of the top state."""
+    """A stack of ``layers`` cells (``cell(inputs, hidden, kernel)``, a subclass's) on the
+    patched frame and a 1x1 decoder of the top state."""
+
+    cell: ClassVar[Callable[..., nn.Module]]
 
     def __init__(
         self, in_channels: int, out_channels: int, patch: int, hidden: int, layers: int, kernel: int
@@ -142,6 +146,10 @@ class _Stack(FramePredictor):
         super().__init__(in_channels, out_channels, patch)
         self.hidden, self.layers = hidden, layers
         self.decode = nn.Conv2d(hidden, out_channels * patch * patch, 1)
+        self.cells = nn.ModuleList(
+            type(self).cell(self.first_input() if i == 0 else hidden, hidden, kernel)
+            for i in range(layers)
+        )
 
     def first_input(self) -> int:
         return self.in_channels * self.patch * self.patch
@@ -150,13 +158,7 @@ class _Stack(FramePredictor):
 class ConvLSTMPredictor(_Stack):
     """ConvLSTM (Shi et al. 2015): a stack of ConvLSTM cells."""
 
-    def __init__(self, *args: int) -> None:
-        super().__init__(*args)
-        hid, kernel = self.hidden, args[-1]
-        self.cells = nn.ModuleList(
-            ConvLSTMCell(self.first_input() if i == 0 else hid, hid, kernel)
-            for i in range(self.layers)
-        )
+    cell = ConvLSTMCell
 
     def step(self, frame: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         x, state = self.patches(frame), state or [None] * self.layers
@@ -171,13 +173,7 @@ class ConvLSTMPredictor(_Stack):
 class ConvGRUPredictor(_Stack):
     """A stack of ConvGRU cells."""
 
-    def __init__(self, *args: int) -> None:
-        super().__init__(*args)
-        hid, kernel = self.hidden, args[-1]
-        self.cells = nn.ModuleList(
-            ConvGRUCell(self.first_input() if i == 0 else hid, hid, kernel)
-            for i in range(self.layers)
-        )
+    cell = ConvGRUCell
 
     def step(self, frame: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         x, state = self.patches(frame), state or [None] * self.layers
@@ -216,13 +212,7 @@ class STLSTMCell(nn.Module):
 class PredRNNPredictor(_Stack):
     """PredRNN (Wang et al. 2017): a stack of ST-LSTM cells with the zig-zag memory ``m``."""
 
-    def __init__(self, *args: int) -> None:
-        super().__init__(*args)
-        hid, kernel = self.hidden, args[-1]
-        self.cells = nn.ModuleList(
-            STLSTMCell(self.first_input() if i == 0 else hid, hid, kernel)
-            for i in range(self.layers)
-        )
+    cell = STLSTMCell
 
     def step(self, frame: Tensor, state: Any = None) -> tuple[Tensor, Any]:
         x = self.patches(frame)
@@ -285,13 +275,7 @@ class MinGRUPredictor(_Stack):
     """A stack of convolutional minGRU layers: given inputs (the context; the whole sequence
     when teacher-forced) run as parallel scans, the rollout step by step with the state carried."""
 
-    def __init__(self, *args: int) -> None:
-        super().__init__(*args)
-        hid, kernel = self.hidden, args[-1]
-        self.cells = nn.ModuleList(
-            ConvMinGRULayer(self.first_input() if i == 0 else hid, hid, kernel)
-            for i in range(self.layers)
-        )
+    cell = ConvMinGRULayer
 
     def layer_list(self) -> list[ConvMinGRULayer]:
         return [cast(ConvMinGRULayer, cell) for cell in self.cells]

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from rnnkit_videopredict.config import PredictConfig, PredictDataConfig
 from rnnkit_videopredict.data import spec_of
+from rnnkit_videopredict.models import convert_channels
 from rnnvision_kit import DataBundle, DataError, UnreadableItem
 from rnnvision_kit.data import FRAME_SUFFIXES, VIDEO_SUFFIXES, FrameSource
 
@@ -107,11 +108,7 @@ class VideoClips(Dataset):
             )
         except DataError as error:
             raise UnreadableItem(path, str(error).removeprefix(f"{path}: ")) from None
-        frames = frames.float().div_(255)
-        if self.channels == 1:
-            weights = frames.new_tensor((0.299, 0.587, 0.114)).view(3, 1, 1)
-            frames = (frames * weights).sum(1, keepdim=True)
-        return frames, index
+        return convert_channels(frames.float().div_(255), self.channels), index
 
 
 def _splits(folder: Path, d: PredictDataConfig) -> dict[str, list[str]]:

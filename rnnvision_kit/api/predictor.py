@@ -280,7 +280,7 @@ class Predictor:
         a record every N frames; ``max_frames``: stop after N; ``out_dir``: files the task
         writes, by default ``RUN_DIR/stream/<source name>``. The task's capability is checked
         now; the frames are read as the generator is iterated."""
-        from rnnvision_kit.data.livestream import FrameStream, stream_protocols
+        from rnnvision_kit.data.livestream import FrameStream, as_trained, stream_protocols
         from rnnvision_kit.runner.stream import output_paths
         from rnnvision_kit.task import StreamFrame
 
@@ -294,7 +294,6 @@ class Predictor:
         if isinstance(frames, str | os.PathLike):
             source = os.fspath(frames)
             stream_protocols(source)  # a bad source name: an error now
-            video = self.spec.kind == "video"
             feed = FrameStream(  # as rnnkit stream reads it (rnnvision_kit.runner.stream)
                 source,
                 size,
@@ -302,8 +301,7 @@ class Predictor:
                 device=self.device,
                 timeout=timeout,
                 max_frames=max_frames,
-                resize=getattr(self.spec, "resize", "stretch"),  # as trained; old runs stretched
-                stride=max(1, int(getattr(self.spec, "stride", 1) or 1)) if video else 1,
+                **as_trained(self.spec),
             )
         else:
             from rnnvision_kit.api.frames import FrameFeed

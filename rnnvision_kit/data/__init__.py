@@ -33,7 +33,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "framecache": ("WHOLE_MAX_FRAMES", "FrameCache"),
     "frames": ("FRAME_SUFFIXES", "FrameSource", "probe_frame_folder", "read_frame_folder"),
     "listing": ("Listing",),
-    "livestream": ("Frame", "FrameStream", "open_frames"),
+    "livestream": ("Frame", "FrameStream", "as_trained", "open_frames"),
     "readable": (
         "Failure",
         "ReadableBatch",
@@ -109,7 +109,7 @@ if TYPE_CHECKING:
         read_frame_folder,
     )
     from rnnvision_kit.data.listing import Listing
-    from rnnvision_kit.data.livestream import Frame, FrameStream, open_frames
+    from rnnvision_kit.data.livestream import Frame, FrameStream, as_trained, open_frames
     from rnnvision_kit.data.readable import (
         Failure,
         ReadableBatch,
@@ -158,6 +158,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "apply_short_policy",
+    "as_trained",
     "build_clip_bundle",
     "cache_dir",
     "channel_statistics",

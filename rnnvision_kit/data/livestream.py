@@ -34,11 +34,11 @@ from rnnvision_kit.data.frames import (
     read_frame_image,
     source_kind,
 )
-from rnnvision_kit.data.geometry import Fit, check_resize, fit, fit_array
-from rnnvision_kit.data.video import open_media
+from rnnvision_kit.data.geometry import Fit, check_resize
+from rnnvision_kit.data.video import fitted_rgb, open_media
 from rnnvision_kit.errors import ConfigError, DataError, reason
 
-__all__ = ["Frame", "FrameStream", "open_frames", "stream_protocols"]
+__all__ = ["Frame", "FrameStream", "as_trained", "open_frames", "stream_protocols"]
 
 QUEUE_FRAMES = 4  # decoded frames waiting for the model (bounds memory on a fast source)
 POLL_S = 0.05  # how often waits look at Ctrl-C and stop requests
@@ -446,7 +446,15 @@ class FrameStream(Generic[FrameT]):
                     bad_in_a_row = 0
                     seconds = frame.time if frame.time is not None else index / fps
                     first_time = seconds if first_time is None else first_time
-                    array = None if index % self.stride else self._convert(reformatter, fits, frame)
+                    array = (
+                        None
+                        if index % self.stride
+                        else np.ascontiguousarray(
+                            fitted_rgb(
+                                frame, (self.height, self.width), self.resize, reformatter, fits
+                            )
+                        )
+                    )
                     if not self._put_frame(index, round(seconds - first_time, 6), array):
                         return
                     index += 1
@@ -454,18 +462,13 @@ class FrameStream(Generic[FrameT]):
         finally:
             container.close()
 
-    def _convert(
-        self, reformatter: VideoReformatter, fits: dict[tuple[int, int], Fit], frame: Any
-    ) -> np.ndarray:
-        """``frame`` as ``H,W,3`` uint8 RGB at the model's size, as ``resize`` says (as
-        :func:`~rnnvision_kit.data.read_frames` converts it)."""
-        source = (frame.height, frame.width)
-        geometry = fits.get(source) or fits.setdefault(
-            source, fit(source, (self.height, self.width), self.resize)
-        )
-        height, width = geometry.scaled
-        rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
-        return np.ascontiguousarray(fit_array(rgb, geometry))
+
+def as_trained(spec: Any) -> dict[str, Any]:
+    """The :class:`FrameStream` keywords that read frames as a run's ``spec`` was trained:
+    ``resize`` (its fit; specs without one, and runs saved before it, stretched) and, for a
+    ``video`` spec, ``stride`` (every ``spec.stride``-th frame; the others count as read)."""
+    stride = getattr(spec, "stride", 1) if getattr(spec, "kind", None) == "video" else 1
+    return {"resize": getattr(spec, "resize", "stretch"), "stride": max(1, int(stride or 1))}
 
 
 def _is_pipe(path: str) -> bool:

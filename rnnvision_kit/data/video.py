@@ -530,6 +530,23 @@ def _open_error(name: str, error: BaseException) -> DataError:
     return DataError(f"{name}: cannot read video ({reason(error)})")
 
 
+def fitted_rgb(
+    frame: Any,
+    size: tuple[int, int],
+    resize: str,
+    reformatter: VideoReformatter,
+    fits: dict[tuple[int, int], Fit],
+) -> np.ndarray:
+    """A decoded PyAV ``frame`` as ``H,W,3`` uint8 RGB at ``size``, fitted as ``resize`` says
+    (:mod:`rnnvision_kit.data.geometry`). ``reformatter`` and ``fits`` (the geometry per source
+    size) are kept by the caller across the frames of one video."""
+    source = (frame.height, frame.width)
+    geometry = fits.get(source) or fits.setdefault(source, fit(source, size, resize))
+    height, width = geometry.scaled
+    rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24").to_ndarray()
+    return fit_array(rgb, geometry)
+
+
 def read_frames(
     path: str | os.PathLike[str],
     frame_indices: Sequence[int],
@@ -580,17 +597,7 @@ def read_frames(
             for row, frame in enumerate(frames):
                 rgb = arrays.get(id(frame))
                 if rgb is None:
-                    source = (frame.height, frame.width)
-                    geometry = fits.get(source) or fits.setdefault(
-                        source, fit(source, (height, width), resize)
-                    )
-                    scaled_h, scaled_w = geometry.scaled
-                    rgb = fit_array(
-                        reformatter.reformat(
-                            frame, width=scaled_w, height=scaled_h, format="rgb24"
-                        ).to_ndarray(),
-                        geometry,
-                    )
+                    rgb = fitted_rgb(frame, (height, width), resize, reformatter, fits)
                     arrays = {id(frame): rgb}  # repeats are adjacent: keep only the last
                 out[row] = rgb.transpose(2, 0, 1)
     except DataError:

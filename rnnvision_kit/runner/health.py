@@ -76,17 +76,20 @@ def notices(
     """The notices of a run from its epochs' rows (``metrics.jsonl``: ``step``,
     ``train/clipped``, ``train/grad_norm``, ``val/samples``); ``max_steps``: the
     ``train.max_steps_per_epoch`` the run set (epochs it shortened draw no steps notice)."""
-    found: list[str | None] = [clipped_notice(rows, grad_clip)]
-    steps = steps_per_epoch(rows)
-    if steps is not None and steps != max_steps:  # not when train.max_steps_per_epoch chose it
-        found.append(steps_notice(steps, batch_size * accumulate, train_samples))
+    clipped = clipped_notice(rows, grad_clip)
     val = [r["val/samples"] for r in rows if isinstance(r.get("val/samples"), int | float)]
-    found.append(validation_notice(int(val[-1]) if val else None))
-    return [line for line in found if line is not None]
+    return ([clipped] if clipped else []) + start_notices(
+        steps_per_epoch(rows),
+        batch_size=batch_size,
+        accumulate=accumulate,
+        train_samples=train_samples,
+        val_samples=int(val[-1]) if val else None,
+        max_steps=max_steps,
+    )
 
 
 def start_notices(
-    steps_per_epoch: int,
+    steps_per_epoch: int | None,
     *,
     batch_size: int,
     accumulate: int = 1,
@@ -95,10 +98,10 @@ def start_notices(
     max_steps: int | None = None,
 ) -> list[str]:
     """The notices known before training: too few optimizer steps per epoch (not when
-    ``train.max_steps_per_epoch`` chose them) and a validation split too small to choose the
-    best checkpoint on. The run prints them once, at its start."""
+    ``train.max_steps_per_epoch`` chose them; none without a count) and a validation split too
+    small to choose the best checkpoint on. The run prints them once, at its start."""
     found: list[str | None] = []
-    if steps_per_epoch != max_steps:
+    if steps_per_epoch is not None and steps_per_epoch != max_steps:
         found.append(steps_notice(steps_per_epoch, batch_size * accumulate, train_samples))
     found.append(validation_notice(val_samples))
     return [line for line in found if line is not None]

@@ -121,11 +121,6 @@ def parameter_counts(model: nn.Module) -> ParameterCounts:
     return ParameterCounts(used, trainable, unused)
 
 
-def count_parameters(model: nn.Module) -> int:
-    """The parameters ``model`` uses (:func:`parameter_counts`)."""
-    return parameter_counts(model).used
-
-
 def train(
     registries: Registries,
     config: RunConfig,

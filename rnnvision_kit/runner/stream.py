@@ -23,7 +23,7 @@ from typing import IO, Any
 
 import torch
 
-from rnnvision_kit.data.livestream import FrameStream, open_frames, stream_protocols
+from rnnvision_kit.data.livestream import FrameStream, as_trained, open_frames, stream_protocols
 from rnnvision_kit.errors import ConfigError
 from rnnvision_kit.registry import Registries
 from rnnvision_kit.runner.pipeline import load_for_inference
@@ -108,26 +108,6 @@ class StreamSummary:
             f"{self.realtime_factor:.2f} (of {self.source_fps:g} fps)"
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """The summary as a JSON-able record: the counts (``read``, ``processed``, ``stride``,
-        ``skipped``, ``dropped``, ``records``), the rates and why the stream ended."""
-        return {
-            "source": self.source,
-            "frames_read": self.read,
-            "frames_processed": self.frames_processed,
-            "stride": self.stride,
-            "skipped": self.skipped,
-            "dropped": self.dropped,
-            "records": self.records,
-            "wall_s": round(self.wall_s, 3),
-            "processed_fps": round(self.fps, 3),
-            "ms_per_processed_frame": round(self.ms_per_frame, 3),
-            "realtime_factor": round(self.realtime_factor, 3),
-            "source_fps": self.source_fps,
-            "ended": self.ended,
-            "error": self.error,
-        }
-
 
 def _ordinal(n: int) -> str:
     """``2nd``, ``3rd``, ``4th``, ``11th``, ``21st``."""
@@ -205,9 +185,9 @@ def stream_run(
     device = select_device(saved.config.train.device)
     model = built.model.to(device).eval()
     spec = built.spec
-    # a video model reads every stride-th frame (its training spacing): the others are decoded
-    # but not converted, and count as read, not processed
-    stride = max(1, int(getattr(spec, "stride", 1) or 1)) if spec.kind == "video" else 1
+    # frames fitted as in training; a video model reads every stride-th frame (the others are
+    # decoded but not converted, and count as read, not processed)
+    reading = as_trained(spec)
     frames = FrameStream(
         source,
         (spec.height, spec.width),
@@ -217,8 +197,7 @@ def stream_run(
         max_frames=max_frames,
         realtime=realtime,
         allow_protocols=allow_protocols,
-        resize=getattr(spec, "resize", "stretch"),  # as the model was trained; old runs stretched
-        stride=stride,
+        **reading,
     )
     records_file, out_dir, video_out = output_paths(out, Path(run_dir), frames.name)
     ctx = StreamContext(
@@ -260,5 +239,5 @@ def stream_run(
         records_to=str(records_file) if records_file is not None else "stdout",
         error=frames.error,
         processed=frames.processed,
-        stride=stride,
+        stride=frames.stride,
     )
