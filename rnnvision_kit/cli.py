@@ -887,6 +887,34 @@ cli.add_command(sweep_command)
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``rnnkit`` and ``python -m rnnvision_kit``."""
+    try:
+        _main(argv)
+    except SystemExit as done:
+        _leave_process_group(done.code)
+        raise
+    _leave_process_group(None)
+
+
+def exit_status(code: object) -> int:
+    """The process exit status ``sys.exit(code)`` gives (a message: printed, and 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    click.echo(str(code), err=True)
+    return 1
+
+
+def _leave_process_group(code: object) -> None:
+    """A DDP rank (it joined a process group) ends here, without the interpreter's finalization:
+    see :func:`rnnvision_kit.runner.distributed.exit_without_finalizing`. torch is not imported
+    for this: a process that never imported the module never joined a group."""
+    distributed = sys.modules.get("rnnvision_kit.runner.distributed")
+    if distributed is not None and distributed.joined_process_group():
+        distributed.exit_without_finalizing(exit_status(code))
+
+
+def _main(argv: Sequence[str] | None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:

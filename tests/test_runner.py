@@ -276,3 +276,31 @@ def test_gpu_settings_on_the_cpu_are_one_line_errors(
     result = rnnkit("run", *SMALL, "--set", setting)
     assert result.returncode == 2
     assert result.stderr.strip().startswith(f"rnnkit: error: {message}")
+
+
+def test_a_ddp_rank_ends_without_finalizing_yet_runs_atexit_and_flushes(tmp_path: Path) -> None:
+    # exit_without_finalizing (how the CLI ends a process that joined a process group) must keep
+    # what an ordinary exit gives: atexit handlers run, buffered output written, the exit status.
+    marker = tmp_path / "atexit-ran"
+    script = (
+        "import atexit, pathlib, sys\n"
+        "from rnnvision_kit.runner.distributed import exit_without_finalizing\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "sys.stderr.write('error line')\n"
+        "exit_without_finalizing(3)\n"
+        "print('never')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "buffered, no newline"
+    assert done.stderr == "error line"
+    assert marker.read_text() == "yes"
+
+
+def test_exit_status_follows_sys_exit() -> None:
+    from rnnvision_kit.cli import exit_status
+
+    assert exit_status(None) == 0
+    assert exit_status(4) == 4
+    assert exit_status("rnnkit: a message") == 1

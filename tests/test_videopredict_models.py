@@ -47,8 +47,11 @@ def test_copy_last_repeats_the_last_context_frame() -> None:
     assert torch.equal(out[:, 2:], frames[:, 2:3].expand(-1, 4, -1, -1, -1))
 
 
-def test_mingru_scan_equals_its_steps() -> None:
-    model = build_predictor("mingru", 1, 1, 4, 8, 2, 3).eval()
+@pytest.mark.parametrize("out_kernel", [None, 1])
+def test_mingru_scan_equals_its_steps(out_kernel: int | None) -> None:
+    model = build_predictor("mingru", 1, 1, 4, 8, 2, 3, out_kernel=out_kernel).eval()
+    kernels = {cell.out.kernel_size for cell in model.layer_list()}  # type: ignore[attr-defined]
+    assert kernels == {(out_kernel or 3,) * 2}
     frames = torch.rand(2, 7, 1, 16, 16)
     with torch.no_grad():
         parallel = model(frames, 7, 1)
@@ -142,3 +145,16 @@ def test_training_sequences_are_new_each_epoch_and_reproducible() -> None:
     assert torch.equal(first, data[1][0])  # same epoch, same index: same sequence
     data.set_epoch(1)
     assert not torch.equal(first, data[1][0])
+
+
+def test_out_kernel_is_mingrus_alone() -> None:
+    from rnnkit_videopredict.config import defaults
+
+    from rnnvision_kit.config import validate
+
+    config = defaults()
+    config.model.out_kernel = 1
+    validate(config)  # mingru, the default
+    config.model.name = "convlstm"
+    with pytest.raises(ConfigError, match="model.out_kernel: only mingru"):
+        validate(config)

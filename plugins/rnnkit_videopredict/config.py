@@ -66,6 +66,9 @@ class PredictModelConfig(HeadConfig):
     layers: int = setting(2, ge=1, le=16)  # recurrent layers
     hidden: int = setting(32, ge=1)  # channels of each layer
     kernel: int = setting(3, ge=1, odd=True)  # convolution kernel size
+    # mingru: kernel of each layer's output convolution (1: a pointwise mix, the cheaper
+    # layer); None: model.kernel
+    out_kernel: int | None = setting(None, ge=1, odd=True)
     out_channels: int | None = setting(None, ge=1)  # predicted channels (1 or 3); None: data's
     # training inputs of the horizon frames: rollout (the model's own predictions, as at
     # evaluation) or teacher (the true frames: every step in parallel for mingru)
@@ -92,6 +95,11 @@ class PredictModelConfig(HeadConfig):
                 f"predrnn), not {m.name}"
             ),
             lambda m: m.feed != "reverse-ss" or m.name in ("convlstm", "convgru", "predrnn"),
+        ),
+        Rule(
+            "out_kernel",
+            lambda m: f"only mingru has output convolutions, not {m.name}",
+            lambda m: m.out_kernel is None or m.name == "mingru",
         ),
     )
 

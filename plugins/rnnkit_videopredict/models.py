@@ -147,9 +147,12 @@ class _Stack(FramePredictor):
         self.hidden, self.layers = hidden, layers
         self.decode = nn.Conv2d(hidden, out_channels * patch * patch, 1)
         self.cells = nn.ModuleList(
-            type(self).cell(self.first_input() if i == 0 else hidden, hidden, kernel)
+            self.make_cell(self.first_input() if i == 0 else hidden, hidden, kernel)
             for i in range(layers)
         )
+
+    def make_cell(self, inputs: int, hidden: int, kernel: int) -> nn.Module:
+        return type(self).cell(inputs, hidden, kernel)
 
     def first_input(self) -> int:
         return self.in_channels * self.patch * self.patch
@@ -230,14 +233,17 @@ class PredRNNPredictor(_Stack):
 
 class ConvMinGRULayer(nn.Module):
     """``z_t, h~_t`` from convolutions of the input alone; ``h_t = (1 - z_t) h_{t-1} + z_t h~_t``
-    (a linear scan over time); output ``skip(x_t) + conv(gelu(h_t))``."""
+    (a linear scan over time); output ``skip(x_t) + conv(gelu(h_t))``, that convolution's kernel
+    ``out_kernel`` (default ``kernel``)."""
 
-    def __init__(self, inputs: int, hidden: int, kernel: int) -> None:
+    def __init__(
+        self, inputs: int, hidden: int, kernel: int, out_kernel: int | None = None
+    ) -> None:
         super().__init__()
-        pad = kernel // 2
+        out_kernel = out_kernel or kernel
         self.hidden = hidden
-        self.gates = nn.Conv2d(inputs, 2 * hidden, kernel, padding=pad)
-        self.out = nn.Conv2d(hidden, hidden, kernel, padding=pad)
+        self.gates = nn.Conv2d(inputs, 2 * hidden, kernel, padding=kernel // 2)
+        self.out = nn.Conv2d(hidden, hidden, out_kernel, padding=out_kernel // 2)
         self.skip: nn.Module = nn.Conv2d(inputs, hidden, 1) if inputs != hidden else nn.Identity()
 
     def coefficients(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -276,6 +282,22 @@ class MinGRUPredictor(_Stack):
     when teacher-forced) run as parallel scans, the rollout step by step with the state carried."""
 
     cell = ConvMinGRULayer
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        patch: int,
+        hidden: int,
+        layers: int,
+        kernel: int,
+        out_kernel: int | None = None,
+    ) -> None:
+        self.out_kernel = out_kernel or kernel  # read by make_cell, in super().__init__
+        super().__init__(in_channels, out_channels, patch, hidden, layers, kernel)
+
+    def make_cell(self, inputs: int, hidden: int, kernel: int) -> nn.Module:
+        return ConvMinGRULayer(inputs, hidden, kernel, self.out_kernel)
 
     def layer_list(self) -> list[ConvMinGRULayer]:
         return [cast(ConvMinGRULayer, cell) for cell in self.cells]
@@ -396,11 +418,15 @@ def build_predictor(
     layers: int,
     kernel: int,
     reverse_ss_steps: int = 0,
+    out_kernel: int | None = None,
 ) -> FramePredictor:
     """The model ``name`` (``copy-last`` or one of :data:`MODELS`); ``reverse_ss_steps > 0``:
-    trained with reverse scheduled sampling (the models that step frame by frame only)."""
+    trained with reverse scheduled sampling (the models that step frame by frame only);
+    ``out_kernel``: mingru's output convolutions' kernel (default ``kernel``)."""
     if name == "copy-last":
         return CopyLast(in_channels, out_channels)
+    if name == "mingru":
+        return MinGRUPredictor(in_channels, out_channels, patch, hidden, layers, kernel, out_kernel)
     model = MODELS[name](in_channels, out_channels, patch, hidden, layers, kernel)
     if reverse_ss_steps:
         if name not in STEPPED:

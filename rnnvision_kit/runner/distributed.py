@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import sys
 from collections.abc import Iterator, Sized
 from dataclasses import dataclass
-from typing import cast
+from typing import NoReturn, cast
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
+
+_joined = False  # this process joined a process group (whose worker threads outlive it)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ def init_distributed(device_name: str = "auto", backend: str = "auto") -> DistIn
         if use_cuda:
             torch.cuda.set_device(local_rank % torch.cuda.device_count())
         dist.init_process_group(backend=process_group_backend(backend, use_cuda))
+        global _joined
+        _joined = True
     return DistInfo(rank, world_size, local_rank)
 
 
@@ -54,8 +61,34 @@ def process_group_backend(backend: str, use_cuda: bool) -> str:
 
 
 def shutdown_distributed() -> None:
+    """Leave the process group (a no-op outside DDP)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def joined_process_group() -> bool:
+    """Whether this process joined a process group (:func:`init_distributed` under torchrun)."""
+    return _joined
+
+
+def exit_without_finalizing(code: int) -> NoReturn:
+    """End a process that joined a process group: ``atexit`` handlers, flushed output, then
+    ``os._exit(code)``, skipping the interpreter's finalization.
+
+    gloo's worker threads outlive ``destroy_process_group`` (something in C++ keeps the group),
+    and a worker that frees a collective's Python-made tensor (``all_gather_object``'s) must take
+    the GIL. If the interpreter has begun to finalize, taking it ends the thread, and that
+    thread's unwinding through a ``noexcept`` destructor aborts the process ("terminate called
+    without an active exception", exit -6; pytorch/pytorch#190489). It happened to the rank that
+    finished first, in about one 2-process run in ten on a loaded 2-core machine, after all of
+    the run's work was done, and a barrier before leaving did not prevent it. Nothing is left to
+    finalize that matters: files are closed where written, and ``multiprocessing`` ends its
+    children from its ``atexit`` handler, as ``multiprocessing``'s own workers end."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed, or a broken pipe
+            stream.flush()
+    os._exit(code)
 
 
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
