@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -892,6 +893,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     except SystemExit as done:
         _leave_process_group(done.code)
         raise
+    except BaseException:  # an error --debug re-raises, or a bug: the traceback, exit 1
+        if _joined_process_group():
+            traceback.print_exc()
+            _leave_process_group(1)
+        raise
     _leave_process_group(None)
 
 
@@ -909,9 +915,13 @@ def _leave_process_group(code: object) -> None:
     """A DDP rank (it joined a process group) ends here, without the interpreter's finalization:
     see :func:`rnnvision_kit.runner.distributed.exit_without_finalizing`. torch is not imported
     for this: a process that never imported the module never joined a group."""
+    if _joined_process_group():
+        sys.modules["rnnvision_kit.runner.distributed"].exit_without_finalizing(exit_status(code))
+
+
+def _joined_process_group() -> bool:
     distributed = sys.modules.get("rnnvision_kit.runner.distributed")
-    if distributed is not None and distributed.joined_process_group():
-        distributed.exit_without_finalizing(exit_status(code))
+    return distributed is not None and distributed.joined_process_group()
 
 
 def _main(argv: Sequence[str] | None) -> None:

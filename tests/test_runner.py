@@ -304,3 +304,29 @@ def test_exit_status_follows_sys_exit() -> None:
     assert exit_status(None) == 0
     assert exit_status(4) == 4
     assert exit_status("rnnkit: a message") == 1
+
+
+@pytest.mark.parametrize(("debug", "status"), [(False, 2), (True, 1)])
+def test_a_ddp_rank_keeps_its_exit_status_and_error(debug: bool, status: int) -> None:
+    # The CLI ends a process that joined a process group through exit_without_finalizing: an
+    # error still prints its line (or, with --debug, its traceback) and exits as it would.
+    # An object that says when the interpreter's finalization frees it: it must not get there.
+    script = (
+        "import sys\n"
+        "import rnnvision_kit.runner.distributed as distributed\n"
+        "from rnnvision_kit.cli import main\n"
+        "class Finalized:\n"
+        "    def __del__(self): sys.stderr.write('finalized')\n"
+        "witness = Finalized()\n"
+        "distributed._joined = {joined}  # True: as init_distributed leaves it under torchrun\n"
+        f"main([*{['--debug'] if debug else []!r}, 'run', '--task', 'no-such-task'])\n"
+        "print('never')\n"
+    )
+    for joined in (False, True):
+        done = subprocess.run(
+            [sys.executable, "-c", script.format(joined=joined)], capture_output=True, text=True
+        )
+        assert done.returncode == status, done.stderr
+        assert "no-such-task" in done.stderr and "never" not in done.stdout
+        assert ("Traceback" in done.stderr) is debug
+        assert ("finalized" in done.stderr) is not joined
