@@ -281,8 +281,6 @@ class MinGRUPredictor(_Stack):
     """A stack of convolutional minGRU layers: given inputs (the context; the whole sequence
     when teacher-forced) run as parallel scans, the rollout step by step with the state carried."""
 
-    cell = ConvMinGRULayer
-
     def __init__(
         self,
         in_channels: int,
