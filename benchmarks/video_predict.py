@@ -59,17 +59,18 @@ def model_of(name: str, args: argparse.Namespace) -> FramePredictor:
     patch = 1 if name == "copy-last" else args.patch
     base, out_kernel = ("mingru", 1) if name == "mingru-k1" else (name, None)
     return build_predictor(
-        base, 1, 1, patch, args.hidden, args.layers, args.kernel, out_kernel=out_kernel
-    )
+        base, 1, 1, patch, args.hidden, args.layers, args.kernel, out_kernel=out_kernel,
+        shift=min(args.shift, args.layers),
+    )  # fmt: skip
 
 
 def train(model: FramePredictor, data: FreshSequences, args: argparse.Namespace) -> list[float]:
     """Whole epochs until ``--minutes`` have passed (or ``--epochs`` of them); the seconds of
     each epoch. The cosine decays over the budget: the time, or the epochs."""
     budget = args.minutes * 60
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, drop_last=True)
-    start, epochs = time.perf_counter(), []
+    start, epochs, total = time.perf_counter(), [], 0.0
     model.train()
     while (len(epochs) < args.epochs) if args.epochs else (time.perf_counter() - start < budget):
         data.set_epoch(len(epochs))
@@ -80,14 +81,19 @@ def train(model: FramePredictor, data: FreshSequences, args: argparse.Namespace)
             else:
                 done = min(1.0, (time.perf_counter() - start) / budget)
             for group in optimizer.param_groups:
-                group["lr"] = LR * 0.5 * (1 + math.cos(math.pi * done))
+                group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * done))
             frames = frames[:, : args.context + args.horizon]
             preds = model(frames, args.context, args.horizon, args.feed == "teacher")
             loss = F.mse_loss(preds, frames[:, 1:])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            total += float(loss.detach())
         epochs.append(time.perf_counter() - began)
+        if getattr(args, "log_every", 0) and len(epochs) % args.log_every == 0:
+            mean, total = total / (args.log_every * len(loader)), 0.0
+            elapsed = (time.perf_counter() - start) / 60
+            print(f"    epoch {len(epochs)}: train loss {mean:.5f}, {elapsed:.1f} min", flush=True)
     return epochs
 
 
@@ -122,6 +128,13 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--kernel", type=int, default=3)
+    parser.add_argument(
+        "--shift", type=int, default=1, help="mingru's layers that read x_t - x_{t-1} (0: plain)"
+    )
+    parser.add_argument("--lr", type=float, default=LR)
+    parser.add_argument(
+        "--log-every", type=int, default=0, help="print the train loss every N epochs"
+    )
     parser.add_argument("--feed", choices=["rollout", "teacher"], default="rollout")
     parser.add_argument("--mnist", help="a folder of MNIST's idx files (default: load_digits)")
     parser.add_argument("--threads", type=int, default=1)
@@ -149,7 +162,8 @@ def main() -> None:
         f"Moving MNIST ({'MNIST' if folder else 'load_digits'} digits), 64x64, 10 in, 10 out; "
         f"{budget} per model on {args.threads} thread(s), epochs of "
         f"{args.train_sequences} fresh sequences, batch {args.batch_size}, feed {args.feed}; "
-        f"patch {args.patch}, {args.layers} layers of {args.hidden}, kernel {args.kernel}; "
+        f"patch {args.patch}, {args.layers} layers of {args.hidden}, kernel {args.kernel}, "
+        f"mingru shift {min(args.shift, args.layers)}, lr {args.lr:g}; "
         f"{args.test_sequences} test sequences"
     )
     rows: list[dict[str, Any]] = []

@@ -317,7 +317,7 @@ def _check_eval_settings(host: PluginHost, run_dir: Path, values: dict[str, Any]
     """A bad ``eval --set``/``--data`` is one line before torch is imported: the settings on
     the run's ``config.yaml``, validated, when its task declares light defaults (``config=``).
     Anything else about the run folder is left to the checks that read its checkpoint."""
-    from rnnvision_kit.config import apply_mapping, load_yaml, validate
+    from rnnvision_kit.config import apply_mapping, apply_recorded, load_yaml, validate
     from rnnvision_kit.errors import RnnkitError
     from rnnvision_kit.task import declared_defaults
 
@@ -332,7 +332,7 @@ def _check_eval_settings(host: PluginHost, run_dir: Path, values: dict[str, Any]
         config = declared_defaults(host.registries.tasks.get(name), name)
         if config is None:
             return
-        apply_mapping(config, saved)
+        apply_recorded(config, saved)
     except RnnkitError:
         return  # the run folder itself is odd: the full load names what is wrong
     apply_mapping(config, values)

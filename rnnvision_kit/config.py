@@ -9,6 +9,7 @@ import torch: a command reports a bad setting before the heavy imports.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import difflib
 import math
@@ -106,12 +107,20 @@ def setting(
     nonempty: bool = False,
     odd: bool = False,
     length: tuple[int, ...] = (),
+    before: Any = dataclasses.MISSING,
 ) -> Any:
     """A config field with declared value checks, e.g. ``hidden_size: int = setting(128, ge=1)``
     or ``dropout: float = setting(0.1, ge=0, lt=1)``. :func:`validate` checks every declared
-    field of a run config in one place (each item of a list); ``None`` always passes."""
+    field of a run config in one place (each item of a list); ``None`` always passes.
+
+    ``before``: for a setting added after runs were recorded without it, the value those runs
+    had (the behaviour before the setting existed); :func:`apply_recorded` gives it to a saved
+    run whose ``config.yaml`` lacks the key, while new runs get ``default``."""
     constraint = Constraint(ge, gt, le, lt, nonempty, odd, length)
-    return field(default=default, default_factory=default_factory, metadata={"check": constraint})
+    metadata: dict[str, Any] = {"check": constraint}
+    if before is not dataclasses.MISSING:
+        metadata["before"] = before
+    return field(default=default, default_factory=default_factory, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -477,6 +486,25 @@ def apply_mapping(config: Any, values: Mapping[str, Any], prefix: str = "") -> N
     """Apply a nested mapping (as read from YAML) onto ``config``."""
     for key, value in values.items():
         set_value(config, f"{prefix}{key}", value)
+
+
+def apply_recorded(config: Any, values: Mapping[str, Any]) -> None:
+    """Apply a saved run's settings (its ``config.yaml``, without ``task``) onto ``config``
+    (the task's defaults): as :func:`apply_mapping`, and each setting declared with
+    ``setting(before=...)`` that ``values`` lacks takes that value, so that a run recorded
+    before the setting existed is rebuilt as it was trained."""
+    apply_mapping(config, values)
+    _fill_before(config, values)
+
+
+def _fill_before(config: Any, values: Mapping[str, Any]) -> None:
+    for f in dataclasses.fields(config):
+        current = getattr(config, f.name)
+        if dataclasses.is_dataclass(current) and not isinstance(current, type):
+            inner = values.get(f.name)
+            _fill_before(current, inner if isinstance(inner, Mapping) else {})
+        elif "before" in f.metadata and f.name not in values:
+            setattr(config, f.name, copy.deepcopy(f.metadata["before"]))
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -12,6 +12,7 @@ from rnnvision_kit.config import (
     RunConfig,
     apply_mapping,
     apply_overrides,
+    apply_recorded,
     load_yaml,
     parse_data_source,
     setting,
@@ -254,3 +255,28 @@ def test_parse_data_source_reads_a_qualified_source_it_knows() -> None:
     assert parse_data_source("video:videofolder", known) == ("video:videofolder", None)
     assert parse_data_source("videofolder:clips", known) == ("videofolder", "clips")
     assert parse_data_source("video:videofolder") == ("video", "videofolder")
+
+
+@dataclass
+class _Later:
+    width: int = setting(8, ge=1)
+    mode: str | None = setting(None, before="old")  # added later; older runs had "old"
+
+
+@dataclass
+class _Outer:
+    inner: _Later = field(default_factory=_Later)
+    top: int = setting(1, before=0)
+
+
+def test_a_setting_added_later_takes_its_before_value_in_older_runs() -> None:
+    old = _Outer()
+    apply_recorded(old, {"inner": {"width": 4}})  # recorded before mode and top existed
+    assert (old.inner.width, old.inner.mode, old.top) == (4, "old", 0)
+    new = _Outer()
+    apply_recorded(new, {"inner": {"width": 4, "mode": None}, "top": 2})  # recorded with them
+    assert (new.inner.mode, new.top) == (None, 2)
+    fresh = _Outer()
+    apply_recorded(fresh, {})  # no section at all: every later setting as before
+    assert (fresh.inner.mode, fresh.top) == ("old", 0)
+    assert (_Outer().inner.mode, _Outer().top) == (None, 1)  # new runs: the default

@@ -135,20 +135,36 @@ def test_stream_steps_as_the_offline_model_reads(
     assert summary["mean_mse"] == pytest.approx(float(mse.mean()), abs=2e-3)
 
 
-def test_export_onnx_steps_as_pytorch(trained: tuple[Path, dict], rnnkit: CliRunner) -> None:
+@pytest.fixture(scope="module")
+def trained_mingru(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One tiny run of the default model: mingru, one layer, its gates reading the frame
+    difference (state: a list of (h, previous input))."""
+    return train_in_process(tmp_path_factory.mktemp("vp-mingru"), *TINY)
+
+
+@pytest.mark.parametrize(
+    ("run", "names"),
+    [
+        ("trained", ["state_layer0_h", "state_layer0_c"]),
+        ("trained_mingru", ["state_layer0_h", "state_layer0_prev"]),
+    ],
+)
+def test_export_onnx_steps_as_pytorch(
+    run: str, names: list[str], request: pytest.FixtureRequest, rnnkit: CliRunner
+) -> None:
+    """The exported step, started from all-zero states, rolls out as the PyTorch model."""
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (export extra)")
-    run_dir = trained[0]
+    run_dir = request.getfixturevalue(run)[0]
     rnnkit("export", str(run_dir), "--format", "onnx", check=True)
     path = run_dir / "export" / "model.onnx"
     sidecar = json.loads(path.with_name("model.onnx.json").read_text())
     assert sidecar["mode"] == "frame-step" and "next frame" in sidecar["frames_out"]
-    names = ["state_layer0_h", "state_layer0_c"]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["frame", *names]
     assert [o.name for o in session.get_outputs()] == ["next_frame", *(f"{n}_out" for n in names)]
     model, _ = _load(run_dir)
     frames = torch.rand(2, 5, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
-    state = [np.zeros((2, 4, SIZE // 4, SIZE // 4), np.float32) for _ in names]
+    state = [np.zeros((2, *i.shape[1:]), np.float32) for i in session.get_inputs()[1:]]
     outs = []
     for t in range(5):
         y, *state = session.run(
@@ -166,7 +182,7 @@ def test_export_names_every_models_state() -> None:
 
     expected = {
         "convgru": ["state_layer0_h", "state_layer1_h"],
-        "mingru": ["state_layer0_h", "state_layer1_h"],
+        "mingru": ["state_layer0_h", "state_layer0_prev", "state_layer1_h"],
         "predrnn": [
             "state_layer0_h",
             "state_layer0_c",
@@ -177,8 +193,22 @@ def test_export_names_every_models_state() -> None:
         "copy-last": [],
     }
     for name, names in expected.items():
-        model = build_predictor(name, 1, 1, 2, 4, 2, 3)
+        model = build_predictor(name, 1, 1, 2, 4, 2, 3, shift=1)
         assert state_layout(model, (1, 8, 8))[1] == names, name
+    plain = build_predictor("mingru", 1, 1, 2, 4, 2, 3, shift=0)  # runs recorded before shift
+    assert state_layout(plain, (1, 8, 8))[1] == ["state_layer0_h", "state_layer1_h"]
+
+
+def test_a_run_recorded_before_model_shift_loads_as_it_was_trained(tmp_path: Path) -> None:
+    """A mingru run whose config.yaml predates ``model.shift`` was trained without it: it loads
+    with ``shift`` 0 (its ``before`` value), not the new default 1 (whose weights differ)."""
+    run_dir, _ = train_in_process(tmp_path, *TINY, "--set", "model.shift=0")
+    config = run_dir / "config.yaml"
+    lines = config.read_text().splitlines(keepends=True)
+    assert sum(line.strip().startswith("shift:") for line in lines) == 1
+    config.write_text("".join(line for line in lines if not line.strip().startswith("shift:")))
+    model, _ = _load(run_dir)
+    assert [cell.shift for cell in model.layer_list()] == [False]  # type: ignore[operator]
 
 
 def test_report_writes_grid_gif_and_error_plot(trained: tuple[Path, dict]) -> None:

@@ -47,11 +47,12 @@ def test_copy_last_repeats_the_last_context_frame() -> None:
     assert torch.equal(out[:, 2:], frames[:, 2:3].expand(-1, 4, -1, -1, -1))
 
 
-@pytest.mark.parametrize("out_kernel", [None, 1])
-def test_mingru_scan_equals_its_steps(out_kernel: int | None) -> None:
-    model = build_predictor("mingru", 1, 1, 4, 8, 2, 3, out_kernel=out_kernel).eval()
-    kernels = {cell.out.kernel_size for cell in model.layer_list()}  # type: ignore[attr-defined]
-    assert kernels == {(out_kernel or 3,) * 2}
+@pytest.mark.parametrize(("out_kernel", "shift"), [(None, 0), (1, 0), (None, 1), (1, 2)])
+def test_mingru_scan_equals_its_steps(out_kernel: int | None, shift: int) -> None:
+    model = build_predictor("mingru", 1, 1, 4, 8, 2, 3, out_kernel=out_kernel, shift=shift).eval()
+    cells = model.layer_list()  # type: ignore[attr-defined]
+    assert {cell.out.kernel_size for cell in cells} == {(out_kernel or 3,) * 2}
+    assert [cell.shift for cell in cells] == [i < shift for i in range(2)]
     frames = torch.rand(2, 7, 1, 16, 16)
     with torch.no_grad():
         parallel = model(frames, 7, 1)
@@ -59,7 +60,37 @@ def test_mingru_scan_equals_its_steps(out_kernel: int | None) -> None:
         for t in range(7):
             y, state = model.step(frames[:, t], state)
             steps.append(y)
+        # the scan's last state goes on as the steps' does: read 4 frames, roll out 3
+        rolled = model(frames, 4, 3)
+        state, manual = None, []
+        for t in range(6):
+            y, state = model.step(frames[:, t] if t < 4 else model.feedback(manual[-1]), state)
+            manual.append(y)
     torch.testing.assert_close(parallel, torch.stack(steps, 1)[:, :7], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rolled, torch.stack(manual, 1), atol=1e-5, rtol=1e-5)
+
+
+def test_shifted_mingru_sees_motion_and_starts_from_a_zero_state() -> None:
+    """With ``shift`` the gates read ``x_t - x_{t-1}``: a frame after a different frame gives
+    another prediction than after itself (plain minGRU's first layer cannot tell); and an
+    all-zero state (as an exported model starts) is the start (None)."""
+    plain = build_predictor("mingru", 1, 1, 4, 8, 1, 3, shift=0).eval()
+    shifted = build_predictor("mingru", 1, 1, 4, 8, 1, 3, shift=1).eval()
+    a, b = torch.rand(2, 1, 1, 16, 16).unbind(0)
+    with torch.no_grad():
+        for model, differs in ((plain, False), (shifted, True)):
+            _, after_a = model.step(a, None)
+            _, after_b = model.step(b, None)
+            y_a, _ = model.step(b, after_a)
+            h_a = after_a[0][0] if differs else after_a[0]
+            h_b = after_b[0][0] if differs else after_b[0]
+            # same h before the step: only the previous input can make the outputs differ
+            after_b_same_h = [(h_a, after_b[0][1])] if differs else [h_a]
+            y_b, _ = model.step(b, after_b_same_h)
+            assert torch.allclose(y_a, y_b) is not differs, model
+            assert not torch.equal(h_a, h_b)
+        zeros = [(torch.zeros(1, 8, 4, 4), torch.zeros(1, 16, 4, 4))]
+        torch.testing.assert_close(shifted.step(a, zeros)[0], shifted.step(a, None)[0])
 
 
 def test_too_few_frames_is_one_line() -> None:
@@ -157,4 +188,21 @@ def test_out_kernel_is_mingrus_alone() -> None:
     validate(config)  # mingru, the default
     config.model.name = "convlstm"
     with pytest.raises(ConfigError, match="model.out_kernel: only mingru"):
+        validate(config)
+
+
+def test_shift_is_mingrus_alone_and_at_most_its_layers() -> None:
+    from rnnkit_videopredict.config import defaults
+
+    from rnnvision_kit.config import validate
+
+    config = defaults()
+    assert config.model.shift is None and config.model.mingru_shift == 1
+    config.model.shift = 2
+    validate(config)  # mingru, 2 layers
+    config.model.layers = 1
+    with pytest.raises(ConfigError, match=r"model.shift: 2 exceeds the 1 layer\(s\)"):
+        validate(config)
+    config.model.name, config.model.layers = "convgru", 2
+    with pytest.raises(ConfigError, match="model.shift: only mingru reads the difference"):
         validate(config)

@@ -69,6 +69,10 @@ class PredictModelConfig(HeadConfig):
     # mingru: kernel of each layer's output convolution (1: a pointwise mix, the cheaper
     # layer); None: model.kernel
     out_kernel: int | None = setting(None, ge=1, odd=True)
+    # mingru: how many layers, from the bottom, whose gates also read the difference of
+    # consecutive inputs (x_t - x_{t-1}: motion); 0: the plain minGRU. None: 1 (runs recorded
+    # before this setting: 0)
+    shift: int | None = setting(None, ge=0, before=0)
     out_channels: int | None = setting(None, ge=1)  # predicted channels (1 or 3); None: data's
     # training inputs of the horizon frames: rollout (the model's own predictions, as at
     # evaluation) or teacher (the true frames: every step in parallel for mingru)
@@ -101,7 +105,21 @@ class PredictModelConfig(HeadConfig):
             lambda m: f"only mingru has output convolutions, not {m.name}",
             lambda m: m.out_kernel is None or m.name == "mingru",
         ),
+        Rule(
+            "shift",
+            lambda m: (
+                f"only mingru reads the difference of consecutive inputs, not {m.name}"
+                if m.name != "mingru"
+                else f"{m.shift} exceeds the {m.layers} layer(s) (model.layers)"
+            ),
+            lambda m: m.shift is None or (m.name == "mingru" and m.shift <= m.layers),
+        ),
     )
+
+    @property
+    def mingru_shift(self) -> int:
+        """mingru's shifted layers: ``shift``, else 1 (capped at ``layers``)."""
+        return min(self.layers, 1) if self.shift is None else self.shift
 
 
 PredictConfig = RunConfig[PredictModelConfig, PredictDataConfig]

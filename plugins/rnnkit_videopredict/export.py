@@ -21,25 +21,26 @@ from rnnkit_videopredict.models import FramePredictor
 from rnnvision_kit import Exportable, ExportContext
 
 
-def _layer_names(layers: Any, prefix: str = "state_") -> list[str]:
-    """Names of a list of per-layer states, each ``h`` or ``(h, c)``."""
+def _layer_names(layers: Any, fields: tuple[str, ...], prefix: str = "state_") -> list[str]:
+    """Names of a list of per-layer states, each ``h`` or a tuple named by ``fields``."""
     names = []
     for i, layer in enumerate(layers):
         if isinstance(layer, Tensor):
             names.append(f"{prefix}layer{i}_h")
         else:
-            names.extend(f"{prefix}layer{i}_{k}" for k in "hc"[: len(layer)])
+            names.extend(f"{prefix}layer{i}_{k}" for k in fields[: len(layer)])
     return names
 
 
-def _names(state: Any, count: int) -> list[str]:
+def _names(state: Any, count: int, fields: tuple[str, ...] = ("h", "c")) -> list[str]:
     """``state_<name>`` of each tensor of ``state`` (in ``tree_leaves`` order): layer lists
-    of ``h`` or ``(h, c)``, and PredRNN's ``(layers, m)``; ``state_<i>`` for another shape."""
+    of ``h`` or tuples named by ``fields`` (``(h, c)`` for ConvLSTM, ``(h, prev)`` for a
+    shifted minGRU layer), and PredRNN's ``(layers, m)``; ``state_<i>`` for another shape."""
     try:
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], Tensor):
-            names = [*_layer_names(state[0]), "state_m"]  # predrnn
+            names = [*_layer_names(state[0], fields), "state_m"]  # predrnn
         else:
-            names = _layer_names(state)
+            names = _layer_names(state, fields)
     except TypeError:
         names = []
     if len(names) != count or len(set(names)) != count:
@@ -71,7 +72,8 @@ def state_layout(
     if state is None:
         return None, [], []
     leaves, spec = pytree.tree_flatten(state)
-    return spec, _names(state, len(leaves)), [tuple(leaf.shape[1:]) for leaf in leaves]
+    names = _names(state, len(leaves), model.state_fields)
+    return spec, names, [tuple(leaf.shape[1:]) for leaf in leaves]
 
 
 def export_model(ctx: ExportContext) -> Exportable:

@@ -45,6 +45,8 @@ class FramePredictor(nn.Module):
     """Patches in, ``step`` per frame, next frame out; ``forward`` runs context then rollout."""
 
     reverse_ss_steps = 0  # > 0: PredRNN-V2's reverse scheduled sampling over this many steps
+    # the names of a layer's state tensors when it has several (exported as state_layer0_h ...)
+    state_fields: ClassVar[tuple[str, ...]] = ("h", "c")
     reverse_ss_step: Tensor  # training steps taken (a buffer, only with reverse-ss)
 
     def __init__(self, in_channels: int, out_channels: int, patch: int) -> None:
@@ -147,11 +149,12 @@ class _Stack(FramePredictor):
         self.hidden, self.layers = hidden, layers
         self.decode = nn.Conv2d(hidden, out_channels * patch * patch, 1)
         self.cells = nn.ModuleList(
-            self.make_cell(self.first_input() if i == 0 else hidden, hidden, kernel)
+            self.make_cell(i, self.first_input() if i == 0 else hidden, hidden, kernel)
             for i in range(layers)
         )
 
-    def make_cell(self, inputs: int, hidden: int, kernel: int) -> nn.Module:
+    def make_cell(self, index: int, inputs: int, hidden: int, kernel: int) -> nn.Module:
+        """Layer ``index`` (0: the bottom one)."""
         return type(self).cell(inputs, hidden, kernel)
 
     def first_input(self) -> int:
@@ -234,20 +237,35 @@ class PredRNNPredictor(_Stack):
 class ConvMinGRULayer(nn.Module):
     """``z_t, h~_t`` from convolutions of the input alone; ``h_t = (1 - z_t) h_{t-1} + z_t h~_t``
     (a linear scan over time); output ``skip(x_t) + conv(gelu(h_t))``, that convolution's kernel
-    ``out_kernel`` (default ``kernel``)."""
+    ``out_kernel`` (default ``kernel``).
+
+    ``shift``: the gates read ``[x_t, x_t - x_{t-1}]`` (a token shift, as RWKV's, or Mamba's
+    short causal convolution): the difference of consecutive inputs shows motion, which the
+    gates of the input alone cannot see. The input before the first is black (zeros), so the
+    state is ``(h, x_{t-1})`` and all-zero before the first frame, as an exported model starts.
+    Without ``shift`` the state is ``h``."""
 
     def __init__(
-        self, inputs: int, hidden: int, kernel: int, out_kernel: int | None = None
+        self,
+        inputs: int,
+        hidden: int,
+        kernel: int,
+        out_kernel: int | None = None,
+        shift: bool = False,
     ) -> None:
         super().__init__()
         out_kernel = out_kernel or kernel
-        self.hidden = hidden
-        self.gates = nn.Conv2d(inputs, 2 * hidden, kernel, padding=kernel // 2)
+        self.hidden, self.shift = hidden, shift
+        gate_inputs = 2 * inputs if shift else inputs
+        self.gates = nn.Conv2d(gate_inputs, 2 * hidden, kernel, padding=kernel // 2)
         self.out = nn.Conv2d(hidden, hidden, out_kernel, padding=out_kernel // 2)
         self.skip: nn.Module = nn.Conv2d(inputs, hidden, 1) if inputs != hidden else nn.Identity()
 
-    def coefficients(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``a = 1 - z`` and ``b = z * h~`` of frames ``x`` (``N,C,H,W``)."""
+    def coefficients(self, x: Tensor, previous: Tensor | None) -> tuple[Tensor, Tensor]:
+        """``a = 1 - z`` and ``b = z * h~`` of frames ``x`` (``N,C,H,W``) whose inputs before
+        were ``previous`` (None: black; read only with ``shift``)."""
+        if self.shift:
+            x = torch.cat([x, x if previous is None else x - previous], 1)
         z, candidate = self.gates(x).split(self.hidden, 1)
         z = torch.sigmoid(z)
         return 1 - z, z * candidate
@@ -255,17 +273,28 @@ class ConvMinGRULayer(nn.Module):
     def output(self, x: Tensor, h: Tensor) -> Tensor:
         return self.skip(x) + self.out(F.gelu(h))
 
-    def step(self, x: Tensor, h: Tensor | None) -> tuple[Tensor, Tensor]:
-        a, b = self.coefficients(x)
+    def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """One step: the output and the new state (``h``; ``(h, x)`` with ``shift``)."""
+        h, previous = (
+            (state if self.shift else (state, None)) if state is not None else (None, None)
+        )
+        a, b = self.coefficients(x, previous)
         h = b if h is None else torch.addcmul(b, a, h)
-        return self.output(x, h), h
+        return self.output(x, h), ((h, x) if self.shift else h)
 
-    def sequence(self, x: Tensor, h: Tensor | None) -> tuple[Tensor, Tensor]:
-        """All steps of ``x`` (``B,T,C,H,W``) at once (one scan); returns outputs and the last
-        state."""
+    def sequence(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
+        """All steps of ``x`` (``B,T,C,H,W``) at once (one scan) after ``state`` (None: the
+        start); returns outputs and the last state."""
         bsz, steps = x.shape[:2]
+        h, previous = (
+            (state if self.shift else (state, None)) if state is not None else (None, None)
+        )
+        before = None
+        if self.shift:  # the input before each step
+            first = torch.zeros_like(x[:, :1]) if previous is None else previous.unsqueeze(1)
+            before = torch.cat([first, x[:, :-1]], 1).flatten(0, 1)
         flat = x.flatten(0, 1)
-        a, b = self.coefficients(flat)
+        a, b = self.coefficients(flat, before)
         shape = a.shape[1:]
         hs = linear_scan(
             a.reshape(bsz, steps, -1),
@@ -274,12 +303,17 @@ class ConvMinGRULayer(nn.Module):
         )
         hs = hs.reshape(bsz * steps, *shape)
         out = self.output(flat, hs)
-        return out.view(bsz, steps, *out.shape[1:]), hs.view(bsz, steps, *shape)[:, -1]
+        last = hs.view(bsz, steps, *shape)[:, -1]
+        return out.view(bsz, steps, *out.shape[1:]), ((last, x[:, -1]) if self.shift else last)
 
 
 class MinGRUPredictor(_Stack):
     """A stack of convolutional minGRU layers: given inputs (the context; the whole sequence
-    when teacher-forced) run as parallel scans, the rollout step by step with the state carried."""
+    when teacher-forced) run as parallel scans, the rollout step by step with the state carried.
+    The bottom ``shift`` layers' gates also read the difference of consecutive inputs
+    (:class:`ConvMinGRULayer`); their state is ``(h, previous input)``."""
+
+    state_fields = ("h", "prev")
 
     def __init__(
         self,
@@ -290,12 +324,14 @@ class MinGRUPredictor(_Stack):
         layers: int,
         kernel: int,
         out_kernel: int | None = None,
+        shift: int = 0,
     ) -> None:
-        self.out_kernel = out_kernel or kernel  # read by make_cell, in super().__init__
+        # read by make_cell, in super().__init__
+        self.out_kernel, self.shift = out_kernel or kernel, shift
         super().__init__(in_channels, out_channels, patch, hidden, layers, kernel)
 
-    def make_cell(self, inputs: int, hidden: int, kernel: int) -> nn.Module:
-        return ConvMinGRULayer(inputs, hidden, kernel, self.out_kernel)
+    def make_cell(self, index: int, inputs: int, hidden: int, kernel: int) -> nn.Module:
+        return ConvMinGRULayer(inputs, hidden, kernel, self.out_kernel, shift=index < self.shift)
 
     def layer_list(self) -> list[ConvMinGRULayer]:
         return [cast(ConvMinGRULayer, cell) for cell in self.cells]
@@ -308,15 +344,15 @@ class MinGRUPredictor(_Stack):
             new.append(h)
         return self.unpatch(self.decode(x)), new
 
-    def scan(self, frames: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def scan(self, frames: Tensor) -> tuple[Tensor, list[Any]]:
         """Predictions after each of ``frames`` (``B,T,in,H,W``) and the final states."""
         bsz, steps = frames.shape[:2]
         x = self.patches(frames.flatten(0, 1))
         x = x.view(bsz, steps, *x.shape[1:])
         states = []
         for cell in self.layer_list():
-            x, h = cell.sequence(x, None)
-            states.append(h)
+            x, state = cell.sequence(x, None)
+            states.append(state)
         y = self.unpatch(self.decode(x.flatten(0, 1)))
         return y.view(bsz, steps, *y.shape[1:]), states
 
@@ -417,14 +453,18 @@ def build_predictor(
     kernel: int,
     reverse_ss_steps: int = 0,
     out_kernel: int | None = None,
+    shift: int = 0,
 ) -> FramePredictor:
     """The model ``name`` (``copy-last`` or one of :data:`MODELS`); ``reverse_ss_steps > 0``:
     trained with reverse scheduled sampling (the models that step frame by frame only);
-    ``out_kernel``: mingru's output convolutions' kernel (default ``kernel``)."""
+    ``out_kernel``: mingru's output convolutions' kernel (default ``kernel``); ``shift``: how
+    many of mingru's layers, from the bottom, also read the difference of consecutive inputs."""
     if name == "copy-last":
         return CopyLast(in_channels, out_channels)
     if name == "mingru":
-        return MinGRUPredictor(in_channels, out_channels, patch, hidden, layers, kernel, out_kernel)
+        return MinGRUPredictor(
+            in_channels, out_channels, patch, hidden, layers, kernel, out_kernel, shift
+        )
     model = MODELS[name](in_channels, out_channels, patch, hidden, layers, kernel)
     if reverse_ss_steps:
         if name not in STEPPED:

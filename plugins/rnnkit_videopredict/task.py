@@ -95,8 +95,9 @@ class VideoPredictTask(Task):
         out = m.out_channels or spec.channels
         steps = m.reverse_ss_steps if m.feed == "reverse-ss" else 0
         return build_predictor(
-            m.name, spec.channels, out, patch, m.hidden, m.layers, m.kernel, steps, m.out_kernel
-        )
+            m.name, spec.channels, out, patch, m.hidden, m.layers, m.kernel, steps, m.out_kernel,
+            m.mingru_shift,
+        )  # fmt: skip
 
     def step(self, ctx: StepContext, model: nn.Module, batch: object) -> StepOutput:
         assert isinstance(batch, list | tuple)

@@ -21,7 +21,7 @@ from torch import nn
 
 from rnnvision_kit.config import (
     RunConfig,
-    apply_mapping,
+    apply_recorded,
     layered,
     load_yaml,
     parse_data_source,
@@ -331,7 +331,7 @@ def load_run(
         )
     task = open_task(registries, task_name)
     config = task.default_config()
-    apply_mapping(config, {k: v for k, v in saved.items() if k != "task"})
+    apply_recorded(config, {k: v for k, v in saved.items() if k != "task"})
     config.task = task_name
     spec = DataSpec.from_dict(found.state["spec"])
     return SavedRun(folder.path, task, config, spec, found.state, found.path)
