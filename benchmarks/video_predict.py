@@ -4,9 +4,11 @@ copy-last, seconds per epoch and parameters; the parallel layer (mingru) against
 Each model trains in this process for ``--minutes`` of wall time (whole epochs: the last one
 that starts before the budget runs out is finished) on epochs of ``--train-sequences`` fresh
 sequences (the task's ``moving-mnist`` generator: 2 digits, 64x64, 10 in, 10 out; load_digits
-digits, or MNIST's with ``--mnist PATH``), batch ``--batch-size``, Adam at 2e-3 with a cosine
+digits, or MNIST's with ``--mnist PATH``), batch ``--batch-size``, Adam at ``--lr`` (2e-3, the
+task's) with a cosine
 decay over the time budget, the task's loss (the MSE of every next-frame prediction, rolled out
-over the horizon; ``--feed teacher``: teacher-forced). Then it is tested on ``--test-sequences``
+over the horizon; ``--feed teacher``: teacher-forced; a model's ``feed=reverse-ss``: PredRNN-V2's
+reverse scheduled sampling over the ``--epochs``). Then it is tested on ``--test-sequences``
 sequences: the task's test set (fixed seed 2, the rnnkit cache), the same sequences as
 ``rnnkit run --task video-predict --set data.test_sequences=N``. copy-last is not trained.
 
@@ -14,10 +16,14 @@ Metrics as the task reports them: MSE and MAE summed over a frame's pixels (valu
 SSIM, PSNR, averaged over the 10 predicted frames and the sequences.
 
     python benchmarks/video_predict.py [--minutes 1 | --epochs N]
-        [--models copy-last convlstm mingru mingru-k1] [--train-sequences 480]
-        [--test-sequences 300] [--threads 1] [--quick] [--json]
+        [--models copy-last convlstm mingru mingru:layers=1] [--seeds 0 1 2]
+        [--train-sequences 480] [--test-sequences 300] [--threads 1] [--quick] [--json]
 
-``mingru-k1`` is mingru with ``model.out_kernel=1`` (pointwise output convolutions).
+A model is ``NAME[:KEY=N,...]``: its own ``layers``, ``hidden``, ``kernel``, ``out_kernel`` or
+``shift`` (mingru's layers whose gates read ``x_t - x_{t-1}``; ``--shift``, default 1 as the
+task's), and ``feed`` (``rollout``, ``teacher``, ``reverse-ss``), the others from the flags;
+``mingru-k1`` is ``mingru:out_kernel=1``. With several
+``--seeds`` (each seeds the weights and the training sequences) the figures are the means.
 """
 
 from __future__ import annotations
@@ -46,25 +52,62 @@ from rnnkit_videopredict.data import (  # noqa: E402
     stored,
 )
 from rnnkit_videopredict.metrics import NAMES, per_frame  # noqa: E402
-from rnnkit_videopredict.models import FramePredictor, build_predictor  # noqa: E402
+from rnnkit_videopredict.models import STEPPED, FramePredictor, build_predictor  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 DEFAULT_MODELS = ["copy-last", "convlstm", "convgru", "predrnn", "mingru"]
 LR = 2e-3  # the task's default
 
 
-def model_of(name: str, args: argparse.Namespace) -> FramePredictor:
-    """``name``: a task model, or ``mingru-k1`` (mingru with ``model.out_kernel=1``)."""
-    torch.manual_seed(args.seed)
+ALIASES = {"mingru-k1": "mingru:out_kernel=1"}
+OPTIONS = ("layers", "hidden", "kernel", "out_kernel", "shift")  # per-model sizes
+FEEDS = ("rollout", "teacher", "reverse-ss")  # per-model feed=
+
+
+def parse_model(text: str) -> tuple[str, dict[str, Any]]:
+    """``NAME[:key=value,...]`` (keys: :data:`OPTIONS`, integers, and ``feed``, one of
+    :data:`FEEDS`) -> (NAME, settings); ``mingru-k1`` is ``mingru:out_kernel=1``."""
+    name, _, rest = ALIASES.get(text, text).partition(":")
+    if name not in MODELS[:5]:
+        raise argparse.ArgumentTypeError(f"unknown model {name!r} (known: {', '.join(MODELS[:5])})")
+    settings: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        if key == "feed" and value in FEEDS:
+            settings[key] = value
+        elif key in OPTIONS and value.isdigit():
+            settings[key] = int(value)
+        else:
+            raise argparse.ArgumentTypeError(
+                f"{text}: expected KEY=INT with KEY in {', '.join(OPTIONS)}, or feed={'|'.join(FEEDS)}"
+            )
+    if settings.get("feed") == "reverse-ss" and name not in STEPPED:
+        raise argparse.ArgumentTypeError(f"{text}: reverse-ss needs one of {', '.join(STEPPED)}")
+    return name, settings
+
+
+def model_of(text: str, args: argparse.Namespace, seed: int) -> tuple[FramePredictor, str]:
+    """The model ``text`` names (:func:`parse_model`), other settings from ``args``, and its
+    feed. reverse-ss's schedule spans the ``--epochs`` of training."""
+    name, own = parse_model(text)
+    torch.manual_seed(seed)
     patch = 1 if name == "copy-last" else args.patch
-    base, out_kernel = ("mingru", 1) if name == "mingru-k1" else (name, None)
-    return build_predictor(
-        base, 1, 1, patch, args.hidden, args.layers, args.kernel, out_kernel=out_kernel,
-        shift=min(args.shift, args.layers),
+    s = {key: getattr(args, key, None) for key in (*OPTIONS, "feed")} | own
+    steps = 0
+    if s["feed"] == "reverse-ss":
+        if not args.epochs:
+            raise SystemExit(f"{text}: reverse-ss needs --epochs (its schedule spans them)")
+        steps = args.epochs * (args.train_sequences // args.batch_size)
+    model = build_predictor(
+        name, 1, 1, patch, s["hidden"], s["layers"], s["kernel"], reverse_ss_steps=steps,
+        out_kernel=s["out_kernel"], shift=min(s["shift"], s["layers"]),
     )  # fmt: skip
+    return model, s["feed"]
 
 
-def train(model: FramePredictor, data: FreshSequences, args: argparse.Namespace) -> list[float]:
+def train(
+    model: FramePredictor, data: FreshSequences, args: argparse.Namespace, feed: str
+) -> list[float]:
     """Whole epochs until ``--minutes`` have passed (or ``--epochs`` of them); the seconds of
     each epoch. The cosine decays over the budget: the time, or the epochs."""
     budget = args.minutes * 60
@@ -83,7 +126,7 @@ def train(model: FramePredictor, data: FreshSequences, args: argparse.Namespace)
             for group in optimizer.param_groups:
                 group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * done))
             frames = frames[:, : args.context + args.horizon]
-            preds = model(frames, args.context, args.horizon, args.feed == "teacher")
+            preds = model(frames, args.context, args.horizon, feed == "teacher")
             loss = F.mse_loss(preds, frames[:, 1:])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -114,10 +157,15 @@ def test(
     return {name: value / count for name, value in sums.items()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--models", nargs="+", default=DEFAULT_MODELS, choices=[*MODELS[:5], "mingru-k1"]
+        "--models",
+        nargs="+",
+        default=DEFAULT_MODELS,
+        type=lambda text: parse_model(text) and text,  # checked here, parsed again later
+        metavar="NAME[:KEY=N,...]",
+        help=f"models ({', '.join(MODELS[:5])}, mingru-k1), each with its own {', '.join(OPTIONS)}",
     )
     parser.add_argument("--minutes", type=float, default=1.0, help="training budget per model")
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of --minutes")
@@ -135,13 +183,15 @@ def main() -> None:
     parser.add_argument(
         "--log-every", type=int, default=0, help="print the train loss every N epochs"
     )
-    parser.add_argument("--feed", choices=["rollout", "teacher"], default="rollout")
+    parser.add_argument(
+        "--feed", choices=FEEDS[:2], default="rollout", help="a model's own feed= overrides it"
+    )
     parser.add_argument("--mnist", help="a folder of MNIST's idx files (default: load_digits)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="figures: the mean")
     parser.add_argument("--quick", action="store_true", help="smoke run: seconds, not minutes")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.quick:
         args.minutes, args.train_sequences, args.test_sequences = 0.05, 16, 16
         args.hidden, args.layers = 8, 1
@@ -152,7 +202,7 @@ def main() -> None:
     key, folder = _digit_source(d)
     length = d.context + d.horizon
     train_data = FreshSequences(
-        digits_of("train", folder), args.train_sequences, length, d.size, d.digits, 1, args.seed
+        digits_of("train", folder), args.train_sequences, length, d.size, d.digits, 1, args.seeds[0]
     )
     test_data = StoredSequences(
         stored("test", d, args.test_sequences, length, SEEDS["test"], folder, key), 1
@@ -168,16 +218,22 @@ def main() -> None:
     )
     rows: list[dict[str, Any]] = []
     for name in args.models:
-        model = model_of(name, args)
+        runs, later = [], []
+        for seed in [0] if name == "copy-last" else args.seeds:
+            model, feed = model_of(name, args, seed)
+            train_data.seed = seed
+            epochs = [] if name == "copy-last" else train(model, train_data, args, feed)
+            runs.append((len(epochs), test(model, test_data, args)))
+            later += epochs[1:] or epochs  # the first epoch pays for warm-up
+            print(f"  {name}, seed {seed}: {len(epochs)} epoch(s), test MSE "
+                  f"{runs[-1][1]['mse']:.1f}", flush=True)  # fmt: skip
         params = sum(p.numel() for p in model.parameters() if p.requires_grad and p.dim() > 0)
-        epochs = [] if name == "copy-last" else train(model, train_data, args)
-        figures = test(model, test_data, args)
-        # the first epoch pays for warm-up: the later ones' median when there are any
-        later = sorted(epochs[1:] or epochs)
-        per_epoch = later[len(later) // 2] if later else 0.0
-        rows.append({"model": name, "parameters": params, "epochs": len(epochs),
-                     "seconds_per_epoch": per_epoch, **figures})  # fmt: skip
-        print(f"  {name}: {len(epochs)} epoch(s), test MSE {figures['mse']:.1f}", flush=True)
+        later.sort()
+        figures = {key: sum(r[1][key] for r in runs) / len(runs) for key in NAMES}
+        rows.append({"model": name, "parameters": params,
+                     "epochs": sum(r[0] for r in runs) / len(runs),
+                     "seconds_per_epoch": later[len(later) // 2] if later else 0.0,
+                     **figures, "mse_seeds": [r[1]["mse"] for r in runs]})  # fmt: skip
 
     base = next((r for r in rows if r["model"] == "copy-last"), None)
     print()
@@ -185,19 +241,25 @@ def main() -> None:
     for r in rows:
         ratio = f"{r['mse'] / base['mse']:.2f}" if base else "-"
         print(
-            f"{r['model']:<10}  {r['parameters']:>10,}  {r['epochs']:>6}  "
+            f"{r['model']:<10}  {r['parameters']:>10,}  {r['epochs']:>6g}  "
             f"{r['seconds_per_epoch']:>7.1f}  {r['mse']:>5.1f}  {r['mae']:>5.1f}  "
             f"{r['ssim']:>5.3f}  {r['psnr']:>5.2f}  {ratio:>15}"
         )
-    by = {r["model"]: r for r in rows}
-    for name in ("mingru", "mingru-k1"):
-        if name in by and "convlstm" in by:
-            fast, slow = by[name], by["convlstm"]
+    if len(args.seeds) > 1:
+        print(f"(means over seeds {', '.join(map(str, args.seeds))}; s/epoch: the median epoch)")
+        for r in rows:
+            if r["model"] != "copy-last":
+                print(
+                    f"{r['model']}: test MSE per seed {', '.join(f'{m:.1f}' for m in r['mse_seeds'])}"
+                )
+    slow = next((r for r in rows if r["model"] == "convlstm"), None)
+    for fast in rows:
+        if slow and parse_model(fast["model"])[0] == "mingru":
             speed = slow["seconds_per_epoch"] / max(fast["seconds_per_epoch"], 1e-9)
             print(
-                f"{name} against convlstm: {speed:.2f}x faster per epoch (goal >= 3x); test MSE "
-                f"{fast['mse']:.1f} against {slow['mse']:.1f} at the same {budget} "
-                f"({fast['epochs']} against {slow['epochs']} epochs)"
+                f"{fast['model']} against convlstm: {speed:.2f}x faster per epoch (goal >= 3x); "
+                f"test MSE {fast['mse']:.1f} against {slow['mse']:.1f} at the same {budget} "
+                f"({fast['epochs']:g} against {slow['epochs']:g} epochs)"
             )
     if args.json:
         print(json.dumps(rows, indent=1))

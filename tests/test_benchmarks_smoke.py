@@ -87,3 +87,32 @@ def test_presets_are_valid_pixel_settings(name: str) -> None:
     assert config.data.permute is (name == "psmnist")
     assert (config.model.bidirectional, config.model.pooling) == (False, "last")
     assert "rnnkit run --task image-classify --config examples/configs" in preset.read_text()
+
+
+def test_video_predict_compares_models_of_their_own_settings_over_seeds(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bench = script("video_predict")
+    models = [
+        "copy-last",
+        "convlstm",
+        "convgru:feed=reverse-ss",
+        "mingru:layers=1,shift=0",
+        "mingru-k1",
+    ]
+    bench.main(["--quick", "--epochs", "1", "--seeds", "0", "1", "--models", *models, "--json"])
+    printed = capsys.readouterr().out
+    rows = json.loads(printed[printed.index("[") :])
+    by = {row["model"]: row for row in rows}
+    assert list(by) == models
+    assert len(by["convlstm"]["mse_seeds"]) == 2 and len(by["copy-last"]["mse_seeds"]) == 1
+    # its own settings: one plain layer of 8 (--quick), against mingru-k1's one shifted layer
+    assert by["mingru:layers=1,shift=0"]["parameters"] < by["mingru-k1"]["parameters"]
+    assert "mingru-k1 against convlstm:" in printed and "per seed" in printed
+    for model, message in [
+        ("mingru:depth=2", "expected KEY=INT"),
+        ("mingru:feed=reverse-ss", "reverse-ss needs one of convlstm"),
+    ]:
+        with pytest.raises(SystemExit):
+            bench.main(["--quick", "--models", model])
+        assert message in capsys.readouterr().err
