@@ -237,11 +237,13 @@ def main(argv: list[str] | None = None) -> None:
 
     base = next((r for r in rows if r["model"] == "copy-last"), None)
     print()
-    print("model       parameters  epochs  s/epoch    MSE    MAE   SSIM   PSNR  MSE / copy-last")
+    width = max(10, *(len(r["model"]) for r in rows))
+    print(f"{'model':<{width}}  parameters  epochs  s/epoch    MSE    MAE   SSIM   PSNR  "
+          "MSE / copy-last")  # fmt: skip
     for r in rows:
         ratio = f"{r['mse'] / base['mse']:.2f}" if base else "-"
         print(
-            f"{r['model']:<10}  {r['parameters']:>10,}  {r['epochs']:>6g}  "
+            f"{r['model']:<{width}}  {r['parameters']:>10,}  {r['epochs']:>6g}  "
             f"{r['seconds_per_epoch']:>7.1f}  {r['mse']:>5.1f}  {r['mae']:>5.1f}  "
             f"{r['ssim']:>5.3f}  {r['psnr']:>5.2f}  {ratio:>15}"
         )
