@@ -273,11 +273,15 @@ class ConvMinGRULayer(nn.Module):
     def output(self, x: Tensor, h: Tensor) -> Tensor:
         return self.skip(x) + self.out(F.gelu(h))
 
+    def unpack(self, state: Any) -> tuple[Tensor | None, Tensor | None]:
+        """``(h, previous input)`` of a state (None: the start; no previous without shift)."""
+        if state is None:
+            return None, None
+        return state if self.shift else (state, None)
+
     def step(self, x: Tensor, state: Any) -> tuple[Tensor, Any]:
         """One step: the output and the new state (``h``; ``(h, x)`` with ``shift``)."""
-        h, previous = (
-            (state if self.shift else (state, None)) if state is not None else (None, None)
-        )
+        h, previous = self.unpack(state)
         a, b = self.coefficients(x, previous)
         h = b if h is None else torch.addcmul(b, a, h)
         return self.output(x, h), ((h, x) if self.shift else h)
@@ -286,9 +290,7 @@ class ConvMinGRULayer(nn.Module):
         """All steps of ``x`` (``B,T,C,H,W``) at once (one scan) after ``state`` (None: the
         start); returns outputs and the last state."""
         bsz, steps = x.shape[:2]
-        h, previous = (
-            (state if self.shift else (state, None)) if state is not None else (None, None)
-        )
+        h, previous = self.unpack(state)
         before = None
         if self.shift:  # the input before each step
             first = torch.zeros_like(x[:, :1]) if previous is None else previous.unsqueeze(1)
