@@ -118,8 +118,8 @@ class PredictModelConfig(HeadConfig):
 
     @property
     def mingru_shift(self) -> int:
-        """mingru's shifted layers: ``shift``, else 1 (capped at ``layers``)."""
-        return min(self.layers, 1) if self.shift is None else self.shift
+        """mingru's shifted layers: ``shift``, else 1 (``layers`` is at least 1)."""
+        return 1 if self.shift is None else self.shift
 
 
 PredictConfig = RunConfig[PredictModelConfig, PredictDataConfig]
